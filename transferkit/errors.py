@@ -1,0 +1,41 @@
+"""User-facing errors.
+
+Every mistake a user can make (an unknown name, a wrong shape, NaN values, a missing file) raises
+:class:`TransferkitError` with a message that says what was wrong and how to fix it. The CLI turns it
+into a one-line message and exit code 2; library users can catch it as a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["TransferkitError", "DataMissingError", "did_you_mean", "unknown_name"]
+
+
+class TransferkitError(ValueError):
+    """Something the user asked for cannot be done; the message says why and what to do."""
+
+
+class DataMissingError(TransferkitError, FileNotFoundError):
+    """A data file is not where transferkit looked for it."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest valid names, or ``""`` when none is close."""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    if not close:
+        lowered = [c for c in choices if name.lower() in c.lower() or c.lower() in name.lower()]
+        close = lowered[:3]
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str]) -> TransferkitError:
+    """Build the error for an unknown data set, domain, method or parameter name."""
+    choices = sorted(set(choices))
+    return TransferkitError(
+        f"unknown {kind} '{name}'.{did_you_mean(name, choices)} Valid: {', '.join(choices)}."
+    )
