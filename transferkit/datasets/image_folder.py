@@ -1,0 +1,64 @@
+"""Your own images: one folder per domain, one sub-folder per class.
+
+::
+
+    root/
+      <domain>/<class>/<image>     labelled images
+      <domain>/<image>             images of a domain without labels (label -1)
+
+Images are read with Pillow, converted to RGB, resized to ``image_size`` and returned as float32
+arrays ``(n, 3, H, W)`` in [0, 1]. Class names are the sorted union of the class folders of all
+domains, so the same name has the same label everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.domains import UNLABELLED, DomainDataset
+from transferkit.errors import TransferkitError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def load_image_folder(root, image_size: int | tuple[int, int] = 32, name: str | None = None) -> DomainDataset:
+    """Load ``root/<domain>/<class>/<image>`` into a :class:`DomainDataset`."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(root)
+    if not root.is_dir():
+        raise TransferkitError(f"image folder {root} does not exist or is not a folder.")
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    domain_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not domain_dirs:
+        raise TransferkitError(f"{root} has no domain folders; expected root/<domain>/<class>/<image>.")
+    classes = sorted(
+        {c.name for d in domain_dirs for c in d.iterdir() if c.is_dir() and not c.name.startswith(".")}
+    )
+    X, y = {}, {}
+    for d in domain_dirs:
+        items = [(p, classes.index(c.name)) for c in sorted(d.iterdir()) if c.is_dir()
+                 and not c.name.startswith(".") for p in _images_in(c)]  # fmt: skip
+        items += [(p, UNLABELLED) for p in _images_in(d)]
+        if not items:
+            raise TransferkitError(
+                f"domain folder {d} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})."
+            )
+        arr = np.empty((len(items), 3, size[1], size[0]), dtype=np.float32)
+        for k, (p, _) in enumerate(items):
+            try:
+                with Image.open(p) as im:
+                    im = im.convert("RGB").resize(size, Image.BILINEAR)
+                    arr[k] = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
+            except (UnidentifiedImageError, OSError) as exc:
+                raise TransferkitError(f"cannot read image {p}: {exc}") from None
+        X[d.name] = arr
+        y[d.name] = np.asarray([lbl for _, lbl in items], dtype=np.int64)
+    return DomainDataset(name or root.name, X, y, tuple(classes), modality="image",
+                         description=f"image folder {root}")  # fmt: skip

@@ -1,0 +1,104 @@
+"""Your own tabular data: a CSV or parquet file with a domain column and a label column.
+
+Every other numeric column is a feature (or name them with ``feature_columns``); a text column can
+be used instead with ``text_column``. Labels may be integers or class names; an empty label means
+unknown (-1), as for an unlabelled target domain. CSV is read with the standard library; parquet
+needs pandas with pyarrow (``pip install pandas pyarrow``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.domains import UNLABELLED, DomainDataset
+from transferkit.errors import TransferkitError, unknown_name
+
+_MISSING = {"", "na", "nan", "none", "null"}
+
+
+def _read_columns(path: Path) -> dict[str, list]:
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        try:
+            import pandas as pd
+        except ImportError:
+            raise TransferkitError(
+                f"reading {path} needs pandas and pyarrow: pip install pandas pyarrow"
+            ) from None
+        df = pd.read_parquet(path)
+        return {str(c): df[c].tolist() for c in df.columns}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None:
+            raise TransferkitError(f"{path} is empty; expected a header row.")
+        cols: dict[str, list] = {c: [] for c in reader.fieldnames}
+        for row in reader:
+            for c in cols:
+                cols[c].append(row[c])
+    return cols
+
+
+def _as_float(values: list, column: str) -> np.ndarray:
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        try:
+            out[i] = float(v) if not (isinstance(v, str) and v.strip().lower() in _MISSING) else np.nan
+        except (TypeError, ValueError):
+            raise TransferkitError(
+                f"column '{column}' row {i + 1} holds '{v}', which is not a number; name the numeric "
+                "features with feature_columns, or use text_column for text."
+            ) from None
+    return out
+
+
+def load_table(
+    path,
+    domain_column: str = "domain",
+    label_column: str = "label",
+    feature_columns: list[str] | None = None,
+    text_column: str | None = None,
+    name: str | None = None,
+) -> DomainDataset:
+    """Load a CSV or parquet table into a :class:`DomainDataset`."""
+    path = Path(path)
+    if not path.is_file():
+        raise TransferkitError(f"table {path} does not exist.")
+    cols = _read_columns(path)
+    for c in (domain_column, label_column):
+        if c not in cols:
+            raise unknown_name(f"column in {path.name}", c, cols)
+    domains = [str(d) for d in cols[domain_column]]
+    raw_labels = ["" if v is None else str(v).strip() for v in cols[label_column]]
+    known = {v for v in raw_labels if v.lower() not in _MISSING}
+    try:  # integer labels keep their numeric order
+        as_int = {v: int(float(v)) for v in known}
+        if any(as_int[v] != float(v) for v in known):
+            raise ValueError
+        classes = tuple(str(c) for c in sorted(set(as_int.values())))
+        index = {v: classes.index(str(as_int[v])) for v in known}
+    except ValueError:
+        classes = tuple(sorted(known))
+        index = {v: classes.index(v) for v in known}
+    labels = np.asarray([index.get(v, UNLABELLED) for v in raw_labels], dtype=np.int64)
+    if text_column is not None:
+        if text_column not in cols:
+            raise unknown_name(f"column in {path.name}", text_column, cols)
+        features = np.asarray([str(t) for t in cols[text_column]], dtype=object)
+        modality = "text"
+    else:
+        feature_columns = feature_columns or [c for c in cols if c not in (domain_column, label_column)]
+        for c in feature_columns:
+            if c not in cols:
+                raise unknown_name(f"column in {path.name}", c, cols)
+        if not feature_columns:
+            raise TransferkitError(f"{path} has no feature columns besides domain and label.")
+        features = np.column_stack([_as_float(cols[c], c) for c in feature_columns])
+        modality = "tabular"
+    order = list(dict.fromkeys(domains))
+    dom = np.asarray(domains, dtype=object)
+    X = {d: features[dom == d] for d in order}
+    y = {d: labels[dom == d] for d in order}
+    return DomainDataset(name or path.stem, X, y, classes, modality=modality,
+                         description=f"table {path}")  # fmt: skip
