@@ -1,0 +1,179 @@
+"""Preprocessing steps usable in any run, each aware of the domains.
+
+Each step is fitted on the rows a run gives it (source and target together, target labels hidden)
+and listed in the registry, so ``--preprocess normalize:norm=l1 standardize`` works on the command
+line. Unsupervised steps (standardize, PCA, TF-IDF) may use the target's features, as transductive
+domain adaptation allows; the supervised one (select-k-best) scores features on the labelled source
+rows only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from transferkit.domains import source_mask
+from transferkit.shallow.base import BaseAdapter
+
+__all__ = ["RowNormalize", "SelectKBest", "SharedPCA", "Standardize", "Tfidf"]
+
+
+class _Preprocessing(BaseAdapter):
+    role = "preprocessing"
+    family = "preprocessing"
+
+
+class Standardize(_Preprocessing):
+    """Z-score every feature: subtract the mean, divide by the standard deviation.
+
+    With ``per_domain=True`` (default) each domain is standardized with its own statistics, which
+    already removes a shift of location and scale per feature. This is the standard preprocessing of
+    the Office-Caltech10 tables (MATLAB's ``zscore``: population standard deviation, and features
+    with zero spread divided by 1). With ``per_domain=False`` the source statistics are used for all
+    rows, as a model trained on the source alone would.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [2.0], [10.0], [14.0]]); sd = np.array([0, 0, -1, -1])
+    >>> Standardize().fit_transform(X, None, sd).ravel().tolist()
+    [-1.0, 1.0, -1.0, 1.0]
+    """
+
+    def __init__(self, per_domain: bool = True, with_mean: bool = True, with_std: bool = True):
+        self.per_domain = per_domain
+        self.with_mean = with_mean
+        self.with_std = with_std
+
+    def _stats(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        mean = X.mean(axis=0) if self.with_mean else np.zeros(X.shape[1])
+        std = X.std(axis=0) if self.with_std else np.ones(X.shape[1])
+        std[std == 0] = 1.0
+        return mean, std
+
+    def _fit(self, X, y, sample_domain):
+        if self.per_domain:
+            self.stats_ = {int(d): self._stats(X[sample_domain == d]) for d in np.unique(sample_domain)}
+        else:
+            self.stats_ = {"source": self._stats(X[source_mask(sample_domain)])}
+
+    def _transform(self, X, sample_domain):
+        X = np.asarray(X, dtype=np.float64)
+        out = np.empty_like(X)
+        if not self.per_domain:
+            mean, std = self.stats_["source"]
+            return (X - mean) / std
+        for d in np.unique(sample_domain):
+            rows = sample_domain == d
+            # a domain unseen in fit (new rows of another domain) uses its own statistics
+            mean, std = self.stats_.get(int(d)) or self._stats(X[rows])
+            out[rows] = (X[rows] - mean) / std
+        return out
+
+
+class RowNormalize(_Preprocessing):
+    """Scale every row to unit norm: ``l1`` (divide by the sum of absolute values), ``l2`` or ``max``.
+
+    Stateless. ``l1`` on counts turns a bag of words into frequencies (the Office-Caltech10
+    convention); ``l2`` is the convention of the JDA digits. All-zero rows stay zero.
+    """
+
+    def __init__(self, norm: Literal["l1", "l2", "max"] = "l2"):
+        self.norm = norm
+
+    def _fit(self, X, y, sample_domain):
+        from transferkit.errors import TransferkitError
+
+        if self.norm not in ("l1", "l2", "max"):
+            raise TransferkitError(f"norm must be 'l1', 'l2' or 'max', got '{self.norm}'.")
+
+    def _transform(self, X, sample_domain):
+        from sklearn.preprocessing import normalize
+
+        return normalize(np.asarray(X, dtype=np.float64), norm=self.norm)
+
+
+class SharedPCA(_Preprocessing):
+    """Principal components fitted on source and target rows together (the "PCA" baseline).
+
+    A shared low-dimensional space keeps the directions of variance common to both domains and
+    drops noise; ``n_components`` may be an int or a fraction of explained variance.
+    """
+
+    def __init__(self, n_components: float = 100, whiten: bool = False, random_state: int | None = 0):
+        self.n_components = n_components
+        self.whiten = whiten
+        self.random_state = random_state
+
+    def _fit(self, X, y, sample_domain):
+        from sklearn.decomposition import PCA
+
+        n = self.n_components
+        if isinstance(n, float) and n >= 1:
+            n = int(n)
+        if isinstance(n, int):
+            n = min(n, X.shape[0], X.shape[1])
+        self.pca_ = PCA(n_components=n, whiten=self.whiten, random_state=self.random_state).fit(X)
+
+    def _transform(self, X, sample_domain):
+        return self.pca_.transform(X)
+
+
+class SelectKBest(_Preprocessing):
+    """Keep the ``k`` features with the highest ANOVA F-score on the labelled source rows.
+
+    Supervised, so it reads source labels only: target rows carry -1 and are never scored.
+    """
+
+    family = "feature selection"
+
+    def __init__(self, k: int = 100):
+        self.k = k
+
+    def _fit(self, X, y, sample_domain):
+        from sklearn.feature_selection import SelectKBest as _SelectKBest
+        from sklearn.feature_selection import f_classif
+
+        from transferkit.errors import TransferkitError
+
+        if y is None:
+            raise TransferkitError("select-k-best needs the source labels.")
+        src = source_mask(sample_domain)
+        k = min(int(self.k), X.shape[1])
+        self.selector_ = _SelectKBest(f_classif, k=k).fit(X[src], y[src])
+
+    def _transform(self, X, sample_domain):
+        return self.selector_.transform(X)
+
+
+class Tfidf(_Preprocessing):
+    """Turn texts into TF-IDF features (vocabulary and document frequencies from all rows)."""
+
+    accepts_text = True
+
+    def __init__(
+        self,
+        max_features: int = 5000,
+        ngram_max: int = 1,
+        min_df: int = 2,
+        sublinear_tf: bool = True,
+    ):
+        self.max_features = max_features
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.sublinear_tf = sublinear_tf
+
+    def _fit(self, X, y, sample_domain):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer_ = TfidfVectorizer(
+            max_features=self.max_features,
+            ngram_range=(1, self.ngram_max),
+            min_df=self.min_df,
+            sublinear_tf=self.sublinear_tf,
+        ).fit(list(X))
+
+    def _transform(self, X, sample_domain):
+        return self.vectorizer_.transform(list(X)).astype(np.float64).toarray()

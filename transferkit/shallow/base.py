@@ -1,0 +1,240 @@
+"""Base classes for shallow methods and the one composer that turns them into classifiers.
+
+A shallow method is a scikit-learn estimator in one of three roles:
+
+``adapter``
+    ``fit(X, y, sample_domain)`` then ``transform(X, sample_domain)``: maps rows into a space where
+    source and target agree (CORAL, subspace alignment, TCA, optimal transport).
+``reweighter``
+    ``fit(X, y, sample_domain)`` then ``compute_weights(X, sample_domain)``: one weight per source row,
+    large where the source looks like the target (KMM, KLIEP, density-ratio classifiers).
+``classifier``
+    a domain-aware classifier that needs every row (JDA's pseudo-labels, self-training).
+
+:class:`DAClassifier` composes preprocessing steps, one adapter or reweighter, and a final
+scikit-learn classifier. It hides the target labels once (:func:`~transferkit.domains.mask_target_labels`),
+fits everything on all rows, fits the final classifier on the adapted, labelled source rows (with
+the reweighter's weights), and predicts adapted target rows. Rows given without ``sample_domain``
+at predict time are target rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from transferkit.domains import (
+    check_domain_data,
+    check_features,
+    mask_target_labels,
+    predict_domains,
+    source_mask,
+    target_mask,
+)
+from transferkit.errors import TransferkitError
+
+__all__ = ["BaseAdapter", "BaseReweighter", "DAClassifier", "domain_aware"]
+
+
+def domain_aware(estimator) -> bool:
+    """Whether ``estimator.fit`` wants every row with ``sample_domain`` (a transferkit method)."""
+    return getattr(estimator, "role", None) in {"adapter", "reweighter", "classifier", "preprocessing"}
+
+
+def _fit_domains(X, y, sample_domain, *, allow_text: bool = False):
+    """Validate fit inputs of a standalone adapter or reweighter (labels are optional there)."""
+    if y is None:
+        if sample_domain is None:
+            raise TransferkitError(
+                "pass sample_domain (>= 0 source rows, < 0 target rows), or labels y with -1 for the "
+                "target rows."
+            )
+        y = np.where(np.asarray(sample_domain) >= 0, 0, -1)
+        X, _, sd = check_domain_data(X, y, sample_domain, min_source_classes=1, allow_text=allow_text)
+        return X, None, sd
+    return check_domain_data(X, y, sample_domain, min_source_classes=1, allow_text=allow_text)
+
+
+class _DomainStep(BaseEstimator):
+    """Shared fit-time bookkeeping: validated arrays, the domains seen, the predict-time rule."""
+
+    role = "adapter"
+    family = "alignment"
+    accepts_text = False
+
+    def _validate_fit(self, X, y, sample_domain):
+        X, y, sd = _fit_domains(X, y, sample_domain, allow_text=self.accepts_text)
+        if not self.accepts_text:
+            X = check_features(X, allow_nd=False)
+        self.n_features_in_ = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
+        self.source_domains_ = np.unique(sd[source_mask(sd)])
+        self.target_domains_ = np.unique(sd[target_mask(sd)])
+        return X, y, sd
+
+    def _validate_apply(self, X, sample_domain):
+        check_is_fitted(self, "target_domains_")
+        X = check_features(X, allow_nd=False, allow_text=self.accepts_text)
+        n_features = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
+        if n_features != self.n_features_in_:
+            raise TransferkitError(
+                f"X has {n_features} features, but {type(self).__name__} was fitted with "
+                f"{self.n_features_in_}; every domain must have the same features."
+            )
+        sd = predict_domains(sample_domain, X.shape[0], self.target_domains_)
+        return X, sd
+
+
+class BaseAdapter(TransformerMixin, _DomainStep):
+    """An adapter: ``fit`` on all rows, then ``transform`` rows of any known domain.
+
+    Subclasses implement ``_fit(X, y, sample_domain)`` (``y`` has -1 on every target row) and
+    ``_transform(X, sample_domain)``.
+    """
+
+    role = "adapter"
+
+    def fit(self, X, y=None, sample_domain=None):
+        X, y, sd = self._validate_fit(X, y, sample_domain)
+        self._fit(X, y, sd)
+        return self
+
+    def transform(self, X, sample_domain=None):
+        X, sd = self._validate_apply(X, sample_domain)
+        return self._transform(X, sd)
+
+    def fit_transform(self, X, y=None, sample_domain=None):
+        return self.fit(X, y, sample_domain).transform(X, sample_domain)
+
+    def _fit(self, X, y, sample_domain):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _transform(self, X, sample_domain):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class BaseReweighter(_DomainStep):
+    """A reweighter: ``fit`` on all rows, then ``compute_weights`` gives one weight per row.
+
+    Subclasses implement ``_fit`` and ``_compute_weights(X, sample_domain)``; weights of target rows
+    are ignored by the composer.
+    """
+
+    role = "reweighter"
+    family = "reweighting"
+
+    def fit(self, X, y=None, sample_domain=None):
+        X, y, sd = self._validate_fit(X, y, sample_domain)
+        self._fit(X, y, sd)
+        return self
+
+    def compute_weights(self, X, sample_domain=None) -> np.ndarray:
+        X, sd = self._validate_apply(X, sample_domain)
+        w = np.asarray(self._compute_weights(X, sd), dtype=np.float64)
+        if w.shape != (X.shape[0],) or not np.isfinite(w).all() or (w < 0).any():
+            raise TransferkitError(f"{type(self).__name__} produced invalid weights.")
+        return w
+
+    def transform(self, X, sample_domain=None):
+        """Reweighters leave the features unchanged."""
+        X, _ = self._validate_apply(X, sample_domain)
+        return X
+
+    def _fit(self, X, y, sample_domain):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _compute_weights(self, X, sample_domain):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _default_estimator():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000)
+
+
+class DAClassifier(ClassifierMixin, BaseEstimator):
+    """Preprocessing, then an adapter or reweighter, then a classifier trained on the source.
+
+    Parameters
+    ----------
+    adapter : adapter or reweighter, optional
+        A transferkit shallow method; None trains on the source as it is (source-only).
+    estimator : classifier, optional
+        Any scikit-learn classifier (default: ``LogisticRegression(max_iter=1000)``), or a
+        domain-aware transferkit classifier, which then receives every row.
+    preprocessing : sequence of transferkit preprocessing steps
+        Applied in order before the adapter, each fitted on all rows.
+
+    Examples
+    --------
+    >>> from transferkit.datasets import load_dataset
+    >>> from transferkit.shallow.coral import CORAL
+    >>> from transferkit.preprocessing import RowNormalize, Standardize
+    >>> arr = load_dataset("office-caltech10").to_arrays(["caltech"], ["amazon"])
+    >>> clf = DAClassifier(CORAL(), preprocessing=(RowNormalize("l1"), Standardize()))
+    >>> clf = clf.fit(arr.X, arr.y, arr.sample_domain)
+    >>> clf.predict(arr.X[arr.target]).shape
+    (958,)
+    """
+
+    def __init__(self, adapter=None, estimator=None, preprocessing=()):
+        self.adapter = adapter
+        self.estimator = estimator
+        self.preprocessing = preprocessing
+
+    def _steps(self):
+        return list(self.steps_) + ([self.adapter_] if self.adapter_ is not None else [])
+
+    def fit(self, X, y, sample_domain=None):
+        X, y, sd = check_domain_data(X, y, sample_domain, allow_text=True, allow_nd=False)
+        y = mask_target_labels(y, sd)  # the one place: nothing below can see a target label
+        self.target_domains_ = np.unique(sd[target_mask(sd)])
+        self.steps_ = [clone(step) for step in (self.preprocessing or ())]
+        self.adapter_ = clone(self.adapter) if self.adapter is not None else None
+        Xt = X
+        for step in self.steps_:
+            Xt = step.fit_transform(Xt, y, sd)
+        weights = None
+        if self.adapter_ is not None:
+            if self.adapter_.role == "reweighter":
+                self.adapter_.fit(Xt, y, sd)
+                weights = self.adapter_.compute_weights(Xt, sd)
+            else:
+                Xt = self.adapter_.fit_transform(Xt, y, sd)
+        Xt = check_features(Xt, name="the features after preprocessing", allow_nd=False)
+        self.estimator_ = clone(self.estimator) if self.estimator is not None else _default_estimator()
+        src = source_mask(sd)
+        if domain_aware(self.estimator_):
+            self.estimator_.fit(Xt, y, sample_domain=sd)
+        elif weights is not None:
+            self.estimator_.fit(Xt[src], y[src], sample_weight=weights[src])
+        else:
+            self.estimator_.fit(Xt[src], y[src])
+        self.classes_ = np.unique(y[src])
+        return self
+
+    def _apply(self, X, sample_domain):
+        check_is_fitted(self, "estimator_")
+        X = check_features(X, allow_nd=False, allow_text=True)
+        sd = predict_domains(sample_domain, X.shape[0], self.target_domains_)
+        for step in self._steps():
+            X = step.transform(X, sd)
+        return X, sd
+
+    def predict(self, X, sample_domain=None):
+        Xt, sd = self._apply(X, sample_domain)
+        if domain_aware(self.estimator_):
+            return self.estimator_.predict(Xt, sample_domain=sd)
+        return self.estimator_.predict(Xt)
+
+    def predict_proba(self, X, sample_domain=None):
+        Xt, sd = self._apply(X, sample_domain)
+        if domain_aware(self.estimator_):
+            return self.estimator_.predict_proba(Xt, sample_domain=sd)
+        return self.estimator_.predict_proba(Xt)
+
+    def score(self, X, y, sample_domain=None, sample_weight=None):
+        from sklearn.metrics import accuracy_score
+
+        return accuracy_score(y, self.predict(X, sample_domain), sample_weight=sample_weight)
