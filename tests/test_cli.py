@@ -1,0 +1,109 @@
+"""The command line: the default run, listings, result records, suites and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from transferkit.cli import main
+
+
+def test_default_run_is_fast_and_needs_no_data_root(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRANSFERKIT_DATA", str(tmp_path))  # empty: only the embedded data exists
+    start = time.perf_counter()
+    assert main([]) == 0
+    assert time.perf_counter() - start < 10
+    out = capsys.readouterr().out
+    assert "caltech -> amazon" in out and "source-only" in out and "coral" in out
+
+
+def test_console_script_runs_in_a_fresh_process():
+    proc = subprocess.run(
+        [sys.executable, "-m", "transferkit.cli", "methods"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "coral" in proc.stdout
+
+
+def test_run_writes_result_record(tmp_path, capsys):
+    out = tmp_path / "a2w"
+    code = main(["run", "--dataset", "office-caltech10", "--source", "amazon", "--target", "webcam",
+                 "--method", "coral", "--set", "reg=0.5", "--seed", "3", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    rec = json.loads((out / "result.json").read_text())
+    assert rec["config"]["method"] == {"name": "coral", "params": {"reg": 0.5}}
+    assert rec["config"]["seed"] == 3 and rec["config"]["task"] == "amazon->webcam"
+    assert rec["config"]["estimator"]["name"] == "logreg"
+    assert [s["name"] for s in rec["config"]["preprocess"]] == ["normalize", "standardize"]
+    assert rec["selection"] == "fixed-defaults" and 0 <= rec["accuracy"] <= 100
+    assert {"numpy", "scikit-learn", "transferkit", "python"} <= set(rec["versions"])
+    assert rec["seconds"] > 0 and rec["n_target"] == 295 and "command" in rec
+    assert not list(out.glob("*.tmp"))
+    assert f"{rec['accuracy']:.2f}" in capsys.readouterr().out
+
+
+def test_oracle_is_labelled(tmp_path):
+    assert main(["run", "--dataset", "office-caltech10", "--source", "amazon", "--target", "dslr",
+                 "--method", "target-only", "--out", str(tmp_path)]) == 0  # fmt: skip
+    rec = json.loads((tmp_path / "result.json").read_text())
+    assert rec["selection"] == "oracle" and rec["accuracy"] > 50
+
+
+def test_bench_writes_results_and_summary(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "office-caltech10", "--methods", "knn", "source-only", "--seeds", "0", "1",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12 * 2 * 2
+    for col in ("suite", "task", "source", "target", "method", "seed", "selection", "accuracy", "seconds"):
+        assert col in rows[0]
+    assert {r["task"] for r in rows} >= {"caltech->amazon", "dslr->webcam"}
+    assert all(r["selection"] == "fixed-defaults" and r["suite"] == "office-caltech10" for r in rows)
+    knn = [float(r["accuracy"]) for r in rows if r["method"] == "knn" and r["seed"] == "0"]
+    assert sum(knn) / 12 == pytest.approx(31.37, abs=0.01)
+    summary = (out / "summary.md").read_text()
+    assert "| knn | fixed-defaults | 31.37 |" in summary and "transferkit bench office-caltech10" in summary
+
+
+def test_listings(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "office-caltech10" in out and "caltech (1123)" in out and "embedded" in out
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("coral", "knn", "source-only", "target-only", "standardize", "select-k-best", "pca"):
+        assert name in out
+    assert "oracle" in out
+    assert main(["methods", "coral"]) == 0
+    assert "reg = 1.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (
+            ["run", "--dataset", "office-caltech1", "--source", "a", "--target", "b"],
+            "Did you mean 'office-caltech10'",
+        ),
+        (
+            ["run", "--dataset", "office-caltech10", "--source", "amazn", "--target", "dslr"],
+            "Did you mean 'amazon'",
+        ),
+        (["run", "--method", "corall"], "Did you mean 'coral'"),
+        (["run", "--method", "coral", "--set", "regg=1"], "Did you mean 'reg'"),
+        (["run", "--method", "coral", "--set", "reg=abc"], "expects a number"),
+        (["run", "--method", "coral", "--set", "reg"], "key=value"),
+        (["run", "--preprocess", "standardise"], "Did you mean 'standardize'"),
+        (["run", "--estimator", "logreg:CC=1"], "Did you mean 'C'"),
+        (["bench", "digitz", "--out", "x"], "Did you mean 'digits'"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err

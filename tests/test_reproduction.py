@@ -1,0 +1,44 @@
+"""The loaders are right: 1-NN reproduces the published baselines exactly, through the full run path."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import require_dataset
+
+from transferkit.datasets import load_dataset
+from transferkit.experiment import RunSpec, run
+
+# Published 1NN accuracies (GFK / JDA papers, collected in jindongwang/transferlearning).
+OFFICE_1NN = {
+    ("caltech", "amazon"): 23.70, ("caltech", "webcam"): 25.76, ("caltech", "dslr"): 25.48,
+    ("amazon", "caltech"): 26.00, ("amazon", "webcam"): 29.83, ("amazon", "dslr"): 25.48,
+    ("webcam", "caltech"): 19.86, ("webcam", "amazon"): 22.96, ("webcam", "dslr"): 59.24,
+    ("dslr", "caltech"): 26.27, ("dslr", "amazon"): 28.50, ("dslr", "webcam"): 63.39,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def office():
+    return load_dataset("office-caltech10")
+
+
+@pytest.mark.parametrize("source,target", sorted(OFFICE_1NN))
+def test_office_caltech10_1nn_matches_published(office, source, target):
+    rec = run(RunSpec("office-caltech10", (source,), (target,), "knn"), dataset=office, command="test")
+    assert rec["accuracy"] == pytest.approx(OFFICE_1NN[source, target], abs=0.01)
+    assert rec["config"]["preprocess"][0]["params"] == {"norm": "l1"}
+
+
+def test_office_caltech10_1nn_average(office):
+    accs = [
+        run(RunSpec("office-caltech10", (s,), (t,), "knn"), dataset=office, command="")["accuracy"]
+        for s, t in OFFICE_1NN
+    ]
+    assert sum(accs) / len(accs) == pytest.approx(31.37, abs=0.01)
+
+
+@pytest.mark.parametrize("source,target,expected", [("mnist", "usps", 65.94), ("usps", "mnist", 44.70)])
+def test_mnist_usps_jda_1nn_matches_published(source, target, expected):
+    require_dataset("mnist-usps-jda")
+    rec = run(RunSpec("mnist-usps-jda", (source,), (target,), "knn"), command="test")
+    assert rec["accuracy"] == pytest.approx(expected, abs=0.01)

@@ -1,0 +1,164 @@
+"""Suites: every task of a data set x methods x seeds, as one tidy table.
+
+A suite id is a data set id; its tasks are every ordered pair of distinct domains. Each run is one
+row of ``results.csv``:
+
+``suite, task, source, target, method, params, estimator, preprocess, seed, selection, accuracy,
+seconds``
+
+``selection`` is ``fixed-defaults`` for a setting fixed in advance (no target label used to choose
+it) and ``oracle`` for rows that read target labels (the target-only ceiling). ``summary.md`` holds
+the per-method averages, the command that made the table and the machine it ran on. Both files are
+rewritten atomically after every row, so an interrupted suite keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from transferkit import registry
+from transferkit.experiment import RunSpec, default_preprocess, machine, run, versions
+from transferkit.io import atomic_write_text
+from transferkit.progress import progress_bar
+
+__all__ = ["COLUMNS", "default_methods", "run_suite", "summarize"]
+
+COLUMNS = [
+    "suite", "task", "source", "target", "method", "params", "estimator", "preprocess",
+    "seed", "selection", "accuracy", "seconds",
+]  # fmt: skip
+
+
+def default_methods() -> list[str]:
+    """Every registered method (the oracle included, reported as such)."""
+    return registry.list_methods()
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: r[k] for k in COLUMNS})
+    return buf.getvalue()
+
+
+def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: float) -> str:
+    """Markdown: per-method average over tasks (mean over seeds) and the per-task table."""
+    by = defaultdict(list)
+    tasks = []
+    for r in rows:
+        by[(r["method"], r["selection"], r["task"])].append(float(r["accuracy"]))
+        if r["task"] not in tasks:
+            tasks.append(r["task"])
+    methods = []
+    for r in rows:
+        key = (r["method"], r["selection"])
+        if key not in methods:
+            methods.append(key)
+    seeds = sorted({int(r["seed"]) for r in rows})
+    lines = [
+        f"# {suite}",
+        "",
+        f"Command: `{command}`  ",
+        f"Seeds: {', '.join(map(str, seeds))}; total time {total_seconds:.1f} s; "
+        f"machine: {machine()['processor']}, {machine()['cpus']} CPUs; "
+        f"versions: {', '.join(f'{k} {v}' for k, v in versions().items())}.",
+        "",
+        "Accuracy on the target in percent (mean over seeds). `fixed-defaults`: one setting per method "
+        "fixed in advance for every task, no target label used. `oracle`: reads target labels.",
+        "",
+        "| method | selection | average | " + " | ".join(tasks) + " |",
+        "|---|---|---|" + "---|" * len(tasks),
+    ]
+    for method, selection in methods:
+        cells, means = [], []
+        for t in tasks:
+            accs = by.get((method, selection, t))
+            if accs:
+                means.append(float(np.mean(accs)))
+                cells.append(f"{means[-1]:.2f}")
+            else:
+                cells.append("")
+        avg = f"{np.mean(means):.2f}" if len(means) == len(tasks) else "(incomplete)"
+        lines.append(f"| {method} | {selection} | {avg} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_suite(
+    suite: str,
+    out: str | Path,
+    *,
+    methods: list[str] | None = None,
+    seeds: list[int] | tuple[int, ...] = (0,),
+    tasks: list[tuple[str, str]] | None = None,
+    estimator: str = registry.DEFAULT_ESTIMATOR,
+    estimator_params: dict | None = None,
+    preprocess: tuple[str, ...] | None = None,
+    params: dict[str, dict] | None = None,
+    data_root: str | None = None,
+    quiet: bool = False,
+    command: str | None = None,
+) -> list[dict]:
+    """Run every task x method x seed of a suite; write ``results.csv`` and ``summary.md`` in ``out``."""
+    from transferkit.datasets import dataset_info, load_dataset
+
+    info = dataset_info(suite)
+    methods = list(methods) if methods else default_methods()
+    for m in methods:
+        registry.entry("method", m)  # unknown names fail before any work
+    tasks = list(tasks) if tasks else info.tasks
+    dataset = load_dataset(suite, data_root)
+    preprocess = tuple(preprocess) if preprocess is not None else default_preprocess(dataset, suite)
+    command = command if command is not None else " ".join(["transferkit", *sys.argv[1:]])
+    out = Path(out)
+    jobs = [(t, m, s) for t in tasks for m in methods for s in seeds]
+    rows: list[dict] = []
+    start = time.perf_counter()
+    bar = progress_bar(jobs, desc=suite, disable=quiet)
+    base = RunSpec(
+        dataset=suite, estimator=estimator, estimator_params=dict(estimator_params or {}),
+        preprocess=preprocess, data_root=data_root,
+    )  # fmt: skip
+    for (source, target), method, seed in bar:
+        method_params = dict((params or {}).get(method, {}))
+        spec = replace(
+            base, sources=(source,), targets=(target,), method=method, params=method_params, seed=seed
+        )
+        rec = run(spec, dataset=dataset, command=command)
+        rows.append(
+            {
+                "suite": suite,
+                "task": f"{source}->{target}",
+                "source": source,
+                "target": target,
+                "method": method,
+                "params": json.dumps(method_params, sort_keys=True),
+                "estimator": "" if rec["config"]["estimator"] is None else estimator,
+                "preprocess": " ".join(preprocess),
+                "seed": seed,
+                "selection": rec["selection"],
+                "accuracy": round(rec["accuracy"], 4),
+                "seconds": round(rec["seconds"], 4),
+            }
+        )
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{method} {source}->{target} {rec['accuracy']:.1f}%")
+        _write(out, rows, suite, command, time.perf_counter() - start)
+    return rows
+
+
+def _write(out: Path, rows: list[dict], suite: str, command: str, seconds: float) -> None:
+    atomic_write_text(out / "results.csv", _csv(rows))
+    atomic_write_text(
+        out / "summary.md", summarize(rows, suite=suite, command=command, total_seconds=seconds)
+    )

@@ -1,0 +1,273 @@
+"""The ``transferkit`` command: a thin shell over :mod:`transferkit.experiment` and
+:mod:`transferkit.benchmark`.
+
+Any mistake the user can make (an unknown name, a bad setting, missing data) ends with one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from transferkit import __version__, registry
+from transferkit.errors import TransferkitError, unknown_name
+
+DEFAULT_RUN = {"dataset": "office-caltech10", "source": ["caltech"], "target": ["amazon"]}
+DEFAULT_METHODS = ["source-only", "coral"]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*map(str, r)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_datasets(args) -> int:
+    from transferkit.datasets import dataset_info, is_present, list_datasets
+    from transferkit.datasets.files import data_root
+
+    rows = []
+    for d in list_datasets():
+        info = dataset_info(d)
+        domains = ", ".join(f"{k} ({v})" for k, v in info.counts.items())
+        present = (
+            "embedded" if d == "office-caltech10" else ("yes" if is_present(d, args.data_root) else "no")
+        )
+        shape = "text" if info.modality == "text" else "x".join(map(str, info.shape))
+        rows.append([d, domains, info.n_classes, shape, present])
+    print(_table(["id", "domains (samples)", "classes", "sample", "present"], rows))
+    print(f"\ndata root: {data_root(args.data_root)}   (get a missing data set: transferkit download ID)")
+    print("your own data: --dataset PATH, a folder root/<domain>/<class>/<image> or a .csv/.parquet table")
+    return 0
+
+
+def _describe(kind: str, name: str) -> str:
+    e = registry.entry(kind, name)
+    lines = [f"{name}  ({e.target.replace(':', '.')})", f"  {e.summary}"]
+    params = e.parameters()
+    if params:
+        lines.append("  settings (--set key=value):")
+        for p, (hint, default) in params.items():
+            shown = getattr(hint, "__name__", None) or (str(hint).replace("typing.", "") if hint else "")
+            lines.append(f"    {p} = {default!r}" + (f"   [{shown}]" if shown else ""))
+    return "\n".join(lines)
+
+
+def cmd_methods(args) -> int:
+    if args.name:
+        kind = next((k for k, t in registry._TABLES.items() if args.name in t), None)
+        if kind is None:
+            every = [n for t in registry._TABLES.values() for n in t]
+            raise unknown_name("method, preprocessing step or estimator", args.name, every)
+        print(_describe(kind, args.name))
+        return 0
+    names = registry.list_methods(args.pattern)
+    rows = []
+    for n in names:
+        e = registry.entry("method", n)
+        role = "oracle (reads target labels)" if e.requires_target_labels else e.role
+        rows.append([n, e.family, role, e.summary])
+    print(_table(["method", "family", "role", "summary"], rows))
+    pre = registry.list_methods(kind="preprocessing")
+    est = registry.list_methods(kind="estimator")
+    print(f"\npreprocessing (--preprocess NAME[:key=value,...]): {', '.join(pre)}")
+    print(
+        f"estimators (--estimator NAME[:key=value,...], default {registry.DEFAULT_ESTIMATOR}): "
+        f"{', '.join(est)}"
+    )
+    print("details of one: transferkit methods NAME")
+    return 0
+
+
+def _spec_kwargs(args) -> dict:
+    est_name, est_settings = registry.parse_spec(args.estimator)
+    preprocess = None
+    if args.preprocess is not None:
+        preprocess = () if args.preprocess in (["none"], []) else tuple(args.preprocess)
+    return {
+        "estimator": est_name,
+        "estimator_params": est_settings,
+        "preprocess": preprocess,
+        "data_root": args.data_root,
+    }
+
+
+def cmd_run(args) -> int:
+    from transferkit.experiment import RunSpec, default_preprocess, load, run, save_record
+
+    dataset_id = args.dataset or DEFAULT_RUN["dataset"]
+    if args.dataset is None and (args.source or args.target):
+        raise TransferkitError("--source and --target need --dataset.")
+    sources = args.source or (DEFAULT_RUN["source"] if args.dataset is None else None)
+    targets = args.target or (DEFAULT_RUN["target"] if args.dataset is None else None)
+    if not sources or not targets:
+        raise TransferkitError("name the domains: --source S --target T (see `transferkit datasets`).")
+    methods = args.method or DEFAULT_METHODS
+    settings = registry.parse_settings(args.set)
+    if settings and len(methods) > 1:
+        raise TransferkitError("--set applies to one method; pass a single --method.")
+    kwargs = _spec_kwargs(args)
+    specs = [
+        RunSpec(dataset_id, tuple(sources), tuple(targets), m, dict(settings), seed=args.seed, **kwargs)
+        for m in methods
+    ]
+    for s in specs:  # every name and setting is checked before any data is read
+        registry.entry("method", s.method)
+        registry.resolve_params(registry.entry("method", s.method), s.params)
+    dataset = load(specs[0])
+    dataset.check_domains(list(sources) + list(targets))
+    preprocess = (
+        specs[0].preprocess if specs[0].preprocess is not None else default_preprocess(dataset, dataset_id)
+    )
+    command = args.command or args.invocation
+    rows, records = [], []
+    for spec in specs:
+        rec = run(spec, dataset=dataset, command=command)
+        records.append(rec)
+        rows.append([spec.method, rec["selection"], f"{rec['accuracy']:.2f}", f"{rec['seconds']:.2f}"])
+    counts = dataset.counts()
+    print(
+        f"{dataset_id}: {'+'.join(sources)} -> {'+'.join(targets)}  "
+        f"({sum(counts[s] for s in sources)} source, {sum(counts[t] for t in targets)} target samples; "
+        f"preprocessing: {' '.join(preprocess) or 'none'}; seed {args.seed})"
+    )
+    print(_table(["method", "selection", "target accuracy %", "seconds"], rows))
+    if args.out:
+        out = Path(args.out)
+        for spec, rec in zip(specs, records):
+            path = save_record(rec, out if len(specs) == 1 else out / spec.method)
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from transferkit.benchmark import run_suite
+
+    kwargs = _spec_kwargs(args)
+    params = {}
+    if args.set:
+        if not args.methods or len(args.methods) != 1:
+            raise TransferkitError("--set applies to one method; pass a single --methods NAME.")
+        params = {args.methods[0]: registry.parse_settings(args.set)}
+        registry.resolve_params(registry.entry("method", args.methods[0]), params[args.methods[0]])
+    rows = run_suite(
+        args.suite, args.out, methods=args.methods, seeds=args.seeds, quiet=args.quiet, params=params,
+        command=args.invocation, **kwargs,
+    )  # fmt: skip
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"wrote {Path(args.out) / 'results.csv'} ({len(rows)} rows) and summary.md")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from transferkit.datasets import download
+
+    root = download(args.dataset, args.data_root, progress=not args.quiet)
+    print(f"{args.dataset}: all files present and verified in {root}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-root",
+        help="folder holding the data sets (default: $TRANSFERKIT_DATA, then ~/.cache/transferkit)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--estimator",
+        default=registry.DEFAULT_ESTIMATOR,
+        help="final classifier, NAME[:key=value,...] (default %(default)s)",
+    )
+    p.add_argument(
+        "--preprocess",
+        nargs="*",
+        metavar="STEP",
+        help="preprocessing steps NAME[:key=value,...] in order, or 'none' "
+        "(default: the data set's standard steps)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="a method setting, parsed by its type (repeatable)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="transferkit",
+        description="Transfer learning and domain adaptation: data sets, methods, runs and benchmarks.",
+    )
+    ap.add_argument("--version", action="version", version=f"transferkit {__version__}")
+    sub = ap.add_subparsers(dest="command_name")
+
+    p = sub.add_parser("datasets", help="list the data sets, their domains and whether they are present")
+    _common(p)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("methods", help="list methods, preprocessing steps and estimators")
+    p.add_argument("name", nargs="?", help="show one entry with its settings")
+    p.add_argument("--pattern", help="shell pattern, e.g. 'co*'")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser(
+        "run", help="one adaptation run (no arguments: caltech->amazon on the embedded Office-Caltech10)"
+    )
+    p.add_argument("--dataset", help="data set id or a path to your own folder/table")
+    p.add_argument("--source", nargs="+", help="source domain(s)")
+    p.add_argument("--target", nargs="+", help="target domain(s)")
+    p.add_argument("--method", nargs="+", help=f"method(s) (default: {' '.join(DEFAULT_METHODS)})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write DIR/result.json (DIR/<method>/result.json for several methods)")
+    p.add_argument("--command", help=argparse.SUPPRESS)
+    _run_options(p)
+    _common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="a suite: every task x method x seed of a data set")
+    p.add_argument("suite", help="suite id (a data set id)")
+    p.add_argument("--methods", nargs="+", help="default: every registered method")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--out", required=True, help="folder for results.csv and summary.md")
+    _run_options(p)
+    _common(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("download", help="download a data set into the data root and verify checksums")
+    p.add_argument("dataset")
+    _common(p)
+    p.set_defaults(func=cmd_download)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = parser()
+    if not argv:
+        argv = ["run"]  # the main job
+    args = ap.parse_args(argv)
+    args.invocation = shlex.join(["transferkit", *argv])
+    if not getattr(args, "func", None):
+        ap.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except TransferkitError as exc:
+        print(f"transferkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("transferkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
