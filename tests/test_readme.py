@@ -1,0 +1,18 @@
+"""The README's two commands are exactly what CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_commands():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    install, test = blocks[0].strip(), blocks[1].strip()
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert install in ci and test in ci
+    assert ci.index(install) < ci.index(test)
+    assert "TRANSFERKIT_DATA" in "\n".join(ci)
