@@ -37,7 +37,7 @@ def test_run_writes_result_record(tmp_path, capsys):
     rec = json.loads((out / "result.json").read_text())
     assert rec["config"]["method"] == {"name": "coral", "params": {"reg": 0.5}}
     assert rec["config"]["seed"] == 3 and rec["config"]["task"] == "amazon->webcam"
-    assert rec["config"]["estimator"]["name"] == "logreg"
+    assert rec["config"]["estimator"]["name"] == "linear-svm-cv"
     assert [s["name"] for s in rec["config"]["preprocess"]] == ["normalize", "standardize"]
     assert rec["selection"] == "fixed-defaults" and 0 <= rec["accuracy"] <= 100
     assert {"numpy", "scikit-learn", "transferkit", "python"} <= set(rec["versions"])

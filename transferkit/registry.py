@@ -57,6 +57,7 @@ PREPROCESSING: dict[str, str] = {
 # The final classifier trained on the (adapted) labelled source rows.
 ESTIMATORS: dict[str, str] = {
     "linear-svm": "sklearn.svm:LinearSVC",
+    "linear-svm-cv": "transferkit.estimators:LinearSVMCV",
     "logreg": "sklearn.linear_model:LogisticRegression",
     "random-forest": "sklearn.ensemble:RandomForestClassifier",
     "ridge": "sklearn.linear_model:RidgeClassifier",
@@ -67,7 +68,7 @@ ESTIMATOR_DEFAULTS: dict[str, dict[str, Any]] = {
     "logreg": {"max_iter": 1000},
     "linear-svm": {"max_iter": 5000},
 }
-DEFAULT_ESTIMATOR = "logreg"
+DEFAULT_ESTIMATOR = "linear-svm-cv"
 
 _TABLES = {"method": METHODS, "preprocessing": PREPROCESSING, "estimator": ESTIMATORS}
 
