@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferkit.domains import DomainDataset, check_domain_data, mask_target_labels, predict_domains
+from transferkit.domains import (
+    DomainDataset,
+    check_domain_data,
+    few_shot_indices,
+    mask_target_labels,
+    predict_domains,
+)
 from transferkit.errors import TransferkitError
 from transferkit.experiment import RunSpec, evaluate, fit_predict
 from transferkit.shallow.base import BaseAdapter, DAClassifier
@@ -65,9 +71,9 @@ def test_full_run_path_never_reads_target_labels():
     truth = ds.y["b"].copy()
     ds.y["b"] = PoisonedLabels(truth)  # reading any of it fails the test
     spec = RunSpec("toy", ("a",), ("b",), "coral", preprocess=("standardize",))
-    preds = fit_predict(spec, ds, spec.preprocess)  # must succeed without touching ds.y["b"]
+    preds, revealed = fit_predict(spec, ds, spec.preprocess)  # must not touch ds.y["b"]
     ds.y["b"] = truth
-    assert set(evaluate(preds, ds)) == {"b"}
+    assert set(evaluate(preds, ds, revealed)) == {"b"} and len(revealed["b"]) == 0
 
 
 def test_oracle_is_the_only_method_that_reads_target_labels():
@@ -110,3 +116,24 @@ def test_rows_without_domain_are_target_rows():
     assert predict_domains(None, 2, [-2]).tolist() == [-2, -2]
     with pytest.raises(TransferkitError, match="several target domains"):
         predict_domains(None, 2, [-1, -2])
+
+
+def test_few_shot_indices_per_class_and_errors():
+    labels = np.array([0] * 5 + [1] * 4 + [2] * 3)
+    idx = few_shot_indices(labels, 2, random_state=0)
+    assert np.bincount(labels[idx]).tolist() == [2, 2, 2]
+    assert (few_shot_indices(labels, 2, random_state=0) == idx).all()
+    with pytest.raises(TransferkitError, match="class 2 has 3 target samples"):
+        few_shot_indices(labels, 3)
+
+
+def test_revealed_target_labels_are_hidden_from_unsupervised_methods_and_not_scored():
+    ds = _toy()
+    spec = RunSpec("toy", ("a",), ("b",), "coral", preprocess=(), target_labels=2)
+    preds, revealed = fit_predict(spec, ds, ())
+    assert len(revealed["b"]) == 4
+    unsup, _ = fit_predict(RunSpec("toy", ("a",), ("b",), "coral", preprocess=()), ds, ())
+    assert (preds["b"] == unsup["b"]).all()  # CORAL is unsupervised: the revealed labels are masked
+    assert evaluate(preds, ds, revealed)["b"] == pytest.approx(
+        100 * np.mean(~(preds["b"] != ds.y["b"])[np.setdiff1d(np.arange(30), revealed["b"])])
+    )

@@ -3,13 +3,16 @@
 A suite id is a data set id; its tasks are every ordered pair of distinct domains. Each run is one
 row of ``results.csv``:
 
-``suite, task, source, target, method, params, estimator, preprocess, seed, selection, accuracy,
-seconds``
+``suite, task, source, target, method, params, estimator, preprocess, seed, selection,
+target_labels, accuracy, seconds``
 
 ``selection`` is ``fixed-defaults`` for a setting fixed in advance (no target label used to choose
-it) and ``oracle`` for rows that read target labels (the target-only ceiling). ``summary.md`` holds
-the per-method averages, the command that made the table and the machine it ran on. Both files are
-rewritten atomically after every row, so an interrupted suite keeps what it finished.
+it) and ``oracle`` for rows that read target labels (the target-only ceiling). ``target_labels`` is
+the number of labelled target samples per class the method was given (0: unsupervised; methods that
+need a few get 3 unless the suite says otherwise); those rows are left out of the accuracy.
+``summary.md`` holds the per-method averages, the command that made the table and the machine it ran
+on. Both files are rewritten atomically after every row, so an interrupted suite keeps what it
+finished.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ __all__ = ["COLUMNS", "default_methods", "run_suite", "summarize"]
 
 COLUMNS = [
     "suite", "task", "source", "target", "method", "params", "estimator", "preprocess",
-    "seed", "selection", "accuracy", "seconds",
+    "seed", "selection", "target_labels", "accuracy", "seconds",
 ]  # fmt: skip
+DEFAULT_TARGET_LABELS = 3
+"""Labelled target samples per class given to methods that need some, when the suite names none."""
 
 
 def default_methods() -> list[str]:
@@ -106,6 +111,7 @@ def run_suite(
     preprocess: tuple[str, ...] | None = None,
     params: dict[str, dict] | None = None,
     data_root: str | None = None,
+    target_labels: int = 0,
     quiet: bool = False,
     command: str | None = None,
 ) -> list[dict]:
@@ -131,9 +137,13 @@ def run_suite(
     )  # fmt: skip
     for (source, target), method, seed in bar:
         method_params = dict((params or {}).get(method, {}))
+        k = target_labels
+        if k == 0 and getattr(registry.entry("method", method).load(), "needs_target_labels", False):
+            k = DEFAULT_TARGET_LABELS
         spec = replace(
-            base, sources=(source,), targets=(target,), method=method, params=method_params, seed=seed
-        )
+            base, sources=(source,), targets=(target,), method=method, params=method_params, seed=seed,
+            target_labels=k,
+        )  # fmt: skip
         rec = run(spec, dataset=dataset, command=command)
         rows.append(
             {
@@ -147,6 +157,7 @@ def run_suite(
                 "preprocess": " ".join(preprocess),
                 "seed": seed,
                 "selection": rec["selection"],
+                "target_labels": k,
                 "accuracy": round(rec["accuracy"], 4),
                 "seconds": round(rec["seconds"], 4),
             }

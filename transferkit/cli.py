@@ -113,7 +113,16 @@ def cmd_run(args) -> int:
         raise TransferkitError("--set applies to one method; pass a single --method.")
     kwargs = _spec_kwargs(args)
     specs = [
-        RunSpec(dataset_id, tuple(sources), tuple(targets), m, dict(settings), seed=args.seed, **kwargs)
+        RunSpec(
+            dataset_id,
+            tuple(sources),
+            tuple(targets),
+            m,
+            dict(settings),
+            seed=args.seed,
+            target_labels=args.target_labels,
+            **kwargs,
+        )  # fmt: skip
         for m in methods
     ]
     for s in specs:  # every name and setting is checked before any data is read
@@ -157,7 +166,7 @@ def cmd_bench(args) -> int:
         registry.resolve_params(registry.entry("method", args.methods[0]), params[args.methods[0]])
     rows = run_suite(
         args.suite, args.out, methods=args.methods, seeds=args.seeds, quiet=args.quiet, params=params,
-        command=args.invocation, **kwargs,
+        command=args.invocation, target_labels=args.target_labels, **kwargs,
     )  # fmt: skip
     print((Path(args.out) / "summary.md").read_text())
     print(f"wrote {Path(args.out) / 'results.csv'} ({len(rows)} rows) and summary.md")
@@ -199,6 +208,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         default=[],
         help="a method setting, parsed by its type (repeatable)",
+    )
+    p.add_argument(
+        "--target-labels",
+        type=int,
+        default=0,
+        metavar="K",
+        help="reveal K labelled target samples per class to the method (semi-supervised); they are "
+        "left out of the accuracy",
     )
 
 

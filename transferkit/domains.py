@@ -34,6 +34,7 @@ __all__ = [
     "DomainDataset",
     "check_domain_data",
     "check_features",
+    "few_shot_indices",
     "mask_target_labels",
     "predict_domains",
     "source_mask",
@@ -54,18 +55,48 @@ def target_mask(sample_domain: np.ndarray) -> np.ndarray:
     return np.asarray(sample_domain) < 0
 
 
-def mask_target_labels(y: np.ndarray, sample_domain: np.ndarray) -> np.ndarray:
+def mask_target_labels(y: np.ndarray, sample_domain: np.ndarray, *, keep_given: bool = False) -> np.ndarray:
     """Return a copy of ``y`` with every target row's label replaced by -1.
 
     This is the one place where target labels are hidden. It writes the target entries without
     reading them, so it is safe even when the caller passes real target labels.
+
+    With ``keep_given=True`` (only for semi-supervised methods, which declare
+    ``uses_target_labels = True``) the labels the caller gave for target rows are kept: the caller
+    is then responsible for revealing only the few labels a user would really have (see
+    :func:`few_shot_indices`), and -1 everywhere else.
     """
     y = np.asarray(y)
+    if keep_given:
+        return y.astype(np.int64, copy=True)
     masked = np.empty(y.shape, dtype=np.int64)
     src = source_mask(sample_domain)
     masked[src] = y[src]
     masked[~src] = UNLABELLED
     return masked
+
+
+def few_shot_indices(labels: np.ndarray, k: int, random_state: int | None = 0) -> np.ndarray:
+    """Indices of ``k`` randomly chosen rows per class: the target labels a user would have.
+
+    Used by the experiment harness to simulate semi-supervised adaptation (a few labelled target
+    samples); the method only ever sees the labels of these rows. A class with fewer than ``k + 1``
+    rows is an error, since no row of it would be left to evaluate.
+    """
+    labels = np.asarray(labels)
+    if k < 1:
+        raise TransferkitError(f"the number of labelled target samples per class must be >= 1, got {k}.")
+    rng = np.random.default_rng(random_state)
+    picked = []
+    for c in np.unique(labels[labels >= 0]):
+        rows = np.flatnonzero(labels == c)
+        if rows.size < k + 1:
+            raise TransferkitError(
+                f"class {c} has {rows.size} target samples; {k} labelled per class would leave none "
+                "to evaluate. Use a smaller k."
+            )
+        picked.append(rng.choice(rows, size=k, replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
 def check_features(X, *, name: str = "X", allow_nd: bool = True, allow_text: bool = False):

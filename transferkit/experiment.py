@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from transferkit import registry
-from transferkit.domains import DomainDataset
+from transferkit.domains import DomainDataset, few_shot_indices
 from transferkit.errors import TransferkitError
 
 __all__ = ["RunSpec", "build_classifier", "evaluate", "fit_predict", "run", "save_record"]
@@ -56,6 +56,8 @@ class RunSpec:
     preprocess: tuple[str, ...] | None = None
     seed: int = 0
     data_root: str | None = None
+    target_labels: int = 0
+    """Labelled target samples per class revealed to the method (0: unsupervised adaptation)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.sources, str):
@@ -122,25 +124,50 @@ def _flat(X):
     return X.reshape(X.shape[0], -1) if X.ndim > 2 else X
 
 
-def fit_predict(spec: RunSpec, dataset: DomainDataset, preprocess: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _method_flag(spec: RunSpec, flag: str) -> bool:
+    return bool(getattr(registry.entry("method", spec.method).load(), flag, False))
+
+
+def fit_predict(
+    spec: RunSpec, dataset: DomainDataset, preprocess: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Fit on the sources and the unlabelled targets, and predict every target domain.
 
-    Target labels are never read here, unless the method is the target-only oracle.
+    Returns the predictions of every target row and, per target, the indices of the rows whose
+    labels were revealed to the method (empty unless ``spec.target_labels > 0``); those rows are
+    left out of the evaluation. Target labels are never read here, except the revealed ones (chosen
+    by :func:`~transferkit.domains.few_shot_indices`) and by the target-only oracle.
     """
     entry = registry.entry("method", spec.method)
     dataset.check_domains(spec.sources + spec.targets)
     if entry.requires_target_labels:
-        return _oracle_predict(spec, dataset, preprocess)
+        return _oracle_predict(spec, dataset, preprocess), {t: np.zeros(0, np.int64) for t in spec.targets}
+    if _method_flag(spec, "needs_target_labels") and spec.target_labels < 1:
+        raise TransferkitError(
+            f"method '{spec.method}' learns from a few labelled target samples; say how many per "
+            "class with --target-labels K (target_labels=K)."
+        )
     arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels filled with -1, unread
+    y = arrays.y.copy()
+    revealed = {}
+    for sd, name in arrays.domain_names.items():
+        if sd < 0:
+            if spec.target_labels > 0:
+                rows = np.flatnonzero(arrays.sample_domain == sd)
+                picked = few_shot_indices(dataset.labels(name), spec.target_labels, spec.seed)
+                y[rows[picked]] = np.asarray(dataset.labels(name))[picked]  # only these are read
+                revealed[name] = picked
+            else:
+                revealed[name] = np.zeros(0, np.int64)
     clf, _ = build_classifier(spec, preprocess)
     X = _flat(arrays.X)
-    clf.fit(X, arrays.y, arrays.sample_domain)
+    clf.fit(X, y, arrays.sample_domain)
     preds = {}
     for sd, name in arrays.domain_names.items():
         if sd < 0:
             rows = arrays.sample_domain == sd
             preds[name] = clf.predict(X[rows], arrays.sample_domain[rows])
-    return preds
+    return preds, revealed
 
 
 def _oracle_predict(spec: RunSpec, dataset: DomainDataset, preprocess) -> dict[str, np.ndarray]:
@@ -176,12 +203,19 @@ def _oracle_predict(spec: RunSpec, dataset: DomainDataset, preprocess) -> dict[s
     return preds
 
 
-def evaluate(predictions: dict[str, np.ndarray], dataset: DomainDataset) -> dict[str, float]:
-    """Accuracy in percent of each target's predictions (this is where target labels are read)."""
+def evaluate(
+    predictions: dict[str, np.ndarray], dataset: DomainDataset, revealed: dict[str, np.ndarray] | None = None
+) -> dict[str, float]:
+    """Accuracy in percent of each target's predictions (this is where target labels are read).
+
+    Rows whose label was revealed to the method (``revealed``) are left out.
+    """
     scores = {}
     for target, pred in predictions.items():
         y = np.asarray(dataset.labels(target))
         known = y >= 0
+        if revealed is not None and len(revealed.get(target, ())):
+            known[revealed[target]] = False
         if not known.any():
             scores[target] = float("nan")
             continue
@@ -228,9 +262,9 @@ def run(spec: RunSpec, dataset: DomainDataset | None = None, command: str | None
     _, config = build_classifier(spec, preprocess)  # validates every name and setting up front
     dataset.check_domains(spec.sources + spec.targets)
     start = time.perf_counter()
-    predictions = fit_predict(spec, dataset, preprocess)
+    predictions, revealed = fit_predict(spec, dataset, preprocess)
     seconds = time.perf_counter() - start
-    scores = evaluate(predictions, dataset)
+    scores = evaluate(predictions, dataset, revealed)
     counts = dataset.counts()
     return {
         "config": {
@@ -239,6 +273,7 @@ def run(spec: RunSpec, dataset: DomainDataset | None = None, command: str | None
             "targets": list(spec.targets),
             "task": spec.task,
             **config,
+            "target_labels_per_class": spec.target_labels,
             "seed": spec.seed,
         },
         "selection": ORACLE if entry.requires_target_labels else FIXED,
@@ -246,6 +281,7 @@ def run(spec: RunSpec, dataset: DomainDataset | None = None, command: str | None
         "accuracy_per_target": scores,
         "n_source": int(sum(counts[s] for s in spec.sources)),
         "n_target": int(sum(counts[t] for t in spec.targets)),
+        "n_target_labels_revealed": int(sum(len(r) for r in revealed.values())),
         "seconds": round(seconds, 4),
         "versions": versions(),
         "machine": machine(),

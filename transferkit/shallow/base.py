@@ -183,12 +183,18 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         self.estimator = estimator
         self.preprocessing = preprocessing
 
+    def _uses_target_labels(self) -> bool:
+        parts = [self.adapter, self.estimator]
+        return any(bool(getattr(p, "uses_target_labels", False)) for p in parts if p is not None)
+
     def _steps(self):
         return list(self.steps_) + ([self.adapter_] if self.adapter_ is not None else [])
 
     def fit(self, X, y, sample_domain=None):
         X, y, sd = check_domain_data(X, y, sample_domain, allow_text=True, allow_nd=False)
-        y = mask_target_labels(y, sd)  # the one place: nothing below can see a target label
+        # the one place: nothing below sees a target label, unless the method is semi-supervised and
+        # the caller deliberately gave a few (see transferkit.domains.few_shot_indices)
+        y = mask_target_labels(y, sd, keep_given=self._uses_target_labels())
         self.target_domains_ = np.unique(sd[target_mask(sd)])
         self.steps_ = [clone(step) for step in (self.preprocessing or ())]
         self.adapter_ = clone(self.adapter) if self.adapter is not None else None
