@@ -41,6 +41,11 @@ __all__ = [
     "target_mask",
 ]
 
+
+class NonNumericError(TransferkitError, TypeError):
+    """Features that are not numbers (a TypeError too, as numpy raises for them)."""
+
+
 UNLABELLED = -1
 """The label value of a row whose label is hidden or unknown."""
 
@@ -108,11 +113,10 @@ def check_features(X, *, name: str = "X", allow_nd: bool = True, allow_text: boo
     import scipy.sparse as sp
 
     if sp.issparse(X):
-        if X.shape[0] == 0:
-            raise TransferkitError(f"{name} has no rows.")
-        if X.dtype.kind == "f" and not np.isfinite(X.data).all():
-            raise TransferkitError(f"{name} contains NaN or infinite values; impute or drop them.")
-        return X
+        raise TransferkitError(
+            f"Sparse data was passed for {name}, but dense data is required; convert it with "
+            f"{name}.toarray()."
+        )
     if allow_text and isinstance(X, (list, tuple, np.ndarray)) and np.ndim(X) == 1:
         X = np.asarray(X, dtype=object)
         if X.shape[0] and all(isinstance(t, str) for t in X):
@@ -121,20 +125,34 @@ def check_features(X, *, name: str = "X", allow_nd: bool = True, allow_text: boo
         X = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
         raise TransferkitError(f"{name} could not be read as an array: {exc}") from None
-    if X.dtype == object or X.dtype.kind in "USO":
-        raise TransferkitError(
+    if X.dtype == object:
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise NonNumericError(
+                f"{name} holds values that are not numbers ({exc}); encode text or categories first, "
+                "for example with the 'tfidf' preprocessing step."
+            ) from None
+    if X.dtype.kind in "USO":
+        raise NonNumericError(
             f"{name} holds non-numeric values (dtype {X.dtype}); encode text or categories first, "
             "for example with the 'tfidf' preprocessing step."
         )
+    if X.dtype.kind == "c":
+        raise TransferkitError(f"Complex data not supported: {name} has dtype {X.dtype}.")
     if X.ndim == 1:
         raise TransferkitError(
-            f"{name} is 1-d with {X.shape[0]} values; pass one row per sample "
-            "(use X.reshape(-1, 1) for a single feature)."
+            f"{name} is 1-d with {X.shape[0]} values; pass one row per sample. Reshape your data "
+            "with X.reshape(-1, 1) for a single feature."
         )
     if X.ndim > 2 and not allow_nd:
         raise TransferkitError(f"{name} must be 2-d (samples x features), got shape {X.shape}.")
     if X.shape[0] == 0:
         raise TransferkitError(f"{name} has no rows.")
+    if X.ndim == 2 and X.shape[1] == 0:
+        raise TransferkitError(
+            f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required: {name} has no features."
+        )
     if X.dtype.kind not in "fiub":
         raise TransferkitError(f"{name} must be numeric, got dtype {X.dtype}.")
     if X.dtype.kind == "f" and not np.isfinite(X).all():
@@ -148,9 +166,23 @@ def check_features(X, *, name: str = "X", allow_nd: bool = True, allow_text: boo
 
 
 def _check_labels(y, n: int) -> np.ndarray:
+    if y is None:
+        raise TransferkitError(
+            "this method requires y to be passed, but the target y is None; pass labels with -1 for "
+            "unknown ones."
+        )
     y = np.asarray(y)
-    if y.ndim != 1:
-        y = y.reshape(-1) if y.ndim == 2 and 1 in y.shape else y
+    if y.ndim == 2 and 1 in y.shape:
+        import warnings
+
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; it was ravelled.",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+        y = y.reshape(-1)
     if y.ndim != 1:
         raise TransferkitError(f"y must be 1-d with one label per row, got shape {y.shape}.")
     if y.shape[0] != n:
@@ -158,13 +190,15 @@ def _check_labels(y, n: int) -> np.ndarray:
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.all(y == np.round(y)):
             raise TransferkitError(
-                "labels must be integers (class indices, -1 for unknown); got non-integer values. "
+                "Unknown label type: continuous. labels must be integers (class indices, -1 for "
+                "unknown); got non-integer values. "
                 "Encode class names with sklearn.preprocessing.LabelEncoder."
             )
         y = y.astype(np.int64)
     elif y.dtype.kind not in "iub":
         raise TransferkitError(
-            f"labels must be integers (class indices, -1 for unknown), got dtype {y.dtype}. "
+            f"Unknown label type: labels must be integers (class indices, -1 for unknown), got dtype "
+            f"{y.dtype}. "
             "Encode class names with sklearn.preprocessing.LabelEncoder."
         )
     y = y.astype(np.int64, copy=False)
