@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -29,7 +30,16 @@ from pathlib import Path
 import numpy as np
 
 from transferkit import registry
-from transferkit.experiment import RunSpec, default_preprocess, machine, run, versions
+from transferkit.experiment import (
+    ORACLE,
+    RunSpec,
+    default_preprocess,
+    grid,
+    machine,
+    run,
+    select_runs,
+    versions,
+)
 from transferkit.io import atomic_write_text
 from transferkit.progress import progress_bar
 
@@ -99,6 +109,46 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
     return "\n".join(lines) + "\n"
 
 
+def _job_rows(job, dataset, base: RunSpec, preprocess, params, target_labels, select, command) -> list[dict]:
+    """The result rows of one task x method x seed: the fixed-defaults run, then any selections."""
+    (source, target), method, seed = job
+    entry = registry.entry("method", method)
+    method_params = dict((params or {}).get(method, {}))
+    k = target_labels
+    if k == 0 and getattr(entry.load(), "needs_target_labels", False):
+        k = DEFAULT_TARGET_LABELS
+    spec = replace(
+        base, sources=(source,), targets=(target,), method=method, params=method_params, seed=seed,
+        target_labels=k,
+    )  # fmt: skip
+    rec = run(spec, dataset=dataset, command=command)
+    common = {
+        "suite": base.dataset, "task": f"{source}->{target}", "source": source, "target": target,
+        "method": method, "estimator": "" if rec["config"]["estimator"] is None else base.estimator,
+        "preprocess": " ".join(preprocess), "seed": seed, "target_labels": k,
+    }  # fmt: skip
+    rows = [
+        {**common, "params": json.dumps(method_params, sort_keys=True), "selection": rec["selection"],
+         "accuracy": round(rec["accuracy"], 4), "seconds": round(rec["seconds"], 4)}
+    ]  # fmt: skip
+    space = {key: v for key, v in entry.search_space.items() if key not in method_params}
+    if select and space and k == 0 and not entry.requires_target_labels:
+        candidates = grid(space)
+        scored = select_runs(spec, dataset, preprocess, candidates, list(select))
+        seconds = sum(c["seconds"] for c in scored)
+        for scorer in [*select, ORACLE]:
+            if scorer == ORACLE:  # the best candidate by target accuracy: a ceiling, never a headline
+                best = max(scored, key=lambda c: c["accuracy"])
+            else:
+                best = max(scored, key=lambda c: c["scores"][scorer])
+            rows.append(
+                {**common, "params": json.dumps({**method_params, **best["params"]}, sort_keys=True),
+                 "selection": scorer if scorer == ORACLE else f"select:{scorer}",
+                 "accuracy": round(best["accuracy"], 4), "seconds": round(seconds, 4)}
+            )  # fmt: skip
+    return rows
+
+
 def run_suite(
     suite: str,
     out: str | Path,
@@ -112,59 +162,62 @@ def run_suite(
     params: dict[str, dict] | None = None,
     data_root: str | None = None,
     target_labels: int = 0,
+    select: list[str] | tuple[str, ...] = (),
+    jobs: int | None = None,
     quiet: bool = False,
     command: str | None = None,
 ) -> list[dict]:
-    """Run every task x method x seed of a suite; write ``results.csv`` and ``summary.md`` in ``out``."""
+    """Run every task x method x seed of a suite; write ``results.csv`` and ``summary.md`` in ``out``.
+
+    ``select`` names label-free scorers (:mod:`transferkit.selection`): every method with a
+    ``search_space`` is then also run over its grid, and the setting each scorer picks is reported
+    (``selection = select:<scorer>``) beside the best setting by target accuracy (``oracle``).
+    ``jobs`` runs that many tasks at once in separate processes (default: one per CPU core).
+    """
+    from joblib import Parallel, delayed
+
     from transferkit.datasets import dataset_info, load_dataset
+    from transferkit.selection import list_scorers
 
     info = dataset_info(suite)
     methods = list(methods) if methods else default_methods()
     for m in methods:
         registry.entry("method", m)  # unknown names fail before any work
+    for name in select:
+        if name not in list_scorers():
+            from transferkit.errors import unknown_name
+
+            raise unknown_name("scorer", name, list_scorers())
     tasks = list(tasks) if tasks else info.tasks
     dataset = load_dataset(suite, data_root)
     preprocess = tuple(preprocess) if preprocess is not None else default_preprocess(dataset, suite)
     command = command if command is not None else " ".join(["transferkit", *sys.argv[1:]])
     out = Path(out)
-    jobs = [(t, m, s) for t in tasks for m in methods for s in seeds]
+    jobs_list = [(t, m, s) for t in tasks for m in methods for s in seeds]
+    n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(jobs_list)))
     rows: list[dict] = []
     start = time.perf_counter()
-    bar = progress_bar(jobs, desc=suite, disable=quiet)
     base = RunSpec(
         dataset=suite, estimator=estimator, estimator_params=dict(estimator_params or {}),
         preprocess=preprocess, data_root=data_root,
     )  # fmt: skip
-    for (source, target), method, seed in bar:
-        method_params = dict((params or {}).get(method, {}))
-        k = target_labels
-        if k == 0 and getattr(registry.entry("method", method).load(), "needs_target_labels", False):
-            k = DEFAULT_TARGET_LABELS
-        spec = replace(
-            base, sources=(source,), targets=(target,), method=method, params=method_params, seed=seed,
-            target_labels=k,
-        )  # fmt: skip
-        rec = run(spec, dataset=dataset, command=command)
-        rows.append(
-            {
-                "suite": suite,
-                "task": f"{source}->{target}",
-                "source": source,
-                "target": target,
-                "method": method,
-                "params": json.dumps(method_params, sort_keys=True),
-                "estimator": "" if rec["config"]["estimator"] is None else estimator,
-                "preprocess": " ".join(preprocess),
-                "seed": seed,
-                "selection": rec["selection"],
-                "target_labels": k,
-                "accuracy": round(rec["accuracy"], 4),
-                "seconds": round(rec["seconds"], 4),
-            }
-        )
+    work = (
+        delayed(_job_rows)(job, dataset, base, preprocess, params, target_labels, tuple(select), command)
+        for job in jobs_list
+    )
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(work) if n_jobs > 1 else (
+        _job_rows(job, dataset, base, preprocess, params, target_labels, tuple(select), command)
+        for job in jobs_list
+    )  # fmt: skip
+    bar = progress_bar(total=len(jobs_list), desc=suite, disable=quiet)
+    for job_rows in results:
+        rows.extend(job_rows)
+        first = job_rows[0]
+        bar.update(1)
         if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{method} {source}->{target} {rec['accuracy']:.1f}%")
+            bar.set_postfix_str(f"{first['method']} {first['task']} {first['accuracy']:.1f}%")
         _write(out, rows, suite, command, time.perf_counter() - start)
+    bar.close()
     return rows
 
 

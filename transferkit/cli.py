@@ -154,6 +154,12 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _scorer_names() -> list[str]:
+    from transferkit.selection import list_scorers
+
+    return list_scorers()
+
+
 def cmd_bench(args) -> int:
     from transferkit.benchmark import run_suite
 
@@ -164,9 +170,11 @@ def cmd_bench(args) -> int:
             raise TransferkitError("--set applies to one method; pass a single --methods NAME.")
         params = {args.methods[0]: registry.parse_settings(args.set)}
         registry.resolve_params(registry.entry("method", args.methods[0]), params[args.methods[0]])
+    select = _scorer_names() if args.select == ["all"] else list(args.select)
     rows = run_suite(
         args.suite, args.out, methods=args.methods, seeds=args.seeds, quiet=args.quiet, params=params,
-        command=args.invocation, target_labels=args.target_labels, **kwargs,
+        command=args.invocation, target_labels=args.target_labels, select=select, jobs=args.jobs,
+        **kwargs,
     )  # fmt: skip
     print((Path(args.out) / "summary.md").read_text())
     print(f"wrote {Path(args.out) / 'results.csv'} ({len(rows)} rows) and summary.md")
@@ -255,6 +263,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", help="default: every registered method")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--out", required=True, help="folder for results.csv and summary.md")
+    p.add_argument(
+        "--select",
+        nargs="+",
+        default=[],
+        metavar="SCORER",
+        help="also pick each method's setting from its search space with these label-free scorers "
+        "('all' for every one: " + ", ".join(_scorer_names()) + "); the oracle choice is reported beside",
+    )
+    p.add_argument("--jobs", type=int, default=None, help="tasks run at once (default: one per CPU core)")
     _run_options(p)
     _common(p)
     p.set_defaults(func=cmd_bench)

@@ -23,7 +23,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,16 @@ from transferkit import registry
 from transferkit.domains import DomainDataset, few_shot_indices
 from transferkit.errors import TransferkitError
 
-__all__ = ["RunSpec", "build_classifier", "evaluate", "fit_predict", "run", "save_record"]
+__all__ = [
+    "RunSpec",
+    "build_classifier",
+    "evaluate",
+    "fit_predict",
+    "grid",
+    "run",
+    "save_record",
+    "select_runs",
+]
 
 FIXED = "fixed-defaults"
 """Selection rule of a run whose settings were fixed in advance, without any target label."""
@@ -168,6 +177,58 @@ def fit_predict(
             rows = arrays.sample_domain == sd
             preds[name] = clf.predict(X[rows], arrays.sample_domain[rows])
     return preds, revealed
+
+
+def grid(search_space: dict[str, tuple | list]) -> list[dict[str, Any]]:
+    """Every combination of a method's ``search_space``, in a stable order."""
+    import itertools
+
+    keys = sorted(search_space)
+    return [dict(zip(keys, values)) for values in itertools.product(*(search_space[k] for k in keys))]
+
+
+def select_runs(
+    spec: RunSpec,
+    dataset: DomainDataset,
+    preprocess: tuple[str, ...],
+    candidates: list[dict[str, Any]],
+    scorers: list[str],
+    val_fraction: float = 0.2,
+) -> list[dict[str, Any]]:
+    """Fit each candidate setting once and score it with label-free scorers, then with the oracle.
+
+    The labelled source rows are split (stratified, seeded by ``spec.seed``) into a training part and
+    a held-out part; every candidate is fitted on the training part plus the unlabelled target, and
+    scored by each scorer on the held-out source rows and the target rows (target labels masked).
+    Only after every scorer has spoken are the target labels read, to give each candidate's
+    accuracy: so a row of the result holds ``params``, ``scores`` (one per scorer) and ``accuracy``.
+    Unsupervised methods only (no revealed target labels).
+    """
+    from transferkit.selection import DomainShuffleSplit, get_scorer
+
+    dataset.check_domains(spec.sources + spec.targets)
+    arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels are -1 here
+    X, y, sd = _flat(arrays.X), arrays.y, arrays.sample_domain
+    train, val = next(DomainShuffleSplit(1, val_fraction, spec.seed).split(X, y, sd))
+    scorer_objs = {name: get_scorer(name, random_state=spec.seed) for name in scorers}
+    fitted = []
+    for params in candidates:
+        clf, _ = build_classifier(replace(spec, params={**spec.params, **params}), preprocess)
+        start = time.perf_counter()
+        clf.fit(X[train], y[train], sd[train])
+        scores = {name: s(clf, X[val], y[val], sd[val]) for name, s in scorer_objs.items()}
+        preds = {}
+        for d, name in arrays.domain_names.items():
+            if d < 0:
+                rows = sd == d
+                preds[name] = clf.predict(X[rows], sd[rows])
+        fitted.append({"params": params, "scores": scores, "preds": preds,
+                       "seconds": time.perf_counter() - start})  # fmt: skip
+    out = []
+    for item in fitted:  # the target labels are read only now, after every score is known
+        acc = evaluate(item.pop("preds"), dataset)
+        out.append({**item, "accuracy": float(np.mean(list(acc.values())))})
+    return out
 
 
 def _oracle_predict(spec: RunSpec, dataset: DomainDataset, preprocess) -> dict[str, np.ndarray]:

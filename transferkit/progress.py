@@ -1,4 +1,4 @@
-"""Progress bars (tqdm), silenced with ``--quiet`` or when output is not a terminal-like stream."""
+"""Progress bars (tqdm) on stderr, silenced with ``--quiet``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import sys
 from collections.abc import Iterable
 
 
-def progress_bar(iterable: Iterable, *, desc: str = "", total: int | None = None, disable: bool = False):
-    """Wrap ``iterable`` in a tqdm bar written to stderr; ``disable=True`` returns it unchanged."""
-    if disable:
-        return iterable
+def progress_bar(
+    iterable: Iterable | None = None, *, desc: str = "", total: int | None = None, disable: bool = False
+):
+    """A tqdm bar on stderr over ``iterable`` (or updated by hand with ``total``); ``disable`` hides it.
+
+    A disabled bar still iterates and accepts ``update``/``set_postfix_str``/``close``, so callers
+    never branch on it.
+    """
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True)
+    return tqdm(
+        iterable, desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True, disable=disable
+    )

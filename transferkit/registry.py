@@ -102,6 +102,11 @@ class Entry:
     def requires_target_labels(self) -> bool:
         return bool(getattr(self.load(), "requires_target_labels", False))
 
+    @property
+    def search_space(self) -> dict[str, tuple]:
+        """The method's small grid for label-free selection (``search_space`` on the class), or {}."""
+        return dict(getattr(self.load(), "search_space", {}) or {})
+
     def parameters(self) -> dict[str, tuple[Any, Any]]:
         """``{name: (type hint or None, default)}`` of the constructor."""
         cls = self.load()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import (
@@ -153,6 +154,14 @@ def _default_estimator():
     return LogisticRegression(max_iter=1000)
 
 
+def _final_has(composer, name: str) -> bool:
+    """Whether the final classifier (fitted, or as configured) offers method ``name``."""
+    est = getattr(composer, "estimator_", None)
+    if est is None:
+        est = composer.estimator if composer.estimator is not None else _default_estimator()
+    return hasattr(est, name)
+
+
 class DAClassifier(ClassifierMixin, BaseEstimator):
     """Preprocessing, then an adapter or reweighter, then a classifier trained on the source.
 
@@ -234,11 +243,28 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
             return self.estimator_.predict(Xt, sample_domain=sd)
         return self.estimator_.predict(Xt)
 
+    @available_if(lambda self: _final_has(self, "predict_proba"))
     def predict_proba(self, X, sample_domain=None):
         Xt, sd = self._apply(X, sample_domain)
         if domain_aware(self.estimator_):
             return self.estimator_.predict_proba(Xt, sample_domain=sd)
         return self.estimator_.predict_proba(Xt)
+
+    @available_if(lambda self: _final_has(self, "decision_function"))
+    def decision_function(self, X, sample_domain=None):
+        """Scores per class from the final classifier (when it has a decision function)."""
+        Xt, sd = self._apply(X, sample_domain)
+        if domain_aware(self.estimator_):
+            return self.estimator_.decision_function(Xt, sample_domain=sd)
+        return self.estimator_.decision_function(Xt)
+
+    def features(self, X, sample_domain=None) -> np.ndarray:
+        """The rows as the final classifier sees them: preprocessed and adapted.
+
+        Used by model-selection scorers that look at the representation (DEV) and by plots.
+        """
+        Xt, _ = self._apply(X, sample_domain)
+        return Xt
 
     def score(self, X, y, sample_domain=None, sample_weight=None):
         from sklearn.metrics import accuracy_score

@@ -43,6 +43,7 @@ class CORAL(BaseAdapter):
     """
 
     family = "alignment"
+    search_space = {"reg": (0.1, 1.0, 10.0)}
 
     def __init__(self, reg: float = 1.0):
         self.reg = reg

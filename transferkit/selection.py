@@ -1,0 +1,330 @@
+"""Choosing a model without target labels: scorers that only read source labels and target features.
+
+Every scorer is a callable ``scorer(estimator, X, y, sample_domain=None) -> float`` where **higher is
+better**, so it plugs into scikit-learn's ``GridSearchCV(scoring=...)`` and ``cross_validate``. ``X``
+holds held-out labelled source rows and (unlabelled) target rows; ``y`` has -1 on every target row.
+When ``sample_domain`` is not given (as inside ``GridSearchCV``) it is read off ``y``: rows labelled
+-1 are target rows, exactly the convention of :func:`transferkit.domains.check_domain_data`.
+No scorer here ever reads a target label: they are masked before the scorer sees them.
+
+=================  ==========================================================  ===================
+name               what it measures                                            reads
+=================  ==========================================================  ===================
+``source-val``     accuracy on held-out source rows                            source labels
+``iwcv``           source accuracy weighted by p_t(x)/p_s(x) (IWCV)            source labels
+``dev``            deep embedded validation: IWCV on the model's features,     source labels
+                   with a control variate (lower variance)
+``entropy``        minus the mean prediction entropy on the target             target features
+``snd``            soft neighbourhood density of the target predictions        target features
+``mixval``         agreement of predictions on mixup of target rows            target features
+=================  ==========================================================  ===================
+
+Probabilities come from ``predict_proba`` when the classifier has it, else from a softmax of its
+``decision_function`` (margins of an SVM are not calibrated probabilities; the entropy-type scores
+then rank models by the sharpness of their margins, which is what they are used for).
+
+References: Sugiyama et al. 2007 (IWCV, JMLR 8); You et al. 2019 (DEV, ICML); Saito et al. 2021
+(SND, ICCV); Hu et al. 2023 (MixVal, NeurIPS); Morerio et al. 2018 (entropy for model selection).
+
+>>> from transferkit.selection import get_scorer, list_scorers
+>>> list_scorers()
+['dev', 'entropy', 'iwcv', 'mixval', 'snd', 'source-val']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from transferkit.domains import UNLABELLED, source_mask, target_mask
+from transferkit.errors import TransferkitError, unknown_name
+
+__all__ = [
+    "DEVScorer",
+    "DomainShuffleSplit",
+    "EntropyScorer",
+    "IWCVScorer",
+    "MixValScorer",
+    "SNDScorer",
+    "SourceValScorer",
+    "get_scorer",
+    "list_scorers",
+    "predict_proba",
+]
+
+
+def _domains(X, y, sample_domain):
+    X = np.asarray(X)
+    if y is None:
+        raise TransferkitError("a selection scorer needs y: source labels, and -1 on the target rows.")
+    y = np.asarray(y)
+    sd = np.where(y == UNLABELLED, -1, 0) if sample_domain is None else np.asarray(sample_domain)
+    if sd.shape != (X.shape[0],):
+        raise TransferkitError(f"sample_domain must have one entry per row ({X.shape[0]}), got {sd.shape}.")
+    return X, y, sd.astype(np.int64)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim == 1:  # binary decision function: one margin per row
+        z = np.c_[-z, z] / 2.0
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _call(estimator, name, X, sd):
+    method = getattr(estimator, name)
+    try:
+        return method(X, sample_domain=sd)
+    except TypeError:  # a plain scikit-learn classifier
+        return method(X)
+
+
+def predict_proba(estimator, X, sample_domain=None) -> np.ndarray:
+    """Class probabilities; a softmax of the decision function for classifiers without them."""
+    try:
+        return np.asarray(_call(estimator, "predict_proba", X, sample_domain), dtype=np.float64)
+    except AttributeError:
+        pass
+    if hasattr(estimator, "decision_function"):
+        return _softmax(_call(estimator, "decision_function", X, sample_domain))
+    raise TransferkitError(
+        f"{type(estimator).__name__} has neither predict_proba nor decision_function; this scorer "
+        "needs scores per class."
+    )
+
+
+def _features(estimator, X, sd):
+    """The representation the final classifier sees (adapted features for a composed model)."""
+    if hasattr(estimator, "features"):
+        return np.asarray(estimator.features(X, sample_domain=sd), dtype=np.float64)
+    return np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+
+
+def _density_ratio(Z: np.ndarray, is_target: np.ndarray, C: float, random_state) -> np.ndarray:
+    """p_t(z)/p_s(z) for every row, from a logistic domain classifier (prior-corrected)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    Zs = StandardScaler().fit_transform(Z)
+    clf = LogisticRegression(C=C, max_iter=1000, random_state=random_state).fit(Zs, is_target)
+    p = np.clip(clf.predict_proba(Zs)[:, 1], 1e-6, 1 - 1e-6)
+    n_t, n_s = is_target.sum(), (~is_target).sum()
+    return (p / (1 - p)) * (n_s / n_t)
+
+
+class _Scorer:
+    name = ""
+    needs_source = False
+
+    def __call__(self, estimator, X, y=None, sample_domain=None) -> float:
+        X, y, sd = _domains(X, y, sample_domain)
+        src, tgt = source_mask(sd) & (y != UNLABELLED), target_mask(sd)
+        if self.needs_source and not src.any():
+            raise TransferkitError(
+                f"the '{self.name}' scorer needs held-out labelled source rows; none given."
+            )
+        if not self.needs_source and not tgt.any():
+            raise TransferkitError(f"the '{self.name}' scorer needs target rows; none given.")
+        return float(self._score(estimator, X, y, sd, src, tgt))
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({params})"
+
+
+class SourceValScorer(_Scorer):
+    """Accuracy on held-out source rows: the naive rule, blind to the shift."""
+
+    name = "source-val"
+    needs_source = True
+
+    def __init__(self, random_state: int | None = None):
+        self.random_state = random_state  # unused: accepted so every scorer takes the same settings
+
+    def _score(self, estimator, X, y, sd, src, tgt):
+        return np.mean(_call(estimator, "predict", X[src], sd[src]) == y[src])
+
+
+class IWCVScorer(_Scorer):
+    """Importance-weighted validation: source accuracy weighted by p_t(x) / p_s(x).
+
+    The weights come from a logistic domain classifier on the input features (Sugiyama et al. 2007),
+    so the validation error estimates the target error under covariate shift.
+    """
+
+    name = "iwcv"
+    needs_source = True
+
+    def __init__(self, C: float = 1.0, random_state: int | None = 0):
+        self.C = C
+        self.random_state = random_state
+
+    def _score(self, estimator, X, y, sd, src, tgt):
+        if not tgt.any():
+            raise TransferkitError("the 'iwcv' scorer needs target rows to estimate the weights.")
+        rows = src | tgt
+        flat = X.reshape(len(X), -1)
+        w = _density_ratio(flat[rows], tgt[rows], self.C, self.random_state)[src[rows]]
+        correct = _call(estimator, "predict", X[src], sd[src]) == y[src]
+        return float(np.sum(w * correct) / np.sum(w))
+
+
+class DEVScorer(_Scorer):
+    """Deep embedded validation (You et al. 2019): weighted source loss with a control variate.
+
+    ``DEV = mean(w * l) + eta * mean(w) - eta`` with ``eta = -Cov(w * l, w) / Var(w)``, where ``l`` is
+    the cross-entropy of held-out source rows and ``w`` the density ratio estimated on the model's
+    own features. Returned negated (higher is better).
+    """
+
+    name = "dev"
+    needs_source = True
+
+    def __init__(self, C: float = 1.0, random_state: int | None = 0):
+        self.C = C
+        self.random_state = random_state
+
+    def _score(self, estimator, X, y, sd, src, tgt):
+        if not tgt.any():
+            raise TransferkitError("the 'dev' scorer needs target rows to estimate the weights.")
+        rows = src | tgt
+        Z = _features(estimator, X[rows], sd[rows])
+        w = _density_ratio(Z, tgt[rows], self.C, self.random_state)[src[rows]]
+        proba = predict_proba(estimator, X[src], sd[src])
+        classes = np.asarray(getattr(estimator, "classes_", np.arange(proba.shape[1])))
+        index = np.searchsorted(classes, y[src])
+        index = np.clip(index, 0, proba.shape[1] - 1)
+        known = classes[index] == y[src]
+        loss = np.where(known, -np.log(np.clip(proba[np.arange(len(index)), index], 1e-12, None)), 30.0)
+        weighted = w * loss
+        var = np.var(w)
+        eta = -np.cov(weighted, w)[0, 1] / var if var > 0 else 0.0
+        return -(np.mean(weighted) + eta * np.mean(w) - eta)
+
+
+class EntropyScorer(_Scorer):
+    """Minus the mean entropy of the target predictions (confident models score higher)."""
+
+    name = "entropy"
+
+    def __init__(self, random_state: int | None = None):
+        self.random_state = random_state  # unused: accepted so every scorer takes the same settings
+
+    def _score(self, estimator, X, y, sd, src, tgt):
+        p = np.clip(predict_proba(estimator, X[tgt], sd[tgt]), 1e-12, 1.0)
+        return np.mean(np.sum(p * np.log(p), axis=1))
+
+
+class SNDScorer(_Scorer):
+    """Soft neighbourhood density (Saito et al. 2021) of the target predictions.
+
+    With ``P`` the L2-normalised target probabilities, ``S = P P^T`` without its diagonal and
+    ``A = softmax(S / T)`` per row, the score is the mean entropy of the rows of ``A``: high when
+    target points sit in dense clusters of consistent predictions.
+    """
+
+    name = "snd"
+
+    def __init__(self, temperature: float = 0.05, max_rows: int = 2000, random_state: int | None = 0):
+        self.temperature = temperature
+        self.max_rows = max_rows
+        self.random_state = random_state
+
+    def _score(self, estimator, X, y, sd, src, tgt):
+        rows = np.flatnonzero(tgt)
+        if rows.size > self.max_rows:
+            rows = np.sort(
+                np.random.default_rng(self.random_state).choice(rows, self.max_rows, replace=False)
+            )
+        p = predict_proba(estimator, X[rows], sd[rows])
+        p = p / np.clip(np.linalg.norm(p, axis=1, keepdims=True), 1e-12, None)
+        s = p @ p.T / self.temperature
+        np.fill_diagonal(s, -np.inf)
+        s = s - s.max(axis=1, keepdims=True)
+        a = np.exp(s)
+        a /= a.sum(axis=1, keepdims=True)
+        return np.mean(-np.sum(a * np.log(np.clip(a, 1e-300, None)), axis=1))
+
+
+class MixValScorer(_Scorer):
+    """MixVal (Hu et al. 2023): do predictions stay consistent on mixups of target rows?
+
+    Target rows are pseudo-labelled by the model. For random pairs with *different* pseudo-labels
+    (inter-cluster) and with the *same* pseudo-label (intra-cluster), the mixture
+    ``lam * x_i + (1 - lam) * x_j`` (``lam > 0.5``) should be predicted as ``x_i``'s pseudo-label. The
+    score is the mean of the two agreement rates. Only target features are read.
+    """
+
+    name = "mixval"
+
+    def __init__(self, lam: float = 0.55, n_pairs: int = 1000, random_state: int | None = 0):
+        self.lam = lam
+        self.n_pairs = n_pairs
+        self.random_state = random_state
+
+    def _score(self, estimator, X, y, sd, src, tgt):
+        rows = np.flatnonzero(tgt)
+        Xt = X[rows].astype(np.float64)
+        pseudo = np.asarray(_call(estimator, "predict", X[rows], sd[rows]))
+        rng = np.random.default_rng(self.random_state)
+        i = rng.integers(0, len(rows), self.n_pairs)
+        j = rng.integers(0, len(rows), self.n_pairs)
+        mixed = self.lam * Xt[i] + (1 - self.lam) * Xt[j]
+        agree = np.asarray(_call(estimator, "predict", mixed.astype(X.dtype), sd[rows][i])) == pseudo[i]
+        same = pseudo[i] == pseudo[j]
+        rates = [agree[m].mean() for m in (same & (i != j), ~same) if m.any()]
+        return float(np.mean(rates)) if rates else 0.0
+
+
+class DomainShuffleSplit:
+    """Cross-validation for domain adaptation: hold out source rows, keep every target row in both.
+
+    Each split trains on a random part of the labelled source rows plus all target rows (unlabelled,
+    as the method would see them) and validates on the held-out source rows plus all target rows, so
+    both source-based scorers (``source-val``, ``iwcv``, ``dev``) and target-based ones (``entropy``,
+    ``snd``, ``mixval``) have what they need. Target rows are those labelled -1 in ``y``, or with a
+    negative ``groups`` entry when ``groups`` holds ``sample_domain``. Use it as ``cv=`` of
+    ``GridSearchCV`` with a scorer from :func:`get_scorer`.
+    """
+
+    def __init__(self, n_splits: int = 1, test_size: float = 0.2, random_state: int | None = 0):
+        self.n_splits = n_splits
+        self.test_size = test_size
+        self.random_state = random_state
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return self.n_splits
+
+    def split(self, X, y=None, groups=None):
+        from sklearn.model_selection import StratifiedShuffleSplit
+
+        if y is None:
+            raise TransferkitError("DomainShuffleSplit needs y (-1 on the target rows) to find the source.")
+        y = np.asarray(y)
+        sd = np.asarray(groups) if groups is not None else np.where(y == UNLABELLED, -1, 0)
+        src, tgt = np.flatnonzero(source_mask(sd)), np.flatnonzero(target_mask(sd))
+        if not src.size or not tgt.size:
+            raise TransferkitError("DomainShuffleSplit needs both source rows and target rows.")
+        inner = StratifiedShuffleSplit(
+            self.n_splits, test_size=self.test_size, random_state=self.random_state
+        )
+        for train, val in inner.split(src, y[src]):
+            yield np.sort(np.r_[src[train], tgt]), np.sort(np.r_[src[val], tgt])
+
+
+SCORERS = {
+    cls.name: cls for cls in (DEVScorer, EntropyScorer, IWCVScorer, MixValScorer, SNDScorer, SourceValScorer)
+}
+
+
+def list_scorers() -> list[str]:
+    """Names of the label-free scorers, sorted."""
+    return sorted(SCORERS)
+
+
+def get_scorer(name: str, **params) -> _Scorer:
+    """A scorer by name (see the module table)."""
+    if name not in SCORERS:
+        raise unknown_name("scorer", name, list_scorers())
+    return SCORERS[name](**params)
