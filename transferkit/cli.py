@@ -181,6 +181,61 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _diagnose_steps(preprocess: tuple[str, ...]) -> tuple[str, ...]:
+    """The data set's steps, but standardizing with the source's statistics for every row.
+
+    Per-domain standardization already removes part of the shift (each domain's mean and scale);
+    a diagnosis must see the shift as it is.
+    """
+    out = []
+    for text in preprocess:
+        name, settings = registry.parse_spec(text)
+        if name == "standardize" and "per_domain" not in settings:
+            text = "standardize:per_domain=false" if not settings else f"{text},per_domain=false"
+        out.append(text)
+    return tuple(out)
+
+
+def cmd_diagnose(args) -> int:
+    import numpy as np
+
+    from transferkit.diagnostics import diagnose
+    from transferkit.experiment import RunSpec, default_preprocess, load
+    from transferkit.io import atomic_write_json
+
+    if not args.source or not args.target:
+        raise TransferkitError("name the domains: --source S --target T (see `transferkit datasets`).")
+    spec = RunSpec(args.dataset, tuple(args.source), tuple(args.target), data_root=args.data_root)
+    dataset = load(spec)
+    dataset.check_domains(spec.sources + spec.targets)
+    steps = (
+        tuple(args.preprocess) if args.preprocess is not None else _diagnose_steps(
+            default_preprocess(dataset, args.dataset)
+        )
+    )  # fmt: skip
+    steps = () if steps == ("none",) else steps
+    arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels stay hidden
+    X = np.asarray(arrays.X)
+    X = X.reshape(len(X), -1) if X.ndim > 2 else X
+    for text in steps:
+        name, settings = registry.parse_spec(text)
+        X = registry.build("preprocessing", name, settings).fit_transform(X, arrays.y, arrays.sample_domain)
+    src, tgt = arrays.sample_domain >= 0, arrays.sample_domain < 0
+    report = diagnose(
+        X[src], arrays.y[src], X[tgt], n_permutations=args.permutations, random_state=args.seed
+    )  # fmt: skip
+    print(f"{args.dataset}: {'+'.join(spec.sources)} -> {'+'.join(spec.targets)}  "
+          f"(preprocessing: {' '.join(steps) or 'none'}; no target label read)")  # fmt: skip
+    print(report)
+    if args.out:
+        path = atomic_write_json(Path(args.out) / "diagnosis.json", {
+            "dataset": args.dataset, "sources": list(spec.sources), "targets": list(spec.targets),
+            "preprocess": list(steps), "seed": args.seed, **report.to_dict(),
+        })  # fmt: skip
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_download(args) -> int:
     from transferkit.datasets import download
 
@@ -275,6 +330,22 @@ def parser() -> argparse.ArgumentParser:
     _run_options(p)
     _common(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("diagnose", help="how big is the shift from source to target, and of what kind")
+    p.add_argument("--dataset", required=True, help="data set id, or a folder / table of your own data")
+    p.add_argument("--source", nargs="+", required=True)
+    p.add_argument("--target", nargs="+", required=True)
+    p.add_argument(
+        "--preprocess",
+        nargs="*",
+        metavar="STEP",
+        help="steps before the tests (default: the data set's, standardized with source statistics)",
+    )
+    p.add_argument("--permutations", type=int, default=200, help="permutations of the MMD test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="folder for diagnosis.json")
+    _common(p)
+    p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("download", help="download a data set into the data root and verify checksums")
     p.add_argument("dataset")
