@@ -8,6 +8,7 @@ cross-validation on the source; :class:`LinearSVMCV` does exactly that, so it is
 from __future__ import annotations
 
 import numpy as np
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -49,7 +50,10 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
         splitter = StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
         search = GridSearchCV(SVC(kernel="linear"), {"C": list(self.Cs)}, cv=splitter)
         fit_params = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)}
-        search.fit(X, y, **fit_params)
+        # the weights are passed explicitly; a global metadata-routing switch (some libraries turn it
+        # on at import) must not change how they reach the SVM
+        with config_context(enable_metadata_routing=False):
+            search.fit(X, y, **fit_params)
         self.best_C_ = float(search.best_params_["C"])
         self.svm_ = search.best_estimator_
         self.classes_ = self.svm_.classes_

@@ -1,0 +1,142 @@
+"""transferkit and skada side by side on Office-Caltech10: same data, same preprocessing, same run.
+
+For every method both libraries have, on all 12 tasks: the same rows (each divided by its sum, then
+z-scored per domain, computed once and handed to both), the same final classifier (a linear SVM
+with C chosen by 2-fold cross-validation on the source, ``LinearSVMCV``), and the same method
+settings where the two libraries name the same hyperparameter (listed in ``METHODS`` below; settings
+only one library has keep that library's default). Each fit + predict is timed; the two libraries
+alternate which goes first on every task so that caches and CPU frequency favour neither.
+
+skada is a benchmark-only extra (``pip install -e ".[bench]"``), not a transferkit dependency. It turns
+on scikit-learn's metadata routing globally when imported; transferkit is unaffected by that switch.
+
+Run:  python benchmarks/skada_comparison.py [--out benchmarks/results/skada-comparison]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.datasets import dataset_info, load_dataset
+from transferkit.estimators import LinearSVMCV
+from transferkit.experiment import machine, versions
+from transferkit.io import atomic_write_text
+from transferkit.preprocessing import RowNormalize, Standardize
+from transferkit.registry import build
+from transferkit.shallow.base import DAClassifier
+
+# transferkit registry name, its settings, the skada class, its settings (matched where shared)
+METHODS = [
+    ("coral", {}, "CORALAdapter", {}),  # skada's reg is a shrinkage in [0, 1], ours a ridge: not shared
+    ("subspace-alignment", {"n_components": 100}, "SubspaceAlignmentAdapter", {"n_components": 100}),
+    ("tca", {"kernel": "linear", "n_components": 30, "mu": 1.0}, "TransferComponentAnalysisAdapter",
+     {"kernel": "linear", "n_components": 30, "mu": 1.0}),
+    ("kmm", {}, "KMMReweightAdapter", {}),
+    ("kliep", {}, "KLIEPReweightAdapter", {"gamma": [0.01, 0.1, 1.0], "random_state": 0}),
+    ("ot-mapping", {"solver": "sinkhorn", "reg_e": 1.0}, "EntropicOTMappingAdapter", {"reg_e": 1.0}),
+]  # fmt: skip
+COLUMNS = ["task", "method", "library", "accuracy", "seconds"]
+
+
+def _prepared(ds, source, target):
+    arr = ds.to_arrays([source], [target])
+    X = np.asarray(arr.X, dtype=np.float64)
+    for step in (RowNormalize("l1"), Standardize()):
+        X = step.fit_transform(X, arr.y, arr.sample_domain)
+    return X, arr.y, arr.sample_domain, np.asarray(ds.labels(target))
+
+
+def _transferkit(name, settings, X, y, sd):
+    clf = DAClassifier(build("method", name, settings), LinearSVMCV(), ())
+    clf.fit(X, y, sd)
+    return clf.predict(X[sd < 0], sd[sd < 0])
+
+
+def _skada(cls_name, settings, X, y, sd):
+    import skada
+
+    adapter = getattr(skada, cls_name)(**settings)
+    estimator = LinearSVMCV()
+    if "Reweight" in cls_name:
+        estimator = estimator.set_fit_request(sample_weight=True)
+    pipe = skada.make_da_pipeline(adapter, estimator)
+    pipe.fit(X, y, sample_domain=sd)
+    return pipe.predict(X[sd < 0], sample_domain=sd[sd < 0])
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    pred = fn(*args)
+    return pred, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results/skada-comparison")
+    ap.add_argument("--methods", nargs="+", help="transferkit names (default: all in METHODS)")
+    args = ap.parse_args(argv)
+    try:
+        import skada
+    except ImportError:
+        print("skada is not installed: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    from transferkit import registry
+
+    chosen = [m for m in METHODS if not args.methods or m[0] in args.methods]
+    chosen = [m for m in chosen if m[0] in registry.METHODS]
+    ds = load_dataset("office-caltech10")
+    rows = []
+    start = time.perf_counter()
+    for i, (source, target) in enumerate(dataset_info("office-caltech10").tasks):
+        X, y, sd, y_true = _prepared(ds, source, target)
+        for name, tk_settings, sk_name, sk_settings in chosen:
+            runs = [("transferkit", _transferkit, name, tk_settings), ("skada", _skada, sk_name, sk_settings)]
+            for library, fn, method, settings in runs if i % 2 == 0 else runs[::-1]:
+                pred, seconds = _timed(fn, method, settings, X, y, sd)
+                acc = 100.0 * float(np.mean(pred == y_true))
+                rows.append({"task": f"{source}->{target}", "method": name, "library": library,
+                             "accuracy": round(acc, 2), "seconds": round(seconds, 3)})  # fmt: skip
+                print(f"{source}->{target} {name:20s} {library:12s} {acc:6.2f}% {seconds:7.2f}s", flush=True)
+    total = time.perf_counter() - start
+    out = Path(args.out)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    lines = [
+        "# transferkit vs skada on Office-Caltech10 (SURF), same data, preprocessing and classifier",
+        "",
+        "Command: `python benchmarks/skada_comparison.py`  ",
+        f"skada {skada.__version__}; {', '.join(f'{k} {v}' for k, v in versions().items())}; "
+        f"{machine()['cpus']} CPUs; total {total:.0f} s.",
+        "",
+        "Average accuracy over the 12 tasks (%) and total fit+predict time over the 12 tasks (s). "
+        "Settings: see `METHODS` in the script (shared hyperparameters set to the same values).",
+        "",
+        "| method | transferkit acc | skada acc | transferkit s | skada s | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, *_ in chosen:
+        acc = {lib: np.mean([r["accuracy"] for r in rows if r["method"] == name and r["library"] == lib])
+               for lib in ("transferkit", "skada")}  # fmt: skip
+        sec = {lib: np.sum([r["seconds"] for r in rows if r["method"] == name and r["library"] == lib])
+               for lib in ("transferkit", "skada")}  # fmt: skip
+        lines.append(
+            f"| {name} | {acc['transferkit']:.2f} | {acc['skada']:.2f} | {sec['transferkit']:.1f} | "
+            f"{sec['skada']:.1f} | {sec['skada'] / sec['transferkit']:.2f}x |"
+        )
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
