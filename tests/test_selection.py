@@ -182,4 +182,9 @@ def test_bench_reports_each_scorers_choice_beside_the_oracle(tmp_path):
     assert all(r["accuracy"] <= oracle for r in rows[1:])
     with open(tmp_path / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 4
-    assert "select:iwcv" in (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "select:iwcv" in summary and "which scorer to trust" in summary
+    with open(tmp_path / "selection.csv") as fh:
+        cands = list(csv.DictReader(fh))
+    assert len(cands) == 3  # coral's grid: reg in (0.1, 1, 10)
+    assert max(float(c["accuracy"]) for c in cands) == pytest.approx(oracle)

@@ -43,7 +43,7 @@ from transferkit.experiment import (
 from transferkit.io import atomic_write_text
 from transferkit.progress import progress_bar
 
-__all__ = ["COLUMNS", "default_methods", "run_suite", "summarize"]
+__all__ = ["COLUMNS", "default_methods", "run_suite", "summarize", "summarize_selection"]
 
 COLUMNS = [
     "suite", "task", "source", "target", "method", "params", "estimator", "preprocess",
@@ -58,13 +58,55 @@ def default_methods() -> list[str]:
     return registry.list_methods()
 
 
-def _csv(rows: list[dict]) -> str:
+def _csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: r[k] for k in COLUMNS})
+        writer.writerow({k: r[k] for k in columns})
     return buf.getvalue()
+
+
+def summarize_selection(candidates: list[dict]) -> str:
+    """Which label-free scorer comes closest to the oracle, across every task and method of a suite.
+
+    For each scorer: the mean regret (oracle accuracy minus the accuracy of the scorer's choice,
+    in points), how often it picked the oracle's setting, and the mean Spearman rank correlation
+    between its scores and the target accuracy over each task's candidates.
+    """
+    from scipy.stats import spearmanr
+
+    groups = defaultdict(list)
+    for c in candidates:
+        groups[(c["task"], c["method"], c["seed"])].append(c)
+    scorers = [k.split(":", 1)[1] for k in candidates[0] if k.startswith("score:")]
+    lines = [
+        "## Choosing without target labels: which scorer to trust",
+        "",
+        f"Over {len(groups)} task x method x seed groups with a search space. Regret: oracle accuracy "
+        "minus the accuracy of the scorer's choice (points, lower is better). Spearman: rank correlation "
+        "of the scores with target accuracy over each group's candidates (higher is better). Candidates "
+        "are fitted on 80% of the source (the other 20% is the scorers' held-out source).",
+        "",
+        "| scorer | mean regret | picked the oracle's setting | mean Spearman |",
+        "|---|---|---|---|",
+    ]
+    ranked = []
+    for scorer in scorers:
+        regrets, hits, rhos = [], [], []
+        for group in groups.values():
+            acc = np.array([float(c["accuracy"]) for c in group])
+            score = np.array([float(c[f"score:{scorer}"]) for c in group])
+            chosen = int(np.argmax(score))
+            regrets.append(acc.max() - acc[chosen])
+            hits.append(acc[chosen] == acc.max())
+            if len(group) > 2 and np.ptp(acc) > 0 and np.ptp(score) > 0:
+                rhos.append(spearmanr(score, acc).statistic)
+        rho = f"{np.mean(rhos):.2f}" if rhos else "n/a"
+        ranked.append((np.mean(regrets), scorer, f"| {scorer} | {np.mean(regrets):.2f} | "
+                      f"{100 * np.mean(hits):.0f}% | {rho} |"))  # fmt: skip
+    lines += [line for _, _, line in sorted(ranked)]
+    return "\n".join(lines) + "\n"
 
 
 def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: float) -> str:
@@ -109,8 +151,11 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
     return "\n".join(lines) + "\n"
 
 
-def _job_rows(job, dataset, base: RunSpec, preprocess, params, target_labels, select, command) -> list[dict]:
-    """The result rows of one task x method x seed: the fixed-defaults run, then any selections."""
+def _job_rows(
+    job, dataset, base: RunSpec, preprocess, params, target_labels, select, command
+) -> tuple[list[dict], list[dict]]:
+    """One task x method x seed: result rows (fixed defaults, then selections) and scored candidates."""
+    candidate_rows: list[dict] = []
     (source, target), method, seed = job
     entry = registry.entry("method", method)
     method_params = dict((params or {}).get(method, {}))
@@ -135,6 +180,13 @@ def _job_rows(job, dataset, base: RunSpec, preprocess, params, target_labels, se
     if select and space and k == 0 and not entry.requires_target_labels:
         candidates = grid(space)
         scored = select_runs(spec, dataset, preprocess, candidates, list(select))
+        for c in scored:
+            candidate_rows.append(
+                {"task": common["task"], "method": method, "seed": seed,
+                 "params": json.dumps({**method_params, **c["params"]}, sort_keys=True),
+                 **{f"score:{k}": round(v, 6) for k, v in c["scores"].items()},
+                 "accuracy": round(c["accuracy"], 4)}
+            )  # fmt: skip
         seconds = sum(c["seconds"] for c in scored)
         for scorer in [*select, ORACLE]:
             if scorer == ORACLE:  # the best candidate by target accuracy: a ceiling, never a headline
@@ -146,7 +198,7 @@ def _job_rows(job, dataset, base: RunSpec, preprocess, params, target_labels, se
                  "selection": scorer if scorer == ORACLE else f"select:{scorer}",
                  "accuracy": round(best["accuracy"], 4), "seconds": round(seconds, 4)}
             )  # fmt: skip
-    return rows
+    return rows, candidate_rows
 
 
 def run_suite(
@@ -210,19 +262,25 @@ def run_suite(
         for job in jobs_list
     )  # fmt: skip
     bar = progress_bar(total=len(jobs_list), desc=suite, disable=quiet)
-    for job_rows in results:
+    candidates: list[dict] = []
+    for job_rows, job_candidates in results:
         rows.extend(job_rows)
+        candidates.extend(job_candidates)
         first = job_rows[0]
         bar.update(1)
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{first['method']} {first['task']} {first['accuracy']:.1f}%")
-        _write(out, rows, suite, command, time.perf_counter() - start)
+        _write(out, rows, suite, command, time.perf_counter() - start, candidates)
     bar.close()
     return rows
 
 
-def _write(out: Path, rows: list[dict], suite: str, command: str, seconds: float) -> None:
+def _write(
+    out: Path, rows: list[dict], suite: str, command: str, seconds: float, candidates: list[dict] = ()
+) -> None:
     atomic_write_text(out / "results.csv", _csv(rows))
-    atomic_write_text(
-        out / "summary.md", summarize(rows, suite=suite, command=command, total_seconds=seconds)
-    )
+    text = summarize(rows, suite=suite, command=command, total_seconds=seconds)
+    if candidates:
+        atomic_write_text(out / "selection.csv", _csv(candidates, list(candidates[0])))
+        text += "\n" + summarize_selection(candidates)
+    atomic_write_text(out / "summary.md", text)
