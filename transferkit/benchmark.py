@@ -242,6 +242,8 @@ def run_suite(
             raise unknown_name("scorer", name, list_scorers())
     tasks = list(tasks) if tasks else info.tasks
     dataset = load_dataset(suite, data_root)
+    for source, target in tasks:
+        dataset.check_domains([source, target])
     preprocess = tuple(preprocess) if preprocess is not None else default_preprocess(dataset, suite)
     command = command if command is not None else " ".join(["transferkit", *sys.argv[1:]])
     out = Path(out)

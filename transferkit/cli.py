@@ -135,8 +135,14 @@ def cmd_run(args) -> int:
     )
     command = args.command or args.invocation
     rows, records = [], []
+
+    def _dir(spec):
+        if not args.out:
+            return None
+        return Path(args.out) if len(specs) == 1 else Path(args.out) / spec.method
+
     for spec in specs:
-        rec = run(spec, dataset=dataset, command=command)
+        rec = run(spec, dataset=dataset, command=command, artifacts=_dir(spec))
         records.append(rec)
         rows.append([spec.method, rec["selection"], f"{rec['accuracy']:.2f}", f"{rec['seconds']:.2f}"])
     counts = dataset.counts()
@@ -147,9 +153,8 @@ def cmd_run(args) -> int:
     )
     print(_table(["method", "selection", "target accuracy %", "seconds"], rows))
     if args.out:
-        out = Path(args.out)
         for spec, rec in zip(specs, records):
-            path = save_record(rec, out if len(specs) == 1 else out / spec.method)
+            path = save_record(rec, _dir(spec))
             print(f"wrote {path}")
     return 0
 
@@ -171,9 +176,19 @@ def cmd_bench(args) -> int:
         params = {args.methods[0]: registry.parse_settings(args.set)}
         registry.resolve_params(registry.entry("method", args.methods[0]), params[args.methods[0]])
     select = _scorer_names() if args.select == ["all"] else list(args.select)
+    tasks = None
+    if args.tasks:
+        tasks = []
+        for t in args.tasks:
+            source, sep, target = t.partition("->")
+            if not sep or not source or not target:
+                raise TransferkitError(
+                    f"a task is written SOURCE->TARGET (quote it in the shell), got '{t}'."
+                )
+            tasks.append((source, target))
     rows = run_suite(
         args.suite, args.out, methods=args.methods, seeds=args.seeds, quiet=args.quiet, params=params,
-        command=args.invocation, target_labels=args.target_labels, select=select, jobs=args.jobs,
+        command=args.invocation, target_labels=args.target_labels, select=select, jobs=args.jobs, tasks=tasks,
         **kwargs,
     )  # fmt: skip
     print((Path(args.out) / "summary.md").read_text())
@@ -233,6 +248,14 @@ def cmd_diagnose(args) -> int:
             "preprocess": list(steps), "seed": args.seed, **report.to_dict(),
         })  # fmt: skip
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from transferkit.report import write_report
+
+    path = write_report(args.folder, args.out)
+    print(f"wrote {path}")
     return 0
 
 
@@ -327,6 +350,7 @@ def parser() -> argparse.ArgumentParser:
         "('all' for every one: " + ", ".join(_scorer_names()) + "); the oracle choice is reported beside",
     )
     p.add_argument("--jobs", type=int, default=None, help="tasks run at once (default: one per CPU core)")
+    p.add_argument("--tasks", nargs="+", metavar="S->T", help="only these tasks (default: every pair)")
     _run_options(p)
     _common(p)
     p.set_defaults(func=cmd_bench)
@@ -346,6 +370,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for diagnosis.json")
     _common(p)
     p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("report", help="one self-contained HTML file for a run or bench folder")
+    p.add_argument("folder", help="the --out folder of `transferkit run` or `transferkit bench`")
+    p.add_argument("--out", help="where to write the HTML (default: FOLDER/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("download", help="download a data set into the data root and verify checksums")
     p.add_argument("dataset")

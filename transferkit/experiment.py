@@ -138,7 +138,7 @@ def _method_flag(spec: RunSpec, flag: str) -> bool:
 
 
 def fit_predict(
-    spec: RunSpec, dataset: DomainDataset, preprocess: tuple[str, ...]
+    spec: RunSpec, dataset: DomainDataset, preprocess: tuple[str, ...], keep: dict | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Fit on the sources and the unlabelled targets, and predict every target domain.
 
@@ -176,7 +176,50 @@ def fit_predict(
         if sd < 0:
             rows = arrays.sample_domain == sd
             preds[name] = clf.predict(X[rows], arrays.sample_domain[rows])
+    if keep is not None:  # for the run's pictures: the fitted model and the rows it saw
+        keep.update(model=clf, X=X, sample_domain=arrays.sample_domain, domain_names=arrays.domain_names)
     return preds, revealed
+
+
+def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_dir, max_rows: int = 2000):
+    """Write what a report needs: per-row predictions and a 2-D view of the features.
+
+    ``predictions.csv``: target, row, prediction, label. ``embedding.npz``: a PCA to 2 dimensions of
+    the preprocessed features before adaptation and of the adapted ones (what the classifier sees),
+    for at most ``max_rows`` rows, with their domain and class (source label; the target's true label,
+    read here for evaluation only, as for the accuracy).
+    """
+    import io as _io
+
+    from sklearn.decomposition import PCA
+
+    from transferkit.io import atomic_write_bytes, atomic_write_text
+
+    out = Path(out_dir)
+    lines = ["target,row,prediction,label"]
+    for target, pred in predictions.items():
+        labels = np.asarray(dataset.labels(target))
+        lines += [f"{target},{i},{int(p)},{int(t)}" for i, (p, t) in enumerate(zip(pred, labels))]
+    atomic_write_text(out / "predictions.csv", "\n".join(lines) + "\n")
+    model, X, sd = keep["model"], keep["X"], keep["sample_domain"]
+    if not hasattr(model, "features"):
+        return
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(len(X), min(max_rows, len(X)), replace=False))
+    labels = np.empty(len(X), np.int64)
+    for d, name in keep["domain_names"].items():
+        labels[sd == d] = np.asarray(dataset.labels(name))
+    before = X[rows]
+    for step in getattr(model, "steps_", []):
+        before = step.transform(before, sd[rows])
+    after = model.features(X[rows], sd[rows])
+    views = {}
+    for key, Z in (("before", before), ("after", after)):
+        Z = np.asarray(Z, dtype=np.float64).reshape(len(rows), -1)
+        views[key] = PCA(2, random_state=0).fit_transform(Z) if Z.shape[1] > 2 else Z
+    buf = _io.BytesIO()
+    np.savez(buf, before=views["before"], after=views["after"], domain=sd[rows], label=labels[rows])
+    atomic_write_bytes(out / "embedding.npz", buf.getvalue())
 
 
 def grid(search_space: dict[str, tuple | list]) -> list[dict[str, Any]]:
@@ -313,8 +356,14 @@ def load(spec: RunSpec) -> DomainDataset:
     return load_dataset(spec.dataset, spec.data_root)
 
 
-def run(spec: RunSpec, dataset: DomainDataset | None = None, command: str | None = None) -> dict:
-    """Run one spec and return its result record (see the module docstring)."""
+def run(
+    spec: RunSpec, dataset: DomainDataset | None = None, command: str | None = None, artifacts=None
+) -> dict:
+    """Run one spec and return its result record (see the module docstring).
+
+    With ``artifacts`` (a folder), also write the predictions and a 2-D view of the features there
+    (:func:`save_artifacts`), for ``transferkit report``.
+    """
     dataset = dataset if dataset is not None else load(spec)
     preprocess = (
         tuple(spec.preprocess) if spec.preprocess is not None else default_preprocess(dataset, spec.dataset)
@@ -323,8 +372,14 @@ def run(spec: RunSpec, dataset: DomainDataset | None = None, command: str | None
     _, config = build_classifier(spec, preprocess)  # validates every name and setting up front
     dataset.check_domains(spec.sources + spec.targets)
     start = time.perf_counter()
-    predictions, revealed = fit_predict(spec, dataset, preprocess)
+    keep: dict | None = {} if artifacts is not None else None
+    if entry.requires_target_labels:
+        keep = None
+    predictions, revealed = fit_predict(spec, dataset, preprocess, keep=keep)
     seconds = time.perf_counter() - start
+    if artifacts is not None:
+        kept = keep or {"model": None, "X": None, "sample_domain": None}
+        save_artifacts(kept, predictions, dataset, artifacts)
     scores = evaluate(predictions, dataset, revealed)
     counts = dataset.counts()
     return {
