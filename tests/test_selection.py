@@ -188,3 +188,20 @@ def test_bench_reports_each_scorers_choice_beside_the_oracle(tmp_path):
         cands = list(csv.DictReader(fh))
     assert len(cands) == 3  # coral's grid: reg in (0.1, 1, 10)
     assert max(float(c["accuracy"]) for c in cands) == pytest.approx(oracle)
+
+
+def test_run_select_picks_by_the_scorer_and_records_the_candidates(tmp_path, capsys):
+    import json
+
+    from transferkit.cli import main
+
+    argv = ["run", "--dataset", "office-caltech10", "--source", "dslr", "--target", "webcam",
+            "--method", "coral", "--select", "iwcv", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    rec = json.loads((tmp_path / "result.json").read_text())
+    assert rec["selection"] == "select:iwcv"
+    cands = rec["candidates"]
+    best = max(cands, key=lambda c: c["scores"]["iwcv"])
+    assert rec["config"]["method"]["params"]["reg"] == best["params"]["reg"]
+    assert "oracle" in capsys.readouterr().out
+    assert main(["run", "--method", "coral", "--select", "entropi"]) == 2

@@ -97,6 +97,25 @@ def _spec_kwargs(args) -> dict:
     }
 
 
+def _select_for_run(spec, dataset, preprocess, scorer: str, val_fraction: float = 0.2):
+    """Pick the method's setting from its search space with a label-free scorer.
+
+    Returns the spec with the chosen settings and the scored candidates (each with its target
+    accuracy, read only after the choice, shown beside as the oracle).
+    """
+    from dataclasses import replace
+
+    from transferkit.experiment import grid, select_runs
+
+    entry = registry.entry("method", spec.method)
+    space = {k: v for k, v in entry.search_space.items() if k not in spec.params}
+    if not space or entry.requires_target_labels or spec.target_labels:
+        return spec, []
+    scored = select_runs(spec, dataset, preprocess, grid(space), [scorer], val_fraction)
+    best = max(scored, key=lambda c: c["scores"][scorer])
+    return replace(spec, params={**spec.params, **best["params"]}), scored
+
+
 def cmd_run(args) -> int:
     from transferkit.experiment import RunSpec, default_preprocess, load, run, save_record
 
@@ -125,6 +144,10 @@ def cmd_run(args) -> int:
         )  # fmt: skip
         for m in methods
     ]
+    if args.select and args.select not in _scorer_names():
+        from transferkit.errors import unknown_name
+
+        raise unknown_name("scorer", args.select, _scorer_names())
     for s in specs:  # every name and setting is checked before any data is read
         registry.entry("method", s.method)
         registry.resolve_params(registry.entry("method", s.method), s.params)
@@ -141,10 +164,22 @@ def cmd_run(args) -> int:
             return None
         return Path(args.out) if len(specs) == 1 else Path(args.out) / spec.method
 
-    for spec in specs:
+    selected = {}
+    for i, spec in enumerate(specs):
+        if args.select:
+            spec, selected[spec.method] = _select_for_run(spec, dataset, preprocess, args.select)
+            specs[i] = spec
         rec = run(spec, dataset=dataset, command=command, artifacts=_dir(spec))
+        if spec.method in selected and selected[spec.method]:
+            rec["selection"] = f"select:{args.select}"
+            rec["candidates"] = selected[spec.method]
         records.append(rec)
         rows.append([spec.method, rec["selection"], f"{rec['accuracy']:.2f}", f"{rec['seconds']:.2f}"])
+        if rec.get("candidates"):
+            best = max(rec["candidates"], key=lambda c: c["accuracy"])
+            chosen = {k: spec.params[k] for k in best["params"]}
+            rows.append([f"  chose {chosen}", "", "", ""])
+            rows.append([f"  oracle {best['params']}", "oracle", f"{best['accuracy']:.2f}*", ""])
     counts = dataset.counts()
     print(
         f"{dataset_id}: {'+'.join(sources)} -> {'+'.join(targets)}  "
@@ -332,6 +367,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write DIR/result.json (DIR/<method>/result.json for several methods)")
     p.add_argument("--command", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--select",
+        metavar="SCORER",
+        help="choose the method's settings from its search space with a label-free scorer "
+        "(" + ", ".join(_scorer_names()) + "); the oracle's choice is shown beside",
+    )
     _run_options(p)
     _common(p)
     p.set_defaults(func=cmd_run)
