@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -102,3 +103,23 @@ def test_cli_diagnose_writes_a_record_without_reading_target_labels(tmp_path, ca
     assert "proxy A-distance" in out and "recommendation:" in out
     rec = json.loads((tmp_path / "diagnosis.json").read_text())
     assert rec["targets"] == ["webcam"] and 0 <= rec["proxy_a_distance"] <= 2
+
+
+def test_diagnose_works_on_a_users_table(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    lines = ["domain,label,f0,f1,f2"]
+    for domain, shift in (("clinic_a", 0.0), ("clinic_b", 2.0)):
+        for _ in range(150):
+            label = int(rng.integers(0, 2))
+            f = rng.normal(size=3) + 2.5 * label + shift
+            # the target's labels are left empty: a user who has none
+            shown = label if domain == "clinic_a" else ""
+            lines.append(f"{domain},{shown},{f[0]:.4f},{f[1]:.4f},{f[2]:.4f}")
+    table = tmp_path / "patients.csv"
+    table.write_text("\n".join(lines) + "\n")
+    argv = ["diagnose", "--dataset", str(table), "--source", "clinic_a", "--target", "clinic_b",
+            "--permutations", "20"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "recommendation:" in out
+    assert re.search(r"most drifting features: f[012] \(KS", out), out

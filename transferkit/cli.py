@@ -271,8 +271,11 @@ def cmd_diagnose(args) -> int:
         name, settings = registry.parse_spec(text)
         X = registry.build("preprocessing", name, settings).fit_transform(X, arrays.y, arrays.sample_domain)
     src, tgt = arrays.sample_domain >= 0, arrays.sample_domain < 0
+    names = dataset.extras.get("feature_names")
+    names = list(names) if names is not None and len(names) == X.shape[1] else None
     report = diagnose(
-        X[src], arrays.y[src], X[tgt], n_permutations=args.permutations, random_state=args.seed
+        X[src], arrays.y[src], X[tgt], n_permutations=args.permutations, random_state=args.seed,
+        feature_names=names,
     )  # fmt: skip
     print(f"{args.dataset}: {'+'.join(spec.sources)} -> {'+'.join(spec.targets)}  "
           f"(preprocessing: {' '.join(steps) or 'none'}; no target label read)")  # fmt: skip

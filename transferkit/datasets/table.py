@@ -100,5 +100,6 @@ def load_table(
     dom = np.asarray(domains, dtype=object)
     X = {d: features[dom == d] for d in order}
     y = {d: labels[dom == d] for d in order}
+    extras = {"feature_names": tuple(feature_columns)} if modality == "tabular" else {}
     return DomainDataset(name or path.stem, X, y, classes, modality=modality,
-                         description=f"table {path}")  # fmt: skip
+                         description=f"table {path}", extras=extras)  # fmt: skip
