@@ -41,9 +41,22 @@ __all__ = [
 # name -> "module:Class". Sorted; one line per method.
 METHODS: dict[str, str] = {
     "coral": "transferkit.shallow.coral:CORAL",
+    "density-ratio": "transferkit.shallow.density_ratio:DensityRatio",
+    "fine-tuned-linear": "transferkit.shallow.fine_tuned_linear:FineTunedLinear",
+    "jda": "transferkit.shallow.jda:JDA",
+    "kliep": "transferkit.shallow.kliep:KLIEP",
+    "kmm": "transferkit.shallow.kmm:KMM",
     "knn": "transferkit.shallow.knn:KNN",
+    "nearest-neighbor-weighting": "transferkit.shallow.nearest_neighbor_weighting:NearestNeighborWeighting",
+    "ot-mapping": "transferkit.shallow.ot_mapping:OTMapping",
+    "regularized-transfer": "transferkit.shallow.regularized_transfer:RegularizedTransferLR",
+    "self-training": "transferkit.shallow.self_training:SelfTraining",
+    "shared-lda": "transferkit.shallow.shared_lda:SharedLDA",
     "source-only": "transferkit.shallow.source_only:SourceOnly",
+    "subspace-alignment": "transferkit.shallow.subspace_alignment:SubspaceAlignment",
     "target-only": "transferkit.shallow.target_only:TargetOnly",
+    "tca": "transferkit.shallow.tca:TCA",
+    "tradaboost": "transferkit.shallow.tradaboost:TrAdaBoost",
 }
 
 PREPROCESSING: dict[str, str] = {
@@ -96,7 +109,10 @@ class Entry:
     @property
     def summary(self) -> str:
         doc = inspect.getdoc(self.load()) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else ""
+        import re
+
+        line = doc.strip().splitlines()[0] if doc.strip() else ""
+        return re.sub(r":\w+:`([^`]*)`", r"\1", line)  # plain text: drop reST roles (:math:`x` -> x)
 
     @property
     def requires_target_labels(self) -> bool:

@@ -114,7 +114,7 @@ class BaseAdapter(TransformerMixin, _DomainStep):
         raise NotImplementedError
 
 
-class BaseReweighter(_DomainStep):
+class BaseReweighter(TransformerMixin, _DomainStep):
     """A reweighter: ``fit`` on all rows, then ``compute_weights`` gives one weight per row.
 
     Subclasses implement ``_fit`` and ``_compute_weights(X, sample_domain)``; weights of target rows
@@ -227,11 +227,18 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.estimator_.fit(Xt[src], y[src])
         self.classes_ = np.unique(y[src])
+        self.n_features_in_ = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
         return self
 
     def _apply(self, X, sample_domain):
         check_is_fitted(self, "estimator_")
         X = check_features(X, allow_nd=False, allow_text=True)
+        n_features = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
+        if n_features != self.n_features_in_:
+            raise TransferkitError(
+                f"X has {n_features} features, but the model was fitted with {self.n_features_in_}; "
+                "every domain must have the same features."
+            )
         sd = predict_domains(sample_domain, X.shape[0], self.target_domains_)
         for step in self._steps():
             X = step.transform(X, sd)
