@@ -88,8 +88,8 @@ def test_jda_mmd_matrix_matches_a_double_loop():
     naive = np.zeros((9, 9))
     for i in range(9):
         for j in range(9):
-            # marginal term
-            naive[i, j] += (1 / n_s if dom[i] == 0 else -1 / n_t) * (1 / n_s if dom[j] == 0 else -1 / n_t)
+            # marginal term, counted C = 2 times as in the authors' code
+            naive[i, j] += 2 * (1 / n_s if dom[i] == 0 else -1 / n_t) * (1 / n_s if dom[j] == 0 else -1 / n_t)
             for c in (0, 1):  # conditional terms
 
                 def e(k, c=c):

@@ -81,6 +81,16 @@ def _nuisance(seed=0):
     return Xs, ys, Xt, yt
 
 
+def _moved_with_noise(seed=0):
+    """``_moved`` in 6-D: the domains also differ along nuisance dimensions a projection can drop."""
+    rng = np.random.default_rng(seed)
+    ys, yt = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    centers = np.array([[0.0, 0.0], [3.0, 3.0]])
+    Xs = np.c_[centers[ys] + rng.normal(size=(300, 2)), rng.normal(size=(300, 4)) * 0.5]
+    Xt = np.c_[centers[yt] + rng.normal(size=(300, 2)), rng.normal(size=(300, 4)) * 0.5]
+    return Xs, ys, Xt + [2.0, 2.0, 3.0, 3.0, 0.0, 0.0], yt
+
+
 def _concept(seed=0):
     rng = np.random.default_rng(seed)
     Xs, Xt = rng.normal(size=(400, 2)), rng.normal(size=(400, 2))
@@ -90,7 +100,7 @@ def _concept(seed=0):
 # method -> (shift of its kind, settings for the synthetic problem's two features)
 SHIFTS = {
     "coral": (_recoloured, {}),
-    "jda": (_moved, {"n_components": 2}),
+    "jda": (_moved_with_noise, {"n_components": 3, "normalize_rows": False}),
     "ot-mapping": (_moved, {}),
     "shared-lda": (_moved, {}),
     "subspace-alignment": (_nuisance, {"n_components": 1}),

@@ -18,7 +18,9 @@ def jda_mmd_vectors(y_source, pseudo_target, classes) -> np.ndarray:
     (conditional; classes absent from either side are skipped). Rows: source first, then target.
     """
     ns, nt = len(y_source), len(pseudo_target)
-    cols = [np.r_[np.full(ns, 1.0 / ns), np.full(nt, -1.0 / nt)]]
+    # the marginal term counts C times, as in the authors' code (M0 = e e^T * C), so that it weighs
+    # as much as the C conditional terms together
+    cols = [np.sqrt(len(classes)) * np.r_[np.full(ns, 1.0 / ns), np.full(nt, -1.0 / nt)]]
     if pseudo_target is not None:
         for c in classes:
             s, t = y_source == c, pseudo_target == c
@@ -42,7 +44,9 @@ class JDA(ClassifierMixin, BaseEstimator):
     generalized eigenvectors of :math:`(X M X^\top + \lambda I,\ X H X^\top)`. The pseudo-labels come
     from ``estimator`` (default 1-NN, as in the paper) trained on the projected source, and the
     whole is repeated ``n_iter`` times. :math:`M` is normalized by its Frobenius norm and the
-    embedded rows by their L2 norm, as in the authors' code (primal, linear kernel).
+    rows (before and after the projection, ``normalize_rows`` and ``normalize_embedding``) by their
+    L2 norm, and the marginal term counts :math:`C` times, all as in the authors' code (primal,
+    linear kernel).
 
     A domain-aware classifier: ``fit(X, y, sample_domain)`` needs every row; ``predict`` projects
     any row and applies the final classifier. Only source labels are read.
@@ -55,9 +59,9 @@ class JDA(ClassifierMixin, BaseEstimator):
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> y = np.repeat([0, 1], 60); Xs = rng.normal(size=(120, 4)) + 3 * y[:, None] * [1, 1, 0, 0]
-    >>> Xt = Xs + [0.0, 0.0, 5.0, 5.0]
+    >>> Xt = Xs + [2.0, 2.0, 5.0, 5.0]                # moved, partly along nuisance directions
     >>> X = np.vstack([Xs, Xt]); sd = np.r_[np.zeros(120, int), -np.ones(120, int)]
-    >>> clf = JDA(n_components=2, n_iter=5).fit(X, np.r_[y, -np.ones(120, int)], sd)
+    >>> clf = JDA(n_components=2, normalize_rows=False).fit(X, np.r_[y, -np.ones(120, int)], sd)
     >>> bool(np.mean(clf.predict(Xt) == y) > 0.9)
     True
     """
@@ -72,12 +76,14 @@ class JDA(ClassifierMixin, BaseEstimator):
         reg: float = 1.0,
         n_iter: int = 10,
         estimator=None,
+        normalize_rows: bool = True,
         normalize_embedding: bool = True,
     ):
         self.n_components = n_components
         self.reg = reg
         self.n_iter = n_iter
         self.estimator = estimator
+        self.normalize_rows = normalize_rows
         self.normalize_embedding = normalize_embedding
 
     def _base(self):
@@ -87,8 +93,14 @@ class JDA(ClassifierMixin, BaseEstimator):
 
         return KNeighborsClassifier(n_neighbors=1)
 
+    def _unit_rows(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        if not self.normalize_rows:
+            return X
+        return X / np.clip(np.linalg.norm(X, axis=1, keepdims=True), 1e-12, None)
+
     def _embed(self, X):
-        Z = (np.asarray(X, dtype=np.float64) - self.mean_) @ self.projection_
+        Z = self._unit_rows(X) @ self.projection_
         if self.normalize_embedding:
             Z = Z / np.clip(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12, None)
         return Z
@@ -100,11 +112,10 @@ class JDA(ClassifierMixin, BaseEstimator):
         if self.n_components < 1 or self.n_iter < 1 or self.reg <= 0:
             raise TransferkitError("JDA needs n_components >= 1, n_iter >= 1 and reg > 0.")
         src, tgt = source_mask(sd), target_mask(sd)
-        Xs, Xt, ys = np.asarray(X[src], np.float64), np.asarray(X[tgt], np.float64), y[src]
+        Xs, Xt, ys = self._unit_rows(X[src]), self._unit_rows(X[tgt]), y[src]
         Xall = np.vstack([Xs, Xt])
         d = Xall.shape[1]
-        self.mean_ = Xall.mean(0)
-        Xc = Xall - self.mean_
+        Xc = Xall - Xall.mean(0)
         XHX = Xc.T @ Xc
         XHX += 1e-6 * np.trace(XHX) / d * np.eye(d)
         self.classes_ = np.unique(ys)
@@ -119,9 +130,11 @@ class JDA(ClassifierMixin, BaseEstimator):
             U = Xall.T @ E
             XMX = U @ U.T / fro + self.reg * np.eye(d)
             _, vecs = eigh(0.5 * (XMX + XMX.T), XHX, subset_by_index=[0, k - 1])
-            self.projection_ = vecs
-            self.estimator_ = self._base().fit(self._embed(Xs), ys)
-            new = self.estimator_.predict(self._embed(Xt))
+            # unit-norm directions, like MATLAB's eigs in the authors' code; scipy's B-orthonormal
+            # vectors would whiten the embedding and amplify its noisiest directions
+            self.projection_ = vecs / np.linalg.norm(vecs, axis=0, keepdims=True)
+            self.estimator_ = self._base().fit(self._embed(X[src]), ys)
+            new = self.estimator_.predict(self._embed(X[tgt]))
             self.pseudo_history_.append(new)
             if pseudo is not None and np.array_equal(new, pseudo):
                 break

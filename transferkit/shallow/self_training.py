@@ -35,7 +35,9 @@ class SelfTraining(ClassifierMixin, BaseEstimator):
 
     Unsupervised (every target label -1) or semi-supervised: revealed target labels (>= 0) are used
     as true labels and never overwritten. Classifiers without ``predict_proba`` are scored by a
-    softmax of ``decision_function``. ``pseudo_labels_`` holds the final pseudo-labels (-1: none).
+    softmax of ``decision_function``, and for them ``threshold`` is ignored: their margins are
+    not probabilities, so only the ranking (the most confident first, per class) is used.
+    ``pseudo_labels_`` holds the final pseudo-labels (-1: none).
 
     Reference: D.-H. Lee, "Pseudo-label", ICML workshop 2013; Y. Zou et al., "Unsupervised domain
     adaptation for semantic segmentation via class-balanced self-training", ECCV 2018.
@@ -97,11 +99,13 @@ class SelfTraining(ClassifierMixin, BaseEstimator):
             if not rows.size:
                 break
             proba = _scores(model, X[rows])
+            # a threshold means something for probabilities only; margins of e.g. an SVM are ranked
+            threshold = (self.threshold or 0.0) if hasattr(model, "predict_proba") else 0.0
             conf, guess = proba.max(1), model.classes_[proba.argmax(1)]
             keep = np.zeros(rows.size, bool)
             frac = self.fraction * (r + 1) / self.n_rounds
             for c, pi in zip(self.classes_, prior):
-                cand = np.flatnonzero((guess == c) & (conf >= (self.threshold or 0.0)))
+                cand = np.flatnonzero((guess == c) & (conf >= threshold))
                 if self.class_balance:
                     cand = cand[np.argsort(-conf[cand], kind="stable")][: int(np.ceil(frac * rows.size * pi))]
                 keep[cand] = True

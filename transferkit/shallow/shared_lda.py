@@ -57,6 +57,8 @@ class SharedLDA(BaseAdapter):
             raise TransferkitError("SharedLDA needs at least 2 source classes.")
         self.lda_ = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto", n_components=k)
         self.lda_.fit(Xc[src], y[src])
+        # one global scale: unit average variance of the source projection (see TCA)
+        self.scale_ = 1.0 / np.sqrt(np.mean(np.var(self.lda_.transform(Xc[src]), axis=0)))
 
     def _center(self, X, sample_domain):
         if not self.center_domains:
@@ -70,4 +72,4 @@ class SharedLDA(BaseAdapter):
     def _transform(self, X, sample_domain):
         X = np.asarray(X, dtype=np.float64)
         Xc = self._center(X, sample_domain)
-        return self.lda_.transform(Xc)
+        return self.lda_.transform(Xc) * self.scale_

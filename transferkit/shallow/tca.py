@@ -89,8 +89,13 @@ class TCA(BaseAdapter):
             self.train_ = Xtr
         m = int(min(self.n_components, A.shape[0]))
         vals, vecs = eigh(0.5 * (A + A.T), 0.5 * (B + B.T), subset_by_index=[A.shape[0] - m, A.shape[0] - 1])
-        self.components_ = vecs[:, ::-1]
         self.eigenvalues_ = vals[::-1]
+        W = vecs[:, ::-1]
+        # one global scale so that the embedding has unit average variance on the training rows:
+        # the components are only defined up to scale, and the downstream classifier's
+        # regularization (and its solver's speed) should not depend on it
+        Z = (Xtr - self.mean_) @ W if self.train_ is None else kernel(Xtr, Xtr, "rbf", self.gamma_) @ W
+        self.components_ = W / np.sqrt(np.mean(np.var(Z, axis=0)))
 
     def _transform(self, X, sample_domain):
         X = np.asarray(X, dtype=np.float64)
