@@ -1,0 +1,112 @@
+"""The one trainer: determinism, resume equals uninterrupted, NaN stops, checkpoints never unpickle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from transferkit.deep.dann import DANN
+from transferkit.deep.source_only import SourceOnly
+from transferkit.errors import TransferkitError
+from transferkit.nn.checkpoint import WEIGHTS
+from transferkit.nn.model import build_network
+from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+
+
+def _data(seed=0, n=120, d=6):
+    rng = np.random.default_rng(seed)
+    ys, yt = rng.integers(0, 3, n), rng.integers(0, 3, n)
+    centers = rng.normal(size=(3, d)) * 3
+    Xs = centers[ys] + rng.normal(size=(n, d))
+    Xt = centers[yt] + rng.normal(size=(n, d)) + 1.0
+    X = np.vstack([Xs, Xt]).astype(np.float32)
+    sd = np.r_[np.zeros(n, int), -np.ones(n, int)]
+    return X, np.r_[ys, -np.ones(n, int)], sd, Xt, yt
+
+
+def _trainer(method=None, epochs=4, seed=0, **kw):
+    seed_everything(seed)
+    model = build_network("mlp", 3, in_shape=(6,), hidden=(32,), dropout=0.2)
+    cfg = TrainerConfig(
+        epochs=epochs, batch_size=16, lr=0.05, schedule="cosine", seed=seed, device="cpu", **kw
+    )
+    return Trainer(model, method or SourceOnly(), cfg)
+
+
+def _weights(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", [SourceOnly, DANN])
+def test_seeded_runs_are_identical_and_learn(method):
+    X, y, sd, Xt, yt = _data()
+    a, b = _trainer(method()), _trainer(method())
+    a.fit(X, y, sd)
+    b.fit(X, y, sd)
+    for k, v in _weights(a).items():
+        assert torch.equal(v, _weights(b)[k]), k
+    assert np.mean(a.predict(Xt) == yt) > 0.6
+    assert len(a.history) == 4 and all(np.isfinite(h["loss"]) for h in a.history)
+
+
+@pytest.mark.parametrize("method", [SourceOnly, DANN])
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, method):
+    X, y, sd, _, _ = _data()
+    full = _trainer(method())
+    full.fit(X, y, sd)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(trainer, record):
+        if record["epoch"] == 2:
+            raise Killed
+
+    first = _trainer(method())
+    with pytest.raises(Killed):
+        first.fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill_after_two])
+    resumed = _trainer(method())
+    resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
+    for k, v in _weights(full).items():
+        assert torch.equal(v, _weights(resumed)[k]), k
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    X, y, sd, _, _ = _data()
+    t = _trainer(epochs=2)
+    t.fit(X, y, sd, checkpoint_dir=tmp_path)
+    before = (tmp_path / WEIGHTS).read_bytes()
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    t2 = _trainer(epochs=3)
+    with pytest.raises(TransferkitError, match=r"loss became nan at step \d+"):
+        t2.fit(bad, y, sd, checkpoint_dir=tmp_path, resume=True)
+    assert (tmp_path / WEIGHTS).read_bytes() == before
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path):
+    X, y, sd, _, _ = _data()
+    _trainer(epochs=1).fit(X, y, sd, checkpoint_dir=tmp_path)
+    (tmp_path / WEIGHTS).write_bytes(b"\x00" * 40)
+    with pytest.raises(TransferkitError, match="damaged"):
+        _trainer(epochs=2).fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_unrevealed_target_labels_never_reach_the_loss():
+    X, y, sd, _, _ = _data()
+    seen = []
+
+    class Spy(SourceOnly):
+        def loss(self, model, batch, progress):
+            seen.append(batch.y_target)
+            return super().loss(model, batch, progress)
+
+    _trainer(Spy(), epochs=1).fit(X, y, sd)
+    assert seen and all(t is None for t in seen)
+    y2 = y.copy()
+    y2[np.flatnonzero(sd < 0)[:5]] = 1  # five revealed labels
+    seen.clear()
+    _trainer(Spy(), epochs=1).fit(X, y2, sd)
+    assert any(t is not None and (t >= 0).any() for t in seen)

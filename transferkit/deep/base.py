@@ -1,0 +1,84 @@
+"""The contract of a deep method: a module with a loss over the one shared network.
+
+A deep method holds its hyperparameters and its own auxiliary modules (a discriminator, ...). It
+never loops over data: :class:`~transferkit.nn.trainer.Trainer` calls ``setup(model)`` once, then
+``loss(model, batch, progress)`` every step and adds the returned ``total`` to the optimizer's
+objective. How source and target go through the network is decided once, in
+:meth:`DeepMethod.forward_domains`: one forward pass over the concatenated batch, so BatchNorm sees
+both domains together in every method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transferkit.nn.batch import DABatch
+
+__all__ = ["DeepMethod", "Forward", "Losses"]
+
+
+@dataclass
+class Losses:
+    """The step's objective (``total``) and its named parts, logged in the history."""
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Forward:
+    """Features and logits of the source and target rows of one batch."""
+
+    f_source: torch.Tensor
+    logits_source: torch.Tensor
+    f_target: torch.Tensor
+    logits_target: torch.Tensor
+
+
+class DeepMethod(nn.Module):
+    """Base class: source cross-entropy, plus ``target_weight`` x cross-entropy on revealed target labels.
+
+    Subclasses add their adaptation term in :meth:`adaptation` and may create modules in
+    :meth:`setup`. ``uses_target_labels``: whether revealed target labels reach the loss.
+    """
+
+    role = "deep"
+    family = "baseline"
+    uses_target_labels = True
+
+    def __init__(self, target_weight: float = 1.0):
+        super().__init__()
+        self.target_weight = target_weight
+
+    def setup(self, model: nn.Module) -> None:
+        """Create auxiliary modules sized from ``model.feature_dim`` / ``model.num_classes``."""
+
+    @staticmethod
+    def forward_domains(model: nn.Module, batch: DABatch) -> Forward:
+        n = batch.x_source.shape[0]
+        f, logits = model.forward_features_and_logits(torch.cat([batch.x_source, batch.x_target]))
+        return Forward(f[:n], logits[:n], f[n:], logits[n:])
+
+    def supervised(self, out: Forward, batch: DABatch) -> dict[str, torch.Tensor]:
+        """``L_source + lambda * L_target`` over revealed target labels (the knowledge-transfer loss)."""
+        parts = {"source_ce": F.cross_entropy(out.logits_source, batch.y_source)}
+        if batch.y_target is not None and self.target_weight > 0:
+            known = batch.y_target >= 0
+            if bool(known.any()):
+                parts["target_ce"] = self.target_weight * F.cross_entropy(
+                    out.logits_target[known], batch.y_target[known]
+                )
+        return parts
+
+    def adaptation(self, out: Forward, batch: DABatch, progress: float) -> dict[str, torch.Tensor]:
+        """The method's own terms (none for source-only)."""
+        return {}
+
+    def loss(self, model: nn.Module, batch: DABatch, progress: float) -> Losses:
+        out = self.forward_domains(model, batch)
+        parts = {**self.supervised(out, batch), **self.adaptation(out, batch, progress)}
+        return Losses(sum(parts.values()), parts)

@@ -1,0 +1,72 @@
+"""The network every deep method trains: a backbone (features), an optional bottleneck, and a head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["Network", "build_network", "lenet", "mlp"]
+
+
+class Network(nn.Module):
+    """``backbone -> bottleneck -> head``; ``features`` is what adaptation losses look at."""
+
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, num_classes: int, bottleneck_dim: int | None = None
+    ):
+        super().__init__()
+        self.backbone = backbone
+        if bottleneck_dim:
+            self.bottleneck = nn.Sequential(
+                nn.Linear(feature_dim, bottleneck_dim), nn.BatchNorm1d(bottleneck_dim), nn.ReLU()
+            )
+            feature_dim = bottleneck_dim
+        else:
+            self.bottleneck = nn.Identity()
+        self.feature_dim = feature_dim
+        self.num_classes = num_classes
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bottleneck(self.backbone(x))
+
+    def forward_features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        return f, self.head(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def lenet(in_channels: int = 3) -> tuple[nn.Module, int]:
+    """LeNet-5 style trunk for 32x32 digits: two conv + pool blocks, then 500 units (as in DANN's code)."""
+    trunk = nn.Sequential(
+        nn.Conv2d(in_channels, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(20, 50, 5), nn.Dropout2d(0.5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(50 * 5 * 5, 500), nn.ReLU(), nn.Dropout(0.5),
+    )  # fmt: skip
+    return trunk, 500
+
+
+def mlp(in_features: int, hidden: tuple[int, ...] = (256,), dropout: float = 0.1) -> tuple[nn.Module, int]:
+    """A multilayer perceptron for feature vectors and sentence embeddings."""
+    layers, d = [nn.Flatten()], in_features
+    for h in hidden:
+        layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+        d = h
+    return nn.Sequential(*layers), d
+
+
+def build_network(
+    backbone: str, num_classes: int, *, in_shape: tuple[int, ...], bottleneck_dim: int | None = None, **kw
+) -> Network:
+    """``lenet`` for (C, 32, 32) images, ``mlp`` for vectors."""
+    from transferkit.errors import unknown_name
+
+    if backbone == "lenet":
+        trunk, d = lenet(in_shape[0])
+    elif backbone == "mlp":
+        trunk, d = mlp(int(torch.tensor(in_shape).prod()), **kw)
+    else:
+        raise unknown_name("backbone", backbone, ["lenet", "mlp"])
+    return Network(trunk, d, num_classes, bottleneck_dim)
