@@ -39,7 +39,7 @@ DOCUMENTED = {
 # "no target rows" ones, for methods that need target rows.
 WRAPPED_NO_TARGET = {"check_positive_only_tag_during_fit", "check_classifiers_one_label"}
 
-METHODS = registry.list_methods()
+METHODS = [m for m in registry.list_methods() if registry.entry("method", m).role != "deep"]  # shallow
 
 
 def _entry(name):

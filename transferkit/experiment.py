@@ -103,6 +103,8 @@ def build_classifier(spec: RunSpec, preprocess: tuple[str, ...]):
     from transferkit.shallow.base import DAClassifier
 
     method_entry = registry.entry("method", spec.method)
+    if method_entry.role == "deep":
+        return None, _deep_config(spec)
     method = registry.build("method", spec.method, spec.params)
     _with_seed(method, spec.seed, spec.params)
     estimator = registry.build("estimator", spec.estimator, spec.estimator_params)
@@ -126,6 +128,22 @@ def build_classifier(spec: RunSpec, preprocess: tuple[str, ...]):
         "preprocess": resolved_steps,
     }
     return clf, config
+
+
+def _deep_config(spec: RunSpec) -> dict:
+    from transferkit.deep.runner import split_settings
+
+    settings = registry.resolve_params(registry.entry("method", spec.method), spec.params)
+    method_settings, trainer, network = split_settings(settings)
+    method = registry.build("method", spec.method, method_settings)
+    own = {k: v for k, v in method.__dict__.items() if not k.startswith("_") and k != "training"}
+    return {
+        "method": {"name": spec.method, "params": own},
+        "estimator": None,
+        "trainer": {**trainer, "seed": spec.seed},
+        "network": network,
+        "preprocess": [],
+    }
 
 
 def _flat(X):
@@ -168,6 +186,14 @@ def fit_predict(
                 revealed[name] = picked
             else:
                 revealed[name] = np.zeros(0, np.int64)
+    if entry.role == "deep":
+        from transferkit.deep.runner import fit_predict_deep, split_settings
+
+        settings = registry.resolve_params(entry, spec.params)
+        preds, history = fit_predict_deep(spec, dataset, y, arrays, *split_settings(settings))
+        if keep is not None:
+            keep.update(model=None, history=history)
+        return preds, revealed
     clf, _ = build_classifier(spec, preprocess)
     X = _flat(arrays.X)
     clf.fit(X, y, arrays.sample_domain)
@@ -201,9 +227,10 @@ def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_di
         labels = np.asarray(dataset.labels(target))
         lines += [f"{target},{i},{int(p)},{int(t)}" for i, (p, t) in enumerate(zip(pred, labels))]
     atomic_write_text(out / "predictions.csv", "\n".join(lines) + "\n")
-    model, X, sd = keep["model"], keep["X"], keep["sample_domain"]
+    model = keep.get("model")
     if not hasattr(model, "features"):
         return
+    X, sd = keep["X"], keep["sample_domain"]
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(len(X), min(max_rows, len(X)), replace=False))
     labels = np.empty(len(X), np.int64)
@@ -372,13 +399,13 @@ def run(
     _, config = build_classifier(spec, preprocess)  # validates every name and setting up front
     dataset.check_domains(spec.sources + spec.targets)
     start = time.perf_counter()
-    keep: dict | None = {} if artifacts is not None else None
+    keep: dict | None = {} if (artifacts is not None or entry.role == "deep") else None
     if entry.requires_target_labels:
         keep = None
     predictions, revealed = fit_predict(spec, dataset, preprocess, keep=keep)
     seconds = time.perf_counter() - start
     if artifacts is not None:
-        kept = keep or {"model": None, "X": None, "sample_domain": None}
+        kept = keep if keep and keep.get("model") is not None else {"model": None}
         save_artifacts(kept, predictions, dataset, artifacts)
     scores = evaluate(predictions, dataset, revealed)
     counts = dataset.counts()
@@ -398,6 +425,7 @@ def run(
         "n_source": int(sum(counts[s] for s in spec.sources)),
         "n_target": int(sum(counts[t] for t in spec.targets)),
         "n_target_labels_revealed": int(sum(len(r) for r in revealed.values())),
+        **({"history": keep["history"]} if keep and keep.get("history") else {}),
         "seconds": round(seconds, 4),
         "versions": versions(),
         "machine": machine(),

@@ -41,6 +41,8 @@ __all__ = [
 # name -> "module:Class". Sorted; one line per method.
 METHODS: dict[str, str] = {
     "coral": "transferkit.shallow.coral:CORAL",
+    "dann": "transferkit.deep.dann:DANN",
+    "deep-source-only": "transferkit.deep.source_only:SourceOnly",
     "density-ratio": "transferkit.shallow.density_ratio:DensityRatio",
     "fine-tuned-linear": "transferkit.shallow.fine_tuned_linear:FineTunedLinear",
     "jda": "transferkit.shallow.jda:JDA",
@@ -124,8 +126,15 @@ class Entry:
         return dict(getattr(self.load(), "search_space", {}) or {})
 
     def parameters(self) -> dict[str, tuple[Any, Any]]:
-        """``{name: (type hint or None, default)}`` of the constructor."""
+        """``{name: (type hint or None, default)}`` of the constructor (plus trainer settings for deep)."""
         cls = self.load()
+        if getattr(cls, "role", None) == "deep":
+            from transferkit.deep.runner import deep_parameters
+
+            return {**self._own_parameters(cls), **deep_parameters()}
+        return self._own_parameters(cls)
+
+    def _own_parameters(self, cls) -> dict[str, tuple[Any, Any]]:
         hints = _hints(cls)
         out = {}
         for name, p in inspect.signature(cls.__init__).parameters.items():
@@ -281,6 +290,8 @@ def build(kind: str, name: str, settings: dict[str, Any] | None = None):
     e = entry(kind, name)
     params = dict(ESTIMATOR_DEFAULTS.get(name, {})) if kind == "estimator" else {}
     params.update(resolve_params(e, settings or {}))
+    if e.role == "deep":  # trainer and network settings are the runner's, not the loss module's
+        params = {k: v for k, v in params.items() if k in e._own_parameters(e.load())}
     try:
         return e.load()(**params)
     except TransferkitError:

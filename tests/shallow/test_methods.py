@@ -17,7 +17,10 @@ from transferkit import registry
 from transferkit.errors import TransferkitError
 from transferkit.shallow.base import DAClassifier
 
-METHODS = [m for m in registry.list_methods() if registry.entry("method", m).family not in ("baseline",)]
+METHODS = [
+    m for m in registry.list_methods()
+    if registry.entry("method", m).family != "baseline" and registry.entry("method", m).role != "deep"
+]  # fmt: skip
 
 
 def _covariate(seed=0):

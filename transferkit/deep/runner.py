@@ -1,0 +1,87 @@
+"""Running a deep method from a :class:`~transferkit.experiment.RunSpec`: data in, predictions out.
+
+The network follows the data: ``lenet`` for (C, 32, 32) images, an ``mlp`` for feature vectors, and
+all-MiniLM-L6-v2 sentence embeddings (cached) followed by an ``mlp`` for text. Settings given with
+``--set`` go to the trainer when they name a :class:`~transferkit.nn.trainer.TrainerConfig` field,
+to the network for ``backbone``/``bottleneck_dim``/``hidden``, and to the method otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from transferkit.errors import TransferkitError
+
+__all__ = ["NETWORK_SETTINGS", "deep_parameters", "fit_predict_deep", "split_settings"]
+
+NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
+    "backbone": (str, "auto"),
+    "bottleneck_dim": (int | None, None),
+    "hidden": (int, 256),
+}
+RUN_DEFAULTS = {"epochs": 10, "batch_size": 64, "lr": 0.01, "progress": False}
+
+
+def deep_parameters() -> dict[str, tuple[Any, Any]]:
+    """Trainer and network settings every deep method accepts (name -> (type hint, default))."""
+    import typing
+
+    from transferkit.nn.trainer import TrainerConfig
+
+    hints = typing.get_type_hints(TrainerConfig)
+    out = {
+        f.name: (hints[f.name], RUN_DEFAULTS.get(f.name, f.default))
+        for f in dataclasses.fields(TrainerConfig)
+    }
+    out.pop("seed")  # the run's --seed
+    return {**out, **NETWORK_SETTINGS}
+
+
+def split_settings(settings: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """(method settings, trainer settings, network settings)."""
+    trainer_keys = set(deep_parameters()) - set(NETWORK_SETTINGS)
+    method = {k: v for k, v in settings.items() if k not in trainer_keys and k not in NETWORK_SETTINGS}
+    trainer = {
+        **{k: v for k, v in RUN_DEFAULTS.items()},
+        **{k: v for k, v in settings.items() if k in trainer_keys},
+    }
+    network = {k: v for k, v in settings.items() if k in NETWORK_SETTINGS}
+    return method, trainer, network
+
+
+def _inputs(dataset, arrays):
+    if dataset.modality == "text":
+        from transferkit.features import cache_dir, embed_texts
+
+        return embed_texts(arrays.X, cache_dir=cache_dir() / "embeddings")
+    return np.asarray(arrays.X, dtype=np.float32)
+
+
+def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings, network_settings):
+    """Train the network with the method's loss on all rows; predict every target domain."""
+    from transferkit import registry
+    from transferkit.nn.model import build_network
+    from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+
+    X = _inputs(dataset, arrays)
+    backbone = network_settings.get("backbone", "auto")
+    if backbone == "auto":
+        backbone = "lenet" if X.ndim == 4 and X.shape[-1] == 32 else "mlp"
+    if backbone == "lenet" and (X.ndim != 4 or X.shape[-2:] != (32, 32)):
+        raise TransferkitError(f"the lenet backbone takes (C, 32, 32) images; these rows are {X.shape[1:]}.")
+    seed_everything(spec.seed)
+    kw = {"hidden": (int(network_settings.get("hidden", 256)),)} if backbone == "mlp" else {}
+    model = build_network(backbone, len(dataset.classes), in_shape=X.shape[1:],
+                          bottleneck_dim=network_settings.get("bottleneck_dim"), **kw)  # fmt: skip
+    method = registry.build("method", spec.method, method_settings)
+    config = TrainerConfig(**{**trainer_settings, "seed": spec.seed})
+    trainer = Trainer(model, method, config)
+    history = trainer.fit(X, y, arrays.sample_domain)
+    preds = {}
+    for d, name in arrays.domain_names.items():
+        if d < 0:
+            preds[name] = trainer.predict(X[arrays.sample_domain == d])
+    return preds, history
