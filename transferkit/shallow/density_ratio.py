@@ -46,8 +46,10 @@ class DensityRatio(BaseReweighter):
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        if self.clip <= 0:
+        if not self.clip > 0:
             raise TransferkitError(f"clip must be > 0, got {self.clip}.")
+        if not self.C > 0:
+            raise TransferkitError(f"C (the inverse regularization strength) must be > 0, got {self.C}.")
         src, tgt = source_mask(sample_domain), target_mask(sample_domain)
         rows = src | tgt
         d = tgt[rows].astype(int)

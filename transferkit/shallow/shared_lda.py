@@ -16,10 +16,12 @@ class SharedLDA(BaseAdapter):
     :math:`\operatorname{tr}((W^\top S_w W)^{-1} W^\top S_b W)` (between-class over within-class
     scatter); all rows are mapped to :math:`(x - \mu_{d(x)}) W`, where, with ``center_domains=True``,
     :math:`\mu_{d}` is the mean of the row's own domain (a first-order alignment that removes a
-    translation between domains before projecting). The within-class covariance is shrunk with the
-    Ledoit-Wolf estimate, which keeps LDA stable with hundreds of features and few rows per class.
-    ``n_components=None`` keeps ``classes - 1`` directions. For a shared *unsupervised* space use
-    the ``pca`` preprocessing step (:class:`~transferkit.preprocessing.SharedPCA`).
+    translation between domains before projecting; it presumes similar class proportions in the
+    domains). The within-class covariance is shrunk with the Ledoit-Wolf estimate (``solver="eigen"``,
+    ``shrinkage="auto"``), which keeps LDA stable with hundreds of features and few rows per class.
+    ``n_components=None`` keeps ``classes - 1`` directions; the embedding is scaled to unit average
+    variance on the source. Only source labels are read. For a shared *unsupervised* space use the
+    ``pca`` preprocessing step (:class:`~transferkit.preprocessing.SharedPCA`).
 
     Reference: R. A. Fisher, "The use of multiple measurements in taxonomic problems", 1936;
     O. Ledoit, M. Wolf, "A well-conditioned estimator for large-dimensional covariance matrices", 2004.
@@ -45,6 +47,8 @@ class SharedLDA(BaseAdapter):
     def _fit(self, X, y, sample_domain):
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
+        if self.n_components is not None and self.n_components < 1:
+            raise TransferkitError(f"n_components must be >= 1 (or None), got {self.n_components}.")
         if y is None:
             raise TransferkitError("SharedLDA learns from the source labels; pass y.")
         X = np.asarray(X, dtype=np.float64)
@@ -63,10 +67,15 @@ class SharedLDA(BaseAdapter):
     def _center(self, X, sample_domain):
         if not self.center_domains:
             return X
+        unseen = sorted(set(np.unique(sample_domain).tolist()) - set(self.means_))
+        if unseen:
+            raise TransferkitError(
+                f"domain(s) {unseen} were not seen at fit time, so their mean is unknown; fit with their "
+                "rows, or use center_domains=False."
+            )
         X = X.copy()
         for d in np.unique(sample_domain):
-            if int(d) in self.means_:
-                X[sample_domain == d] -= self.means_[int(d)]
+            X[sample_domain == d] -= self.means_[int(d)]
         return X
 
     def _transform(self, X, sample_domain):

@@ -18,6 +18,31 @@ def mmd_matrix(n_source: int, n_target: int) -> np.ndarray:
     return np.outer(e, e)
 
 
+def leading_generalized_eigenvectors(A: np.ndarray, u: np.ndarray, mu: float, m: int):
+    """The ``m`` leading solutions of ``A w = lambda (u u^T + mu I) w`` (largest ``lambda`` first).
+
+    ``B = u u^T + mu I`` is a rank-one update of a multiple of the identity, so ``B^{-1/2}`` has the
+    closed form ``P = a I + b v v^T`` (``v = u / |u|``); the problem becomes the ordinary symmetric
+    eigenproblem of ``P A P`` (solved by LAPACK through scipy), and ``w = P x``.
+    """
+    from scipy.linalg import eigh
+
+    n = A.shape[0]
+    m = int(min(m, n))
+    s = float(u @ u)
+    a = 1.0 / np.sqrt(mu)
+    if s > 0:
+        v = u / np.sqrt(s)
+        b = 1.0 / np.sqrt(mu + s) - a
+        Av = A @ v
+        PAP = a * a * A + a * b * (np.outer(v, Av) + np.outer(Av, v)) + b * b * float(v @ Av) * np.outer(v, v)
+    else:
+        v, b, PAP = np.zeros(n), 0.0, a * a * A
+    vals, V = eigh(0.5 * (PAP + PAP.T), subset_by_index=[n - m, n - 1])
+    vals, V = vals[::-1], V[:, ::-1]
+    return vals, a * V + b * np.outer(v, v @ V)
+
+
 class TCA(BaseAdapter):
     r"""Learn components in which source and target have the same kernel mean, keeping the variance.
 
@@ -26,9 +51,15 @@ class TCA(BaseAdapter):
 
     .. math:: \max_W \operatorname{tr}\big((W^\top (K L K + \mu I) W)^{-1} W^\top K H K W\big),
 
-    i.e. the leading generalized eigenvectors of :math:`(K H K,\ K L K + \mu I)`. Rows are embedded as
-    :math:`k(x, X_{\text{train}}) W`. For the linear kernel this is solved in the primal (feature
-    space, :math:`D \times D`), which is the same problem and faster when :math:`D < n`.
+    i.e. the leading generalized eigenvectors of :math:`(K H K,\ K L K + \mu I)`; :math:`L` has
+    rank one, so the problem reduces exactly to an ordinary symmetric eigenproblem. Rows, including
+    new ones (out of sample), are embedded as :math:`k(x, X_{\text{train}}) W`. For the linear
+    kernel TCA is solved in its primal form (feature space, :math:`D \times D`, as in the JDA
+    authors' code): the components :math:`A = X^\top W` solve the same trace ratio with the
+    regularizer :math:`\mu \|A\|_F^2` on the projection instead of :math:`\mu \|W\|_F^2`, and rows
+    are embedded as :math:`(x - \bar x) A`. The embedding is scaled to unit average variance
+    (components are only defined up to scale). ``gamma=None`` takes the median heuristic for the
+    RBF kernel. No labels are used.
 
     Reference: S. J. Pan, I. W. Tsang, J. T. Kwok, Q. Yang, "Domain adaptation via transfer
     component analysis", IEEE Trans. Neural Networks 22(2), 2011.
@@ -60,42 +91,36 @@ class TCA(BaseAdapter):
         self.gamma = gamma
 
     def _fit(self, X, y, sample_domain):
-        from scipy.linalg import eigh
-
         if self.kernel not in ("linear", "rbf"):
             raise TransferkitError(f"kernel must be 'linear' or 'rbf', got {self.kernel!r}.")
-        if self.mu <= 0 or self.n_components < 1:
-            raise TransferkitError("TCA needs mu > 0 and n_components >= 1.")
+        if not self.mu > 0 or self.n_components < 1:
+            raise TransferkitError(
+                f"TCA needs mu > 0 and n_components >= 1, got {self.mu}, {self.n_components}."
+            )
+        if self.gamma is not None and not self.gamma > 0:
+            raise TransferkitError(f"gamma must be > 0 (or None for the median heuristic), got {self.gamma}.")
         X = np.asarray(X, dtype=np.float64)
         src, tgt = source_mask(sample_domain), target_mask(sample_domain)
         Xtr = np.vstack([X[src], X[tgt]])
         ns, nt = int(src.sum()), int(tgt.sum())
-        n = ns + nt
         e = np.r_[np.full(ns, 1.0 / ns), np.full(nt, -1.0 / nt)]
+        self.mean_ = Xtr.mean(0)
         if self.kernel == "linear":  # primal: X^T H X and X^T L X are D x D
-            self.mean_ = Xtr.mean(0)
-            Xc = Xtr - self.mean_
-            A = Xc.T @ Xc
-            u = Xtr.T @ e
-            B = np.outer(u, u) + self.mu * np.eye(X.shape[1])
+            F = Xtr - self.mean_
             self.train_ = None
         else:
-            self.gamma_ = self.gamma if self.gamma is not None else median_gamma(Xtr)
-            K = kernel(Xtr, Xtr, "rbf", self.gamma_)
-            Kc = K - K.mean(0, keepdims=True)
-            A = Kc.T @ Kc  # K H K (H idempotent)
-            u = K @ e
-            B = np.outer(u, u) + self.mu * np.eye(n)
+            self.gamma_ = float(self.gamma) if self.gamma is not None else median_gamma(Xtr)
+            F = kernel(Xtr, Xtr, "rbf", self.gamma_)
             self.train_ = Xtr
-        m = int(min(self.n_components, A.shape[0]))
-        vals, vecs = eigh(0.5 * (A + A.T), 0.5 * (B + B.T), subset_by_index=[A.shape[0] - m, A.shape[0] - 1])
-        self.eigenvalues_ = vals[::-1]
-        W = vecs[:, ::-1]
+        Fc = F - F.mean(0, keepdims=True)
+        A = Fc.T @ Fc  # X^T H X, or K H K (H is idempotent)
+        vals, W = leading_generalized_eigenvectors(A, F.T @ e, self.mu, self.n_components)
+        self.eigenvalues_ = vals
         # one global scale so that the embedding has unit average variance on the training rows:
         # the components are only defined up to scale, and the downstream classifier's
         # regularization (and its solver's speed) should not depend on it
-        Z = (Xtr - self.mean_) @ W if self.train_ is None else kernel(Xtr, Xtr, "rbf", self.gamma_) @ W
-        self.components_ = W / np.sqrt(np.mean(np.var(Z, axis=0)))
+        Z = F @ W
+        self.components_ = W / np.sqrt(max(float(np.mean(np.var(Z, axis=0))), 1e-300))
 
     def _transform(self, X, sample_domain):
         X = np.asarray(X, dtype=np.float64)

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from transferkit.domains import check_domain_data, check_features, source_mask, target_mask
+from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
 from transferkit.errors import TransferkitError
 
 
@@ -21,13 +21,19 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
         w_i \leftarrow w_i\,\beta^{[h_t(x_i) \ne y_i]} \ \text{(source)},\qquad
         w_j \leftarrow w_j\,e^{\alpha_t [h_t(x_j) \ne y_j]} \ \text{(target)},
 
-    with :math:`\beta = 1/(1 + \sqrt{2 \ln n_s / T})` and :math:`\alpha_t = \ln\frac{1-\epsilon_t}
-    {\epsilon_t} + \ln(K - 1)`: source rows the target contradicts fade, hard target rows grow. The
-    multi-class form follows SAMME (Zhu et al. 2009; for K = 2 it is the paper's rule). Prediction is
-    the :math:`\alpha`-weighted vote of the second half of the rounds, as in the paper.
+    with :math:`\beta = 1/(1 + \sqrt{2 \ln n_s / N})` for :math:`N` = ``n_estimators`` rounds and
+    :math:`\alpha_t = \ln\frac{1-\epsilon_t}{\epsilon_t} + \ln(K - 1)` for :math:`K` classes: source
+    rows the target contradicts fade, hard target rows grow. The multi-class form follows SAMME (Zhu
+    et al. 2009; for K = 2 it is the paper's rule, :math:`\alpha_t = \ln(1/\beta_t)`);
+    :math:`\epsilon_t` is kept inside :math:`(10^{-10}, 1 - 1/K)`, so a round that fits every
+    labelled target row gets a large finite vote and a useless one none. Prediction is
+    the :math:`\alpha`-weighted vote of rounds :math:`\lceil N/2 \rceil, \dots, N` (the second half),
+    as in the paper.
 
     Needs a few labelled target rows: target rows whose label is >= 0 (in a run, ``--target-labels
-    K``); target rows labelled -1 are ignored. Without any it raises.
+    K``); target rows labelled -1 are ignored. Without any it raises. The base learner
+    ``estimator`` must accept ``sample_weight``; the default, an L2 logistic regression, is a linear
+    model like the paper's SVM, and fast. The rows' domains do not matter at prediction.
 
     Reference: W. Dai, Q. Yang, G.-R. Xue, Y. Yu, "Boosting for transfer learning", ICML 2007.
 
@@ -46,8 +52,9 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
 
     role = "classifier"
     family = "reweighting"
-    uses_target_labels = True
-    needs_target_labels = True
+    uses_target_labels = True  # keeps the target labels the caller revealed (few-shot)
+    needs_target_labels = True  # a run needs --target-labels K
+    requires_target_labels = False  # not an oracle: only the few revealed labels are read
 
     def __init__(self, estimator=None, n_estimators: int = 20, random_state: int | None = 0):
         self.estimator = estimator
@@ -63,8 +70,15 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, sample_domain=None):
         X, y, sd = check_domain_data(X, y, sample_domain, require_target=False, allow_nd=False)
-        if self.n_estimators < 2:
+        from sklearn.utils.validation import has_fit_parameter
+
+        if int(self.n_estimators) < 2:
             raise TransferkitError(f"n_estimators must be >= 2, got {self.n_estimators}.")
+        if not has_fit_parameter(self._base(), "sample_weight"):
+            raise TransferkitError(
+                f"TrAdaBoost's estimator {type(self._base()).__name__} does not accept sample_weight; "
+                "boosting needs a base learner that does."
+            )
         src = source_mask(sd)
         tgt = target_mask(sd) & (y >= 0)
         if not tgt.any():
@@ -77,10 +91,10 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(yl)
         k = len(self.classes_)
         n_s = int((~is_t).sum())
-        beta = 1.0 / (1.0 + np.sqrt(2.0 * np.log(max(n_s, 2)) / self.n_estimators))
+        beta = 1.0 / (1.0 + np.sqrt(2.0 * np.log(max(n_s, 2)) / int(self.n_estimators)))
         w = np.ones(len(yl))
         self.estimators_, self.alphas_ = [], []
-        for t in range(self.n_estimators):
+        for t in range(int(self.n_estimators)):
             est = self._base()
             if "random_state" in est.get_params():
                 est.set_params(random_state=None if self.random_state is None else self.random_state + t)
@@ -96,12 +110,20 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
             w /= w.sum() / len(w)
         self.source_weights_ = w[~is_t]
         self.n_features_in_ = X.shape[1]
+        self.target_domains_ = np.unique(sd[target_mask(sd)])
         return self
 
-    def _votes(self, X):
+    def _votes(self, X, sample_domain=None):
         check_is_fitted(self, "estimators_")
         X = check_features(X, allow_nd=False)
-        half = len(self.estimators_) // 2
+        if X.shape[1] != self.n_features_in_:
+            raise TransferkitError(
+                f"X has {X.shape[1]} features, but TrAdaBoost was fitted with {self.n_features_in_}; "
+                "every domain must have the same features."
+            )
+        if sample_domain is not None:  # rows without one are target rows; either way the vote is the same
+            predict_domains(sample_domain, X.shape[0], self.target_domains_)
+        half = (len(self.estimators_) + 1) // 2 - 1  # rounds ceil(N/2) .. N, counted from 1 as in the paper
         votes = np.zeros((len(X), len(self.classes_)))
         for est, alpha in zip(self.estimators_[half:], self.alphas_[half:]):
             pred = est.predict(X)
@@ -109,9 +131,9 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
         return votes
 
     def predict(self, X, sample_domain=None):
-        votes = self._votes(X)  # checks that the model is fitted first
+        votes = self._votes(X, sample_domain)  # checks that the model is fitted first
         return self.classes_[votes.argmax(1)]
 
     def predict_proba(self, X, sample_domain=None):
-        v = self._votes(X)
+        v = self._votes(X, sample_domain)
         return v / np.clip(v.sum(1, keepdims=True), 1e-12, None)

@@ -1,0 +1,86 @@
+"""Nearest-neighbour weighting: it helps under covariate shift, counts Voronoi cells, reads no label."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from transferkit.errors import TransferkitError
+from transferkit.shallow.base import DAClassifier
+from transferkit.shallow.nearest_neighbor_weighting import NearestNeighborWeighting
+
+
+def covariate_shift(seed=0, ns=300, nt=1500):
+    """The target is a sub-region of the source; the labelling (a bump) is not linear overall."""
+    rng = np.random.default_rng(seed)
+    xs, xt = rng.uniform(-4, 4, ns), rng.uniform(0.5, 4, nt)
+    label = lambda x: (np.abs(x - 1.5) < 1.0).astype(int)  # noqa: E731
+    ys = np.where(rng.random(ns) < 0.05, 1 - label(xs), label(xs))
+    X = np.vstack([np.c_[xs, rng.normal(size=ns)], np.c_[xt, rng.normal(size=nt)]])
+    sd = np.r_[np.zeros(ns, int), -np.ones(nt, int)]
+    return X, np.r_[ys, label(xt)], sd
+
+
+def _accuracy(model, X, y, sd):
+    tgt = sd < 0
+    return np.mean(model.fit(X, y, sd).predict(X[tgt]) == y[tgt])
+
+
+def test_beats_source_only_under_covariate_shift():
+    X, y, sd = covariate_shift()
+    source_only = _accuracy(DAClassifier(None, LogisticRegression()), X, y, sd)
+    adapted = _accuracy(DAClassifier(NearestNeighborWeighting(), LogisticRegression()), X, y, sd)
+    assert adapted >= source_only + 0.2, (adapted, source_only)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 1.0, 2.5])
+def test_weights_count_voronoi_cells_like_a_double_loop(smoothing):
+    rng = np.random.default_rng(0)
+    Xs, Xt = rng.normal(size=(40, 3)), rng.normal(size=(70, 3)) + 0.5
+    X, sd = np.vstack([Xs, Xt]), np.r_[np.zeros(40, int), -np.ones(70, int)]
+    w = NearestNeighborWeighting(smoothing=smoothing).fit(X, None, sd).compute_weights(X, sd)
+    counts = np.zeros(40)
+    for xt in Xt:
+        best = min(range(40), key=lambda i: np.sum((Xs[i] - xt) ** 2))
+        counts[best] += 1
+    ref = (counts + smoothing) / (counts + smoothing).mean()
+    assert np.allclose(w[:40], ref)
+    assert (w[40:] == 1).all()  # target rows are not reweighted
+
+
+def test_new_source_rows_take_their_nearest_cell():
+    X = np.array([[0.0], [10.0], [9.0], [11.0], [12.0]])
+    sd = np.array([0, 0, -1, -1, -1])
+    m = NearestNeighborWeighting().fit(X, None, sd)
+    assert m.compute_weights(X[:2], sd[:2]).tolist() == pytest.approx([1 / 2.5, 4 / 2.5])
+    assert m.compute_weights(np.array([[1.0], [8.0]]), np.array([0, 0])).tolist() == pytest.approx([0.4, 1.6])
+
+
+def test_deterministic():
+    X, y, sd = covariate_shift(ns=100, nt=300)
+    a = NearestNeighborWeighting().fit(X, None, sd).compute_weights(X, sd)
+    assert np.array_equal(a, NearestNeighborWeighting().fit(X, None, sd).compute_weights(X, sd))
+
+
+def test_target_labels_are_never_read():
+    X, y, sd = covariate_shift(ns=100, nt=300)
+    hidden = np.where(sd < 0, -1, y)
+    w_true = NearestNeighborWeighting().fit(X, y, sd).compute_weights(X, sd)
+    assert np.array_equal(w_true, NearestNeighborWeighting().fit(X, hidden, sd).compute_weights(X, sd))
+    scrambled = y.copy()
+    scrambled[sd < 0] = np.random.default_rng(1).integers(0, 2, (sd < 0).sum())
+    model = DAClassifier(NearestNeighborWeighting(), LogisticRegression())
+    assert np.array_equal(model.fit(X, y, sd).predict_proba(X), model.fit(X, scrambled, sd).predict_proba(X))
+
+
+def test_bad_input_gives_a_clear_error():
+    X, y, sd = covariate_shift(ns=50, nt=50)
+    with pytest.raises(TransferkitError, match="no target rows"):
+        NearestNeighborWeighting().fit(X[sd >= 0], y[sd >= 0], sd[sd >= 0])
+    bad = X.copy()
+    bad[10, 0] = np.nan
+    with pytest.raises(TransferkitError, match="NaN"):
+        NearestNeighborWeighting().fit(bad, None, sd)
+    with pytest.raises(TransferkitError, match="smoothing"):
+        NearestNeighborWeighting(smoothing=-1.0).fit(X, None, sd)
