@@ -190,9 +190,9 @@ def fit_predict(
         from transferkit.deep.runner import fit_predict_deep, split_settings
 
         settings = registry.resolve_params(entry, spec.params)
-        preds, history = fit_predict_deep(spec, dataset, y, arrays, *split_settings(settings))
+        preds, history, network = fit_predict_deep(spec, dataset, y, arrays, *split_settings(settings))
         if keep is not None:
-            keep.update(model=None, history=history)
+            keep.update(model=None, history=history, network=network)
         return preds, revealed
     clf, _ = build_classifier(spec, preprocess)
     X = _flat(arrays.X)
@@ -227,6 +227,10 @@ def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_di
         labels = np.asarray(dataset.labels(target))
         lines += [f"{target},{i},{int(p)},{int(t)}" for i, (p, t) in enumerate(zip(pred, labels))]
     atomic_write_text(out / "predictions.csv", "\n".join(lines) + "\n")
+    if keep.get("network") is not None:  # a deep run's trained network, for init=DIR/model
+        from transferkit.nn.saved_model import save_network
+
+        save_network(keep["network"][0], out / "model", keep["network"][1])
     model = keep.get("model")
     if not hasattr(model, "features"):
         return
@@ -405,7 +409,7 @@ def run(
     predictions, revealed = fit_predict(spec, dataset, preprocess, keep=keep)
     seconds = time.perf_counter() - start
     if artifacts is not None:
-        kept = keep if keep and keep.get("model") is not None else {"model": None}
+        kept = keep if keep and (keep.get("model") is not None or keep.get("network")) else {"model": None}
         save_artifacts(kept, predictions, dataset, artifacts)
     scores = evaluate(predictions, dataset, revealed)
     counts = dataset.counts()

@@ -44,6 +44,7 @@ METHODS: dict[str, str] = {
     "dann": "transferkit.deep.dann:DANN",
     "deep-source-only": "transferkit.deep.source_only:SourceOnly",
     "density-ratio": "transferkit.shallow.density_ratio:DensityRatio",
+    "fine-tune": "transferkit.deep.fine_tune:FineTune",
     "fine-tuned-linear": "transferkit.shallow.fine_tuned_linear:FineTunedLinear",
     "jda": "transferkit.shallow.jda:JDA",
     "kliep": "transferkit.shallow.kliep:KLIEP",

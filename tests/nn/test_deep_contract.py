@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from transferkit import registry
+from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DABatch
 from transferkit.nn.model import build_network
 from transferkit.nn.trainer import seed_everything
@@ -21,8 +22,11 @@ def _batch(seed=0, revealed=False):
     y_t = torch.full((8,), -1) if revealed else None
     if revealed:
         y_t[:3] = torch.tensor([0, 1, 2])
-    return DABatch(torch.randn(8, 6, generator=g), torch.randint(0, 3, (8,), generator=g),
-                   torch.randn(8, 6, generator=g) + 1, y_t)  # fmt: skip
+    xs, ys = torch.randn(8, 6, generator=g), torch.randint(0, 3, (8,), generator=g)
+    xt = torch.randn(8, 6, generator=g) + 1
+    # the loader's stream of revealed target rows
+    xl, yl = (xt[:3], y_t[:3]) if revealed else (None, None)
+    return DABatch(xs, ys, xt, y_t, xl, yl)
 
 
 def _setup(name, seed=0):
@@ -33,11 +37,16 @@ def _setup(name, seed=0):
     return model, method
 
 
+def _needs_labels(name) -> bool:
+    return bool(getattr(registry.entry("method", name).load(), "needs_target_labels", False))
+
+
 @pytest.mark.parametrize("name", DEEP)
 def test_one_step_is_finite_and_reaches_the_trunk(name):
     model, method = _setup(name)
-    losses = method.loss(model, _batch(), progress=0.5)
-    assert torch.isfinite(losses.total) and set(losses.parts) >= {"source_ce"}
+    needs = _needs_labels(name)
+    losses = method.loss(model, _batch(revealed=needs), progress=0.5)
+    assert torch.isfinite(losses.total) and set(losses.parts) & {"source_ce", "target_ce"}
     losses.total.backward()
     first = next(model.backbone.parameters())
     assert first.grad is not None and first.grad.abs().sum() > 0
@@ -46,20 +55,25 @@ def test_one_step_is_finite_and_reaches_the_trunk(name):
 @pytest.mark.parametrize("name", DEEP)
 def test_state_dict_round_trips_and_seeding_fixes_the_loss(name):
     model, method = _setup(name)
-    a = float(method.loss(model, _batch(), 0.3).total)
+    batch = _batch(revealed=_needs_labels(name))
+    a = float(method.loss(model, batch, 0.3).total.detach())
     model2, method2 = _setup(name, seed=1)
     model2.load_state_dict(model.state_dict())
     method2.load_state_dict(method.state_dict())
     model.eval(), method.eval(), model2.eval(), method2.eval()
-    assert float(method.loss(model, _batch(), 0.3).total) == float(method2.loss(model2, _batch(), 0.3).total)
+    assert float(method.loss(model, batch, 0.3).total) == float(method2.loss(model2, batch, 0.3).total)
     model3, method3 = _setup(name)
-    assert float(method3.loss(model3, _batch(), 0.3).total) == a
+    assert float(method3.loss(model3, batch, 0.3).total) == a
 
 
 @pytest.mark.parametrize("name", DEEP)
 def test_revealed_target_labels_add_a_term_and_unrevealed_ones_do_not_exist(name):
     model, method = _setup(name)
-    assert "target_ce" not in method.loss(model, _batch(), 0.5).parts  # y_target is None: nothing to read
+    if _needs_labels(name):  # nothing to learn from without revealed labels: a clear error
+        with pytest.raises(TransferkitError, match="target-labels"):
+            method.loss(model, _batch(), 0.5)
+    else:
+        assert "target_ce" not in method.loss(model, _batch(), 0.5).parts  # y_target is None: nothing read
     assert "target_ce" in method.loss(model, _batch(revealed=True), 0.5).parts
 
 

@@ -37,6 +37,8 @@ class Forward:
     logits_source: torch.Tensor
     f_target: torch.Tensor
     logits_target: torch.Tensor
+    f_labelled: torch.Tensor | None = None
+    logits_labelled: torch.Tensor | None = None
 
 
 class DeepMethod(nn.Module):
@@ -59,19 +61,21 @@ class DeepMethod(nn.Module):
 
     @staticmethod
     def forward_domains(model: nn.Module, batch: DABatch) -> Forward:
-        n = batch.x_source.shape[0]
-        f, logits = model.forward_features_and_logits(torch.cat([batch.x_source, batch.x_target]))
-        return Forward(f[:n], logits[:n], f[n:], logits[n:])
+        """One pass over source, target and (when revealed) labelled target rows together."""
+        parts = [batch.x_source, batch.x_target]
+        if batch.x_labelled is not None:
+            parts.append(batch.x_labelled)
+        f, logits = model.forward_features_and_logits(torch.cat(parts))
+        n, m = batch.x_source.shape[0], batch.x_source.shape[0] + batch.x_target.shape[0]
+        labelled = (f[m:], logits[m:]) if batch.x_labelled is not None else (None, None)
+        return Forward(f[:n], logits[:n], f[n:m], logits[n:m], *labelled)
 
     def supervised(self, out: Forward, batch: DABatch) -> dict[str, torch.Tensor]:
-        """``L_source + lambda * L_target`` over revealed target labels (the knowledge-transfer loss)."""
+        """``L_source + lambda * L_target``, the target term over the revealed target labels' stream
+        (the knowledge-transfer loss; ``lambda`` is ``target_weight``)."""
         parts = {"source_ce": F.cross_entropy(out.logits_source, batch.y_source)}
-        if batch.y_target is not None and self.target_weight > 0:
-            known = batch.y_target >= 0
-            if bool(known.any()):
-                parts["target_ce"] = self.target_weight * F.cross_entropy(
-                    out.logits_target[known], batch.y_target[known]
-                )
+        if out.logits_labelled is not None and self.target_weight > 0:
+            parts["target_ce"] = self.target_weight * F.cross_entropy(out.logits_labelled, batch.y_labelled)
         return parts
 
     def adaptation(self, out: Forward, batch: DABatch, progress: float) -> dict[str, torch.Tensor]:

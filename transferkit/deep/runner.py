@@ -3,7 +3,10 @@
 The network follows the data: ``lenet`` for (C, 32, 32) images, an ``mlp`` for feature vectors, and
 all-MiniLM-L6-v2 sentence embeddings (cached) followed by an ``mlp`` for text. Settings given with
 ``--set`` go to the trainer when they name a :class:`~transferkit.nn.trainer.TrainerConfig` field,
-to the network for ``backbone``/``bottleneck_dim``/``hidden``, and to the method otherwise.
+to the network for ``backbone``/``bottleneck_dim``/``hidden``/``pretrained``, and to the method
+otherwise. ``init=DIR`` starts from a saved network (what ``run --out DIR`` writes under
+``DIR/model``) instead of building one, with a new head when ``new_head`` is set or the label set
+differs in size: the source model a fine-tuning run transfers.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
     "backbone": (str, "auto"),
     "bottleneck_dim": (int | None, None),
     "hidden": (int, 256),
+    "pretrained": (bool, False),
+    "init": (str | None, None),
+    "new_head": (bool, False),
 }
 RUN_DEFAULTS = {"epochs": 10, "batch_size": 64, "lr": 0.01, "progress": False}
 
@@ -61,21 +67,47 @@ def _inputs(dataset, arrays):
 
 
 def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings, network_settings):
-    """Train the network with the method's loss on all rows; predict every target domain."""
+    """Train the network with the method's loss on all rows; predict every target domain.
+
+    Returns the predictions per target name, the training history, and ``(network, network_spec)``
+    for saving the trained model.
+    """
     from transferkit import registry
     from transferkit.nn.model import build_network
+    from transferkit.nn.saved_model import load_network, read_spec
     from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
 
     X = _inputs(dataset, arrays)
-    backbone = network_settings.get("backbone", "auto")
-    if backbone == "auto":
-        backbone = "lenet" if X.ndim == 4 and X.shape[-1] == 32 else "mlp"
-    if backbone == "lenet" and (X.ndim != 4 or X.shape[-2:] != (32, 32)):
-        raise TransferkitError(f"the lenet backbone takes (C, 32, 32) images; these rows are {X.shape[1:]}.")
     seed_everything(spec.seed)
-    kw = {"hidden": (int(network_settings.get("hidden", 256)),)} if backbone == "mlp" else {}
-    model = build_network(backbone, len(dataset.classes), in_shape=X.shape[1:],
-                          bottleneck_dim=network_settings.get("bottleneck_dim"), **kw)  # fmt: skip
+    n_classes = len(dataset.classes)
+    init = network_settings.get("init")
+    if init:
+        saved = read_spec(init)
+        if tuple(saved["in_shape"]) != tuple(X.shape[1:]):
+            raise TransferkitError(
+                f"the saved model in {init} takes inputs of shape {tuple(saved['in_shape'])}, but these rows "
+                f"are {tuple(X.shape[1:])}; fine-tune it on data of the same shape."
+            )
+        model = load_network(init, n_classes, bool(network_settings.get("new_head")))
+        net_spec = {**saved, "num_classes": n_classes, "classes": list(map(str, dataset.classes))}
+    else:
+        backbone = network_settings.get("backbone", "auto")
+        if backbone == "auto":
+            backbone = "lenet" if X.ndim == 4 and X.shape[-1] == 32 else "mlp"
+        if backbone == "lenet" and (X.ndim != 4 or X.shape[-2:] != (32, 32)):
+            raise TransferkitError(
+                f"the lenet backbone takes (C, 32, 32) images; these rows are {X.shape[1:]}."
+            )
+        options = {"hidden": (int(network_settings.get("hidden", 256)),)} if backbone == "mlp" else {}
+        if network_settings.get("pretrained"):
+            options["pretrained"] = True
+        model = build_network(backbone, n_classes, in_shape=X.shape[1:],
+                              bottleneck_dim=network_settings.get("bottleneck_dim"), **options)  # fmt: skip
+        net_spec = {"backbone": backbone, "num_classes": n_classes, "in_shape": list(X.shape[1:]),
+                    "bottleneck_dim": network_settings.get("bottleneck_dim"),
+                    "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
+                                if k != "pretrained"},
+                    "classes": list(map(str, dataset.classes))}  # fmt: skip
     method = registry.build("method", spec.method, method_settings)
     config = TrainerConfig(**{**trainer_settings, "seed": spec.seed})
     trainer = Trainer(model, method, config)
@@ -84,4 +116,4 @@ def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings
     for d, name in arrays.domain_names.items():
         if d < 0:
             preds[name] = trainer.predict(X[arrays.sample_domain == d])
-    return preds, history
+    return preds, history, (trainer.model, net_spec)

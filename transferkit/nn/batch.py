@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -15,16 +15,24 @@ __all__ = ["DABatch", "DomainLoader"]
 
 @dataclass
 class DABatch:
-    """One step's data. ``y_target`` is None in unsupervised adaptation; else -1 marks unknown labels."""
+    """One step's data.
+
+    ``y_target`` is None in unsupervised adaptation; else -1 marks the target rows of this batch whose
+    labels are unknown. ``x_labelled, y_labelled`` are a batch drawn from the revealed target rows
+    only (None when no target label was revealed): few labelled rows would be rare in a random target
+    batch, so they get a stream of their own, as in semi-supervised DA.
+    """
 
     x_source: torch.Tensor
     y_source: torch.Tensor
     x_target: torch.Tensor
     y_target: torch.Tensor | None = None
+    x_labelled: torch.Tensor | None = None
+    y_labelled: torch.Tensor | None = None
 
     def to(self, device) -> DABatch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return DABatch(move(self.x_source), move(self.y_source), move(self.x_target), move(self.y_target))
+        return DABatch(*(move(getattr(self, f.name)) for f in fields(self)))
 
 
 class DomainLoader:
@@ -36,12 +44,17 @@ class DomainLoader:
     one); the target stream cycles and reshuffles independently. Both orders come from a
     ``torch.Generator`` seeded by ``seed`` and the epoch, so an epoch's batches are the same whether
     or not the run was resumed. ``transforms`` maps ``"source"``/``"target"`` to a callable applied to
-    each batch of inputs (per-domain augmentation).
+    each batch of inputs (per-domain augmentation; the labelled target stream gets the target's).
+
+    Revealed target rows also form a third stream (``x_labelled``), cycled in batches of
+    ``min(batch_size, number revealed)``. ``epoch_over="labelled"`` makes an epoch one pass over that
+    stream instead of the source (fine-tuning on the few target labels).
     """
 
     def __init__(
         self, X, y, sample_domain, *, batch_size: int = 64, seed: int = 0,
         transforms: dict[str, Callable] | None = None, drop_last: bool = True,
+        epoch_over: str = "source",
     ):  # fmt: skip
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         y = torch.as_tensor(np.asarray(y, dtype=np.int64))
@@ -54,31 +67,56 @@ class DomainLoader:
         self.xs, self.ys = X[src], y[src]
         self.xt, self.yt = X[tgt], y[tgt]
         self.has_target_labels = bool((self.yt >= 0).any())
+        known = self.yt >= 0
+        self.xl, self.yl = self.xt[known], self.yt[known]
+        if epoch_over not in ("source", "labelled"):
+            raise TransferkitError(f"epoch_over must be 'source' or 'labelled', got {epoch_over!r}.")
+        if epoch_over == "labelled" and not self.has_target_labels:
+            raise TransferkitError(
+                "this method trains on revealed target labels, and none was given; reveal K per class "
+                "with --target-labels K."
+            )
+        self.epoch_over = epoch_over
         self.batch_size = int(batch_size)
-        if self.batch_size < 2 or self.batch_size > len(self.xs):
+        if self.batch_size < 2:
+            raise TransferkitError(f"batch_size must be at least 2, got {self.batch_size}.")
+        if epoch_over == "source" and self.batch_size > len(self.xs):
             raise TransferkitError(
                 f"batch_size must be between 2 and the number of source rows ({len(self.xs)})."
             )
+        self.labelled_batch = min(self.batch_size, len(self.xl))
         self.seed = seed
         self.transforms = transforms or {}
         self.drop_last = drop_last
 
     def __len__(self) -> int:
+        if self.epoch_over == "labelled":
+            return max(1, len(self.xl) // self.labelled_batch)
         n = len(self.xs)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    @staticmethod
+    def _cycle(n_rows: int, needed: int, g: torch.Generator) -> torch.Tensor:
+        reps = -(-needed // n_rows)
+        return torch.cat([torch.randperm(n_rows, generator=g) for _ in range(reps)])
+
     def epoch(self, epoch: int) -> Iterator[DABatch]:
         g = torch.Generator().manual_seed(int(self.seed) * 100_003 + int(epoch))
-        order_s = torch.randperm(len(self.xs), generator=g)
-        n_t_needed = len(self) * self.batch_size
-        reps = -(-n_t_needed // len(self.xt))
-        order_t = torch.cat([torch.randperm(len(self.xt), generator=g) for _ in range(reps)])
+        b, n_steps = self.batch_size, len(self)
+        order_s = self._cycle(len(self.xs), n_steps * b, g)
+        order_t = self._cycle(len(self.xt), n_steps * b, g)
+        lb = self.labelled_batch
+        order_l = self._cycle(len(self.xl), n_steps * lb, g) if self.has_target_labels else None
         ts, tt = self.transforms.get("source"), self.transforms.get("target")
-        for i in range(len(self)):
-            s = order_s[i * self.batch_size : (i + 1) * self.batch_size]
-            t = order_t[i * self.batch_size : (i + 1) * self.batch_size]
+        for i in range(n_steps):
+            s, t = order_s[i * b : (i + 1) * b], order_t[i * b : (i + 1) * b]
             xs, xt = self.xs[s], self.xt[t]
             xs = ts(xs) if ts else xs
             xt = tt(xt) if tt else xt
             yt = self.yt[t] if self.has_target_labels else None
-            yield DABatch(xs, self.ys[s], xt, yt)
+            xl = yl = None
+            if order_l is not None:
+                li = order_l[i * lb : (i + 1) * lb]
+                xl, yl = self.xl[li], self.yl[li]
+                xl = tt(xl) if tt else xl
+            yield DABatch(xs, self.ys[s], xt, yt, xl, yl)

@@ -30,6 +30,8 @@ from transferkit.nn.checkpoint import STATE, load_checkpoint, save_checkpoint
 
 __all__ = ["Trainer", "TrainerConfig", "seed_everything"]
 
+BEST = "best.safetensors"
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (call before building the model, so its initial weights are fixed)."""
@@ -40,9 +42,32 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class TrainerConfig:
-    """How to train. ``schedule='dann'`` is DANN's annealing ``lr / (1 + 10 p) ** 0.75``."""
+    """How to train. Every field can be set from the command line with ``--set name=value``.
+
+    Length: ``epochs`` passes, or exactly ``steps`` optimizer steps when given. Optimizer: ``sgd``
+    (``momentum``, ``nesterov``), ``adam`` or ``adamw``; ``schedule`` ``constant``, ``cosine`` or
+    ``dann`` (DANN's annealing ``lr / (1 + 10 p) ** 0.75``).
+
+    Fine-tuning (:mod:`transferkit.nn.finetune`): ``freeze`` fixes parameters by pattern
+    (``trunk`` = linear probing), ``trainable_depth`` keeps only the last N blocks trainable,
+    ``unfreeze_every`` unfreezes one more block from the top every N epochs, ``lr_mult`` scales the
+    learning rate per pattern (``backbone.*:0.1``), ``reg`` adds ``l2-sp`` (towards the starting
+    weights; ``reg_alpha`` on them, ``reg_beta`` on the new head), ``l2`` or ``l1``. A regularizer
+    replaces weight decay (it is switched off when ``reg`` is set).
+
+    ``augment_source``/``augment_target``: per-domain augmentation (:mod:`transferkit.nn.augment`).
+
+    Early stopping: ``early_stopping`` names a label-free scorer (:mod:`transferkit.selection`:
+    ``source-val`` on a held-out ``val_fraction`` of the source, ``entropy``, ``snd``, ``mixval``,
+    ``iwcv``, ``dev``) evaluated after every epoch; the best epoch's weights are restored at the end
+    and the run stops after ``patience`` epochs without improvement (0: never stops early). No
+    target label is read.
+
+    ``amp``: mixed precision (bfloat16 autocast) when training on a GPU; ignored on the CPU.
+    """
 
     epochs: int = 10
+    steps: int | None = None
     batch_size: int = 64
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 0.01
@@ -51,6 +76,19 @@ class TrainerConfig:
     nesterov: bool = False
     schedule: Literal["constant", "cosine", "dann"] = "constant"
     grad_clip: float | None = None
+    freeze: tuple[str, ...] = ()
+    trainable_depth: int | None = None
+    unfreeze_every: int = 0
+    lr_mult: tuple[str, ...] = ()
+    reg: Literal["none", "l2-sp", "l2", "l1"] = "none"
+    reg_alpha: float = 0.01
+    reg_beta: float = 0.01
+    augment_source: str = "none"
+    augment_target: str = "none"
+    early_stopping: str | None = None
+    patience: int = 0
+    val_fraction: float = 0.1
+    amp: bool = True
     seed: int = 0
     device: str = "auto"
     progress: bool = False
@@ -79,19 +117,69 @@ class Trainer:
         dev = self.config.device
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
         self.history: list[dict] = []
+        self.best_epoch: int | None = None
 
     def _optimizer(self):
+        from transferkit.nn.finetune import parameter_groups
+
         c = self.config
-        params = [
-            p for p in list(self.model.parameters()) + list(self.method.parameters()) if p.requires_grad
-        ]
+        # every parameter goes in (fixed ones get no gradient, so they stay put until unfrozen)
+        groups = parameter_groups(self.model, c.lr, c.lr_mult, extra=self.method.parameters())
+        wd = 0.0 if c.reg != "none" else c.weight_decay
         if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-                                   nesterov=c.nesterov)  # fmt: skip
+            return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=wd, nesterov=c.nesterov)
         if c.optimizer in ("adam", "adamw"):
             cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
-            return cls(params, lr=c.lr, weight_decay=c.weight_decay)
+            return cls(groups, lr=c.lr, weight_decay=wd)
         raise TransferkitError(f"unknown optimizer {c.optimizer!r}; use sgd, adam or adamw.")
+
+    def _check_config(self) -> None:
+        c = self.config
+        if c.epochs < 1 and not c.steps:
+            raise TransferkitError(f"epochs must be >= 1 (or give steps), got {c.epochs}.")
+        if c.steps is not None and c.steps < 1:
+            raise TransferkitError(f"steps must be >= 1, got {c.steps}.")
+        if c.lr <= 0:
+            raise TransferkitError(f"the learning rate lr must be > 0, got {c.lr}.")
+        if c.unfreeze_every < 0 or c.patience < 0:
+            raise TransferkitError("unfreeze_every and patience must be >= 0.")
+        if not 0 < c.val_fraction < 1:
+            raise TransferkitError(f"val_fraction must be in (0, 1), got {c.val_fraction}.")
+
+    def _trainable(self, epoch: int, fixed: set[str], blocks: list[list[str]]) -> None:
+        """Set which parameters train in ``epoch``: all but ``fixed``, and under gradual unfreezing
+        only the top blocks (a function of the epoch, so resuming reproduces it)."""
+        from transferkit.nn.finetune import unfrozen_blocks
+
+        c = self.config
+        open_names = None
+        if c.unfreeze_every:
+            k = unfrozen_blocks(epoch, c.unfreeze_every, len(blocks))
+            open_names = {n for b in blocks[len(blocks) - k :] for n in b}
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(name not in fixed and (open_names is None or name in open_names))
+
+    def _selection_split(self, X, y, sd):
+        """(train rows, scorer's X, scorer's y) for early stopping; no target label is kept."""
+        c = self.config
+        scorer_rows = np.flatnonzero(sd < 0)
+        rng = np.random.default_rng(c.seed)
+        if len(scorer_rows) > 2000:
+            scorer_rows = np.sort(rng.choice(scorer_rows, 2000, replace=False))
+        train = np.ones(len(X), bool)
+        val = np.zeros(0, np.int64)
+        if c.early_stopping in ("source-val", "iwcv", "dev"):  # these read held-out source labels
+            src = np.flatnonzero(sd >= 0)
+            val = np.sort(rng.choice(src, max(2, int(round(c.val_fraction * len(src)))), replace=False))
+            train[val] = False
+        rows = np.r_[val, scorer_rows]
+        y_sel = np.r_[np.asarray(y)[val], -np.ones(len(scorer_rows), np.int64)]
+        return (
+            train,
+            np.asarray(X)[rows],
+            y_sel,
+            np.r_[np.zeros(len(val), np.int64), -np.ones(len(scorer_rows), np.int64)],
+        )
 
     def fit(
         self, X, y, sample_domain, *, eval_sets: dict | None = None, checkpoint_dir=None,
@@ -102,36 +190,72 @@ class Trainer:
         ``y`` must hold -1 on every target row whose label was not deliberately revealed.
         ``callbacks`` are called as ``cb(trainer, epoch_record)`` after each epoch's checkpoint.
         """
+        from transferkit.nn.augment import build_augmentation
+        from transferkit.nn.finetune import Regularizer, blocks, eval_frozen_norms, freeze, trainable_depth
+
         c = self.config
-        loader = DomainLoader(X, y, sample_domain, batch_size=c.batch_size, seed=c.seed)
+        self._check_config()
+        sd = np.asarray(sample_domain)
+        scorer = None
+        if c.early_stopping:
+            from transferkit.selection import get_scorer
+
+            scorer = get_scorer(c.early_stopping)
+            train, X_sel, y_sel, sd_sel = self._selection_split(X, y, sd)
+            X, y, sd = np.asarray(X)[train], np.asarray(y)[train], sd[train]
+        transforms = {
+            "source": build_augmentation(c.augment_source),
+            "target": build_augmentation(c.augment_target),
+        }
+        loader = DomainLoader(X, y, sd, batch_size=c.batch_size, seed=c.seed, transforms=transforms,
+                              epoch_over=getattr(self.method, "epoch_over", "source"))  # fmt: skip
         seed_everything(c.seed)
         self.method.setup(self.model)
         self.model.to(self.device)
         self.method.to(self.device)
+        # parameters the caller already fixed (a PEFT adapter's base weights, ...) stay fixed
+        fixed = {n for n, p in self.model.named_parameters() if not p.requires_grad}
+        fixed |= set(freeze(self.model, c.freeze)) if c.freeze else set()
+        if c.trainable_depth is not None:
+            fixed |= set(trainable_depth(self.model, c.trainable_depth))
+        model_blocks = blocks(self.model)
+        regularizers = list(self.regularizers)
+        if c.reg != "none":  # anchored at the starting weights, before any checkpoint is restored
+            regularizers.append(Regularizer(self.model, c.reg, c.reg_alpha, c.reg_beta))
         optimizer = self._optimizer()
-        total = max(1, c.epochs * len(loader))
+        total = c.steps if c.steps else max(1, c.epochs * len(loader))
+        n_epochs = -(-total // len(loader))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: _factor(c.schedule, step / total)
         )
-        start_epoch, step = 0, 0
+        start_epoch, step, best = 0, 0, None
         if resume and checkpoint_dir is not None and (Path(checkpoint_dir) / STATE).exists():
             state = load_checkpoint(checkpoint_dir, model=self.model, method=self.method, optimizer=optimizer,
                                     scheduler=scheduler)  # fmt: skip
             start_epoch, step, self.history = state["epoch"], state["step"], state["history"]
+            best = state.get("best")
+            if best is not None:
+                best = (best[0], best[1], _load_best(checkpoint_dir))
+        use_amp = c.amp and self.device.type == "cuda"
         from transferkit.progress import progress_bar
 
-        bar = progress_bar(range(start_epoch, c.epochs), desc="epochs", disable=not c.progress)
+        bar = progress_bar(range(start_epoch, n_epochs), desc="epochs", disable=not c.progress)
         for epoch in bar:
+            self._trainable(epoch, fixed, model_blocks)
             self.model.train()
             self.method.train()
+            eval_frozen_norms(self.model)
             started = time.perf_counter()
             sums: dict[str, torch.Tensor] = {}
             n_batches = 0
             for batch in loader.epoch(epoch):
+                if step >= total:
+                    break
                 batch = batch.to(self.device)
-                losses = self.method.loss(self.model, batch, step / total)
-                loss = losses.total + sum(
-                    (reg(self.model) for reg in self.regularizers), torch.zeros((), device=self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    losses = self.method.loss(self.model, batch, step / total)
+                loss = losses.total.float() + sum(
+                    (reg(self.model) for reg in regularizers), torch.zeros((), device=self.device)
                 )
                 if not torch.isfinite(loss):
                     raise TransferkitError(
@@ -148,21 +272,40 @@ class Trainer:
                 step += 1
                 n_batches += 1
                 for k, v in {"loss": loss, **losses.parts}.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach()
-            record = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
+                    sums[k] = sums.get(k, 0.0) + v.detach().float()
+            record = {"epoch": epoch + 1, "step": step, "lr": c.lr * _factor(c.schedule, (step - 1) / total),
                       **{k: float(v) / max(1, n_batches) for k, v in sums.items()},
                       "seconds": round(time.perf_counter() - started, 4)}  # fmt: skip
             for name, (Xe, ye) in (eval_sets or {}).items():
                 record[f"{name}_acc"] = float(np.mean(self.predict(Xe) == np.asarray(ye)))
+            stop = False
+            if scorer is not None:
+                score = float(scorer(_AsEstimator(self), X_sel, y_sel, sd_sel))
+                record[f"select_{c.early_stopping}"] = score
+                if best is None or score > best[1]:
+                    best = (
+                        epoch + 1,
+                        score,
+                        {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                    )
+                stop = c.patience > 0 and epoch + 1 - best[0] >= c.patience
             self.history.append(record)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.endswith(("loss", "_acc"))})
             if checkpoint_dir is not None:
+                extra = {"best": [best[0], best[1]]} if best is not None else {}
+                if best is not None and best[0] == epoch + 1:
+                    _save_best(checkpoint_dir, best[2])
                 save_checkpoint(checkpoint_dir, model=self.model, method=self.method, optimizer=optimizer,
                                 scheduler=scheduler, state={"epoch": epoch + 1, "step": step,
-                                "history": self.history, "config": asdict(c)})  # fmt: skip
+                                "history": self.history, "config": asdict(c), **extra})  # fmt: skip
             for cb in callbacks:
                 cb(self, record)
+            if stop or step >= total:
+                break
+        if best is not None:  # the epoch the scorer liked best, not the last one
+            self.model.load_state_dict(best[2])
+            self.best_epoch = best[0]
         return self.history
 
     @torch.no_grad()
@@ -184,3 +327,33 @@ class Trainer:
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         return torch.cat([self.model.features(X[i : i + batch_size].to(self.device)).cpu()
                           for i in range(0, len(X), batch_size)]).numpy()  # fmt: skip
+
+
+class _AsEstimator:
+    """The trainer seen as a fitted classifier, for the selection scorers."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def predict_proba(self, X, sample_domain=None):
+        return self.trainer.predict_proba(X)
+
+    def predict(self, X, sample_domain=None):
+        return self.trainer.predict(X)
+
+    def features(self, X, sample_domain=None):
+        return self.trainer.features(X)
+
+
+def _save_best(folder, weights: dict) -> None:
+    from safetensors.torch import save
+
+    from transferkit.io import atomic_write_bytes
+
+    atomic_write_bytes(Path(folder) / BEST, save({k: v.contiguous() for k, v in weights.items()}))
+
+
+def _load_best(folder) -> dict:
+    from safetensors.torch import load
+
+    return load((Path(folder) / BEST).read_bytes())

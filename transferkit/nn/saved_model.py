@@ -1,0 +1,89 @@
+"""A trained network on disk: ``model.safetensors`` (weights) and ``network.json`` (how to rebuild it).
+
+``transferkit run --out DIR`` writes one under ``DIR/model`` for every deep run; ``--set init=DIR/model``
+starts another run from it (fine-tuning a source model). Both files are written atomically and read
+without unpickling: safetensors for tensors, JSON for the architecture.
+
+>>> import tempfile, torch
+>>> from transferkit.nn.model import build_network
+>>> net = build_network("mlp", 3, in_shape=(4,), hidden=(8,))
+>>> folder = save_network(net, tempfile.mkdtemp(), {"backbone": "mlp", "num_classes": 3, "in_shape": [4],
+...                                                   "options": {"hidden": [8]}})
+>>> again = load_network(folder)
+>>> bool(torch.equal(again.head.weight, net.head.weight))
+True
+>>> load_network(folder, num_classes=5).head.out_features  # a new head for a new label set
+5
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from transferkit.errors import TransferkitError
+
+__all__ = ["load_network", "save_network"]
+
+WEIGHTS, SPEC = "model.safetensors", "network.json"
+
+
+def save_network(network: torch.nn.Module, folder, spec: dict[str, Any]) -> Path:
+    """Write ``network``'s weights and its ``spec`` (``backbone``, ``num_classes``, ``in_shape``,
+    optional ``bottleneck_dim``, backbone ``options`` and ``classes``); return the folder."""
+    from safetensors.torch import save
+
+    from transferkit.io import atomic_write_bytes, atomic_write_json
+
+    missing = {"backbone", "num_classes", "in_shape"} - set(spec)
+    if missing:
+        raise TransferkitError(f"a saved network needs {sorted(missing)} in its spec.")
+    folder = Path(folder)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    atomic_write_bytes(folder / WEIGHTS, save(tensors))
+    atomic_write_json(folder / SPEC, spec)
+    return folder
+
+
+def read_spec(folder) -> dict[str, Any]:
+    folder = Path(folder)
+    if not (folder / SPEC).exists() or not (folder / WEIGHTS).exists():
+        raise TransferkitError(
+            f"no saved model in {folder}: it needs {SPEC} and {WEIGHTS} (written by `transferkit run ... "
+            "--out DIR` for a deep method, under DIR/model)."
+        )
+    return json.loads((folder / SPEC).read_text())
+
+
+def load_network(folder, num_classes: int | None = None, new_head: bool = False) -> torch.nn.Module:
+    """Rebuild the saved network and load its weights (strictly; no unpickling).
+
+    With ``num_classes`` different from the saved one, or ``new_head``, the head is replaced by a
+    freshly initialized linear layer (structure transfer: same trunk, new label set).
+    """
+    from safetensors.torch import load
+
+    from transferkit.nn.model import build_network
+
+    folder = Path(folder)
+    spec = read_spec(folder)
+    net = build_network(
+        spec["backbone"], int(spec["num_classes"]), in_shape=tuple(spec["in_shape"]),
+        bottleneck_dim=spec.get("bottleneck_dim"), **_options(spec.get("options", {})),
+    )  # fmt: skip
+    try:
+        tensors = load((folder / WEIGHTS).read_bytes())
+        net.load_state_dict(tensors)
+    except Exception as exc:
+        raise TransferkitError(f"the saved model in {folder} could not be loaded ({exc}).") from exc
+    if new_head or (num_classes is not None and num_classes != net.num_classes):
+        net.num_classes = int(num_classes if num_classes is not None else net.num_classes)
+        net.head = torch.nn.Linear(net.feature_dim, net.num_classes)
+    return net
+
+
+def _options(options: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
