@@ -242,3 +242,34 @@ def test_cli_source_model_then_fine_tuned_with_a_frozen_trunk(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("backbone."))
     assert not torch.equal(a["head.weight"], b["head.weight"])
     assert rec["n_target_labels_revealed"] == 100 and rec["accuracy"] > source_acc
+
+
+def test_lora_adapters_train_alone_and_survive_saving(tmp_path):
+    pytest.importorskip("peft")
+    from transferkit.nn.lora import apply_lora
+
+    model = _net(bottleneck=None)
+    before = _state(model)
+    adapted = apply_lora(model, rank=2)
+    assert adapted == ["backbone.1"]  # the trunk's one Linear layer
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"backbone.1.lora_A.default.weight", "backbone.1.lora_B.default.weight",
+                         "head.weight", "head.bias"}  # fmt: skip
+    _fit(model)
+    after = _state(model)
+    assert torch.equal(after["backbone.1.base_layer.weight"], before["backbone.1.weight"])
+    assert not torch.equal(
+        after["backbone.1.lora_B.default.weight"], torch.zeros_like(after["backbone.1.lora_B.default.weight"])
+    )
+    spec = {
+        "backbone": "mlp",
+        "num_classes": 3,
+        "in_shape": [6],
+        "options": {"hidden": [16]},
+        "lora": {"rank": 2},
+    }
+    save_network(model, tmp_path, spec)
+    again = load_network(tmp_path)
+    x = torch.randn(5, 6)
+    model.eval(), again.eval()
+    assert torch.allclose(model(x), again(x))

@@ -6,7 +6,8 @@ all-MiniLM-L6-v2 sentence embeddings (cached) followed by an ``mlp`` for text. S
 to the network for ``backbone``/``bottleneck_dim``/``hidden``/``pretrained``, and to the method
 otherwise. ``init=DIR`` starts from a saved network (what ``run --out DIR`` writes under
 ``DIR/model``) instead of building one, with a new head when ``new_head`` is set or the label set
-differs in size: the source model a fine-tuning run transfers.
+differs in size: the source model a fine-tuning run transfers. ``lora_rank=R`` adds LoRA adapters
+to the trunk through PEFT and trains only them and the head.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
     "pretrained": (bool, False),
     "init": (str | None, None),
     "new_head": (bool, False),
+    "lora_rank": (int, 0),
 }
 RUN_DEFAULTS = {"epochs": 10, "batch_size": 64, "lr": 0.01, "progress": False}
 
@@ -108,6 +110,16 @@ def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings
                     "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
                                 if k != "pretrained"},
                     "classes": list(map(str, dataset.classes))}  # fmt: skip
+    rank = int(network_settings.get("lora_rank", 0) or 0)
+    if rank:
+        from transferkit.nn.lora import apply_lora
+
+        if net_spec.get("lora"):
+            raise TransferkitError(
+                f"the saved model in {init} already has LoRA adapters; leave lora_rank out."
+            )
+        apply_lora(model, rank)
+        net_spec["lora"] = {"rank": rank}
     method = registry.build("method", spec.method, method_settings)
     config = TrainerConfig(**{**trainer_settings, "seed": spec.seed})
     trainer = Trainer(model, method, config)

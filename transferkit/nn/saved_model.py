@@ -74,6 +74,10 @@ def load_network(folder, num_classes: int | None = None, new_head: bool = False)
         spec["backbone"], int(spec["num_classes"]), in_shape=tuple(spec["in_shape"]),
         bottleneck_dim=spec.get("bottleneck_dim"), **_options(spec.get("options", {})),
     )  # fmt: skip
+    if spec.get("lora"):  # adapters first, so that their weights have somewhere to go
+        from transferkit.nn.lora import apply_lora
+
+        apply_lora(net, int(spec["lora"]["rank"]))
     try:
         tensors = load((folder / WEIGHTS).read_bytes())
         net.load_state_dict(tensors)

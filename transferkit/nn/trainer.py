@@ -81,7 +81,7 @@ class TrainerConfig:
     unfreeze_every: int = 0
     lr_mult: tuple[str, ...] = ()
     reg: Literal["none", "l2-sp", "l2", "l1"] = "none"
-    reg_alpha: float = 0.01
+    reg_alpha: float = 0.1
     reg_beta: float = 0.01
     augment_source: str = "none"
     augment_target: str = "none"
