@@ -149,8 +149,10 @@ def cmd_run(args) -> int:
 
         raise unknown_name("scorer", args.select, _scorer_names())
     for s in specs:  # every name and setting is checked before any data is read
-        registry.entry("method", s.method)
-        registry.resolve_params(registry.entry("method", s.method), s.params)
+        entry = registry.entry("method", s.method)
+        registry.resolve_params(entry, s.params)
+        if entry.role == "deep" and not getattr(args, "quiet", False) and "progress" not in s.params:
+            s.params["progress"] = "true"  # an epoch bar with the loss and the source accuracy
     dataset = load(specs[0])
     dataset.check_domains(list(sources) + list(targets))
     preprocess = (

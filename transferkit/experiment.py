@@ -282,14 +282,28 @@ def select_runs(
 
     dataset.check_domains(spec.sources + spec.targets)
     arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels are -1 here
-    X, y, sd = _flat(arrays.X), arrays.y, arrays.sample_domain
+    entry = registry.entry("method", spec.method)
+    deep = entry.role == "deep"
+    if deep:  # the network's own inputs (images stay images); the trainer is scored as a classifier
+        from transferkit.deep.runner import fit_deep, inputs, split_settings
+        from transferkit.nn.trainer import TrainerClassifier
+
+        X = inputs(dataset, arrays)
+    else:
+        X = _flat(arrays.X)
+    y, sd = arrays.y, arrays.sample_domain
     train, val = next(DomainShuffleSplit(1, val_fraction, spec.seed).split(X, y, sd))
     scorer_objs = {name: get_scorer(name, random_state=spec.seed) for name in scorers}
     fitted = []
     for params in candidates:
-        clf, _ = build_classifier(replace(spec, params={**spec.params, **params}), preprocess)
         start = time.perf_counter()
-        clf.fit(X[train], y[train], sd[train])
+        if deep:
+            settings = registry.resolve_params(entry, {**spec.params, **params})
+            trainer, _, _ = fit_deep(spec, dataset, X[train], y[train], sd[train], *split_settings(settings))
+            clf = TrainerClassifier(trainer)
+        else:
+            clf, _ = build_classifier(replace(spec, params={**spec.params, **params}), preprocess)
+            clf.fit(X[train], y[train], sd[train])
         scores = {name: s(clf, X[val], y[val], sd[val]) for name, s in scorer_objs.items()}
         preds = {}
         for d, name in arrays.domain_names.items():

@@ -92,3 +92,17 @@ def test_cli_runs_a_deep_method_with_trainer_settings(tmp_path, capsys):
     assert main(["run", "--dataset", "mnist-usps-jda", "--source", "usps", "--target", "mnist",
                  "--method", "dann", "--set", "epoch=2"]) == 2  # fmt: skip
     assert "did you mean 'epochs'" in capsys.readouterr().err.lower()
+
+
+def test_run_select_picks_a_deep_setting_with_a_label_free_scorer(tmp_path):
+    from conftest import require_dataset
+
+    from transferkit.cli import main
+
+    require_dataset("mnist-usps-jda")
+    argv = ["run", "--dataset", "mnist-usps-jda", "--source", "usps", "--target", "mnist", "--method", "dann",
+            "--set", "epochs=1", "--select", "entropy", "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    rec = json.loads((tmp_path / "result.json").read_text())
+    assert rec["selection"] == "select:entropy"
+    assert rec["config"]["method"]["params"]["weight"] in (0.1, 0.3, 1.0)

@@ -22,6 +22,7 @@ class DANN(DeepMethod):
     """
 
     family = "adversarial"
+    search_space = {"weight": (0.1, 0.3, 1.0)}
 
     def __init__(self, weight: float = 1.0, hidden: int = 256, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)

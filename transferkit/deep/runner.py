@@ -19,7 +19,7 @@ import numpy as np
 
 from transferkit.errors import TransferkitError
 
-__all__ = ["NETWORK_SETTINGS", "deep_parameters", "fit_predict_deep", "split_settings"]
+__all__ = ["NETWORK_SETTINGS", "deep_parameters", "fit_deep", "fit_predict_deep", "inputs", "split_settings"]
 
 NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
     "backbone": (str, "auto"),
@@ -60,7 +60,8 @@ def split_settings(settings: dict[str, Any]) -> tuple[dict, dict, dict]:
     return method, trainer, network
 
 
-def _inputs(dataset, arrays):
+def inputs(dataset, arrays):
+    """The network's input rows: images and vectors as float32, texts as cached MiniLM embeddings."""
     if dataset.modality == "text":
         from transferkit.features import cache_dir, embed_texts
 
@@ -68,18 +69,16 @@ def _inputs(dataset, arrays):
     return np.asarray(arrays.X, dtype=np.float32)
 
 
-def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings, network_settings):
-    """Train the network with the method's loss on all rows; predict every target domain.
+def fit_deep(spec, dataset, X, y, sample_domain, method_settings, trainer_settings, network_settings):
+    """Build the network (or load ``init``) and train it with the method's loss on these rows.
 
-    Returns the predictions per target name, the training history, and ``(network, network_spec)``
-    for saving the trained model.
+    Returns ``(trainer, history, network_spec)``; ``X`` is what :func:`inputs` gives.
     """
     from transferkit import registry
     from transferkit.nn.model import build_network
     from transferkit.nn.saved_model import load_network, read_spec
     from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
 
-    X = _inputs(dataset, arrays)
     seed_everything(spec.seed)
     n_classes = len(dataset.classes)
     init = network_settings.get("init")
@@ -123,7 +122,22 @@ def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings
     method = registry.build("method", spec.method, method_settings)
     config = TrainerConfig(**{**trainer_settings, "seed": spec.seed})
     trainer = Trainer(model, method, config)
-    history = trainer.fit(X, y, arrays.sample_domain)
+    # the progress bar and the history show the accuracy on (up to 1000 of) the labelled source rows
+    sd = np.asarray(sample_domain)
+    src = np.flatnonzero(sd >= 0)[:1000]
+    history = trainer.fit(X, y, sd, eval_sets={"source": (X[src], np.asarray(y)[src])})
+    return trainer, history, net_spec
+
+
+def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings, network_settings):
+    """Train on all rows (:func:`fit_deep`) and predict every target domain.
+
+    Returns the predictions per target name, the training history, and ``(network, network_spec)``
+    for saving the trained model.
+    """
+    X = inputs(dataset, arrays)
+    trainer, history, net_spec = fit_deep(spec, dataset, X, y, arrays.sample_domain, method_settings,
+                                          trainer_settings, network_settings)  # fmt: skip
     preds = {}
     for d, name in arrays.domain_names.items():
         if d < 0:

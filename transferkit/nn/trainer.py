@@ -28,7 +28,7 @@ from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DomainLoader
 from transferkit.nn.checkpoint import STATE, load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "TrainerConfig", "seed_everything"]
+__all__ = ["Trainer", "TrainerClassifier", "TrainerConfig", "seed_everything"]
 
 BEST = "best.safetensors"
 
@@ -280,7 +280,7 @@ class Trainer:
                 record[f"{name}_acc"] = float(np.mean(self.predict(Xe) == np.asarray(ye)))
             stop = False
             if scorer is not None:
-                score = float(scorer(_AsEstimator(self), X_sel, y_sel, sd_sel))
+                score = float(scorer(TrainerClassifier(self), X_sel, y_sel, sd_sel))
                 record[f"select_{c.early_stopping}"] = score
                 if best is None or score > best[1]:
                     best = (
@@ -329,8 +329,9 @@ class Trainer:
                           for i in range(0, len(X), batch_size)]).numpy()  # fmt: skip
 
 
-class _AsEstimator:
-    """The trainer seen as a fitted classifier, for the selection scorers."""
+class TrainerClassifier:
+    """A trained network seen as a fitted classifier (``predict``, ``predict_proba``, ``features``
+    with the ``sample_domain`` argument of the shallow methods), for the selection scorers."""
 
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
