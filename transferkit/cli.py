@@ -8,6 +8,7 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -116,8 +117,41 @@ def _select_for_run(spec, dataset, preprocess, scorer: str, val_fraction: float 
     return replace(spec, params={**spec.params, **best["params"]}), scored
 
 
+def _launch_torchrun(args) -> int:
+    """Run this very command again under torchrun on ``args.nproc`` processes, without ``--nproc``."""
+    import subprocess
+
+    argv, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if not a.startswith("--nproc="):
+            argv.append(a)
+    if not any(a == "--command" or a.startswith("--command=") for a in argv):
+        argv += ["--command", args.invocation]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+           "-m", "transferkit.cli", *argv]  # fmt: skip
+    return subprocess.run(cmd).returncode
+
+
 def cmd_run(args) -> int:
     from transferkit.experiment import RunSpec, default_preprocess, load, run, save_record
+
+    main_process = True
+    if getattr(args, "nproc", 1) > 1:
+        if any(registry.entry("method", m).role != "deep" for m in (args.method or DEFAULT_METHODS)):
+            raise TransferkitError("--nproc trains deep methods data-parallel; every --method must be deep.")
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return _launch_torchrun(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a process of a data-parallel run
+        from transferkit.nn import distributed
+
+        distributed.init_from_env()
+        main_process = distributed.is_main()
 
     dataset_id = args.dataset or DEFAULT_RUN["dataset"]
     if args.dataset is None and (args.source or args.target):
@@ -151,7 +185,8 @@ def cmd_run(args) -> int:
     for s in specs:  # every name and setting is checked before any data is read
         entry = registry.entry("method", s.method)
         registry.resolve_params(entry, s.params)
-        if entry.role == "deep" and not getattr(args, "quiet", False) and "progress" not in s.params:
+        quiet = getattr(args, "quiet", False) or not main_process
+        if entry.role == "deep" and not quiet and "progress" not in s.params:
             s.params["progress"] = "true"  # an epoch bar with the loss and the source accuracy
     dataset = load(specs[0])
     dataset.check_domains(list(sources) + list(targets))
@@ -171,7 +206,7 @@ def cmd_run(args) -> int:
         if args.select:
             spec, selected[spec.method] = _select_for_run(spec, dataset, preprocess, args.select)
             specs[i] = spec
-        rec = run(spec, dataset=dataset, command=command, artifacts=_dir(spec))
+        rec = run(spec, dataset=dataset, command=command, artifacts=_dir(spec) if main_process else None)
         if spec.method in selected and selected[spec.method]:
             rec["selection"] = f"select:{args.select}"
             rec["candidates"] = selected[spec.method]
@@ -182,6 +217,8 @@ def cmd_run(args) -> int:
             chosen = {k: spec.params[k] for k in best["params"]}
             rows.append([f"  chose {chosen}", "", "", ""])
             rows.append([f"  oracle {best['params']}", "oracle", f"{best['accuracy']:.2f}*", ""])
+    if not main_process:  # the first process reports and writes for all
+        return 0
     counts = dataset.counts()
     print(
         f"{dataset_id}: {'+'.join(sources)} -> {'+'.join(targets)}  "
@@ -373,6 +410,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write DIR/result.json (DIR/<method>/result.json for several methods)")
     p.add_argument("--command", help=argparse.SUPPRESS)
     p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train a deep method data-parallel on N processes (torchrun; gloo on CPU, NCCL on GPU)",
+    )
+    p.add_argument(
         "--select",
         metavar="SCORER",
         help="choose the method's settings from its search space with a label-free scorer "
@@ -436,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run"]  # the main job
     args = ap.parse_args(argv)
     args.invocation = shlex.join(["transferkit", *argv])
+    args.argv = argv
     if not getattr(args, "func", None):
         ap.print_help()
         return 0

@@ -49,12 +49,16 @@ class DomainLoader:
     Revealed target rows also form a third stream (``x_labelled``), cycled in batches of
     ``min(batch_size, number revealed)``. ``epoch_over="labelled"`` makes an epoch one pass over that
     stream instead of the source (fine-tuning on the few target labels).
+
+    ``shard=(rank, world)``: in a data-parallel run every process draws the same global batches (same
+    seed) and keeps rows ``rank, rank + world, ...`` of each, so the processes together see exactly
+    the batches of a single-process run.
     """
 
     def __init__(
         self, X, y, sample_domain, *, batch_size: int = 64, seed: int = 0,
         transforms: dict[str, Callable] | None = None, drop_last: bool = True,
-        epoch_over: str = "source",
+        epoch_over: str = "source", shard: tuple[int, int] = (0, 1),
     ):  # fmt: skip
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         y = torch.as_tensor(np.asarray(y, dtype=np.int64))
@@ -85,6 +89,12 @@ class DomainLoader:
                 f"batch_size must be between 2 and the number of source rows ({len(self.xs)})."
             )
         self.labelled_batch = min(self.batch_size, len(self.xl))
+        self.rank, self.world = int(shard[0]), int(shard[1])
+        if self.world > 1 and self.batch_size % self.world:
+            raise TransferkitError(
+                f"batch_size ({self.batch_size}) is the global batch of a data-parallel run and must be a "
+                f"multiple of the number of processes ({self.world})."
+            )
         self.seed = seed
         self.transforms = transforms or {}
         self.drop_last = drop_last
@@ -110,6 +120,8 @@ class DomainLoader:
         ts, tt = self.transforms.get("source"), self.transforms.get("target")
         for i in range(n_steps):
             s, t = order_s[i * b : (i + 1) * b], order_t[i * b : (i + 1) * b]
+            if self.world > 1:  # every process draws the same global batch and keeps its share
+                s, t = s[self.rank :: self.world], t[self.rank :: self.world]
             xs, xt = self.xs[s], self.xt[t]
             xs = ts(xs) if ts else xs
             xt = tt(xt) if tt else xt
@@ -117,6 +129,8 @@ class DomainLoader:
             xl = yl = None
             if order_l is not None:
                 li = order_l[i * lb : (i + 1) * lb]
+                if self.world > 1 and len(li) >= self.world:
+                    li = li[self.rank :: self.world]
                 xl, yl = self.xl[li], self.yl[li]
                 xl = tt(xl) if tt else xl
             yield DABatch(xs, self.ys[s], xt, yt, xl, yl)

@@ -64,6 +64,10 @@ class TrainerConfig:
     target label is read.
 
     ``amp``: mixed precision (bfloat16 autocast) when training on a GPU; ignored on the CPU.
+
+    Data-parallel (:mod:`transferkit.nn.distributed`): under ``torchrun`` (or ``run --nproc N``)
+    the same settings train on every process, ``batch_size`` being the global batch; ``sync_bn``
+    turns BatchNorm into SyncBatchNorm.
     """
 
     epochs: int = 10
@@ -89,6 +93,7 @@ class TrainerConfig:
     patience: int = 0
     val_fraction: float = 0.1
     amp: bool = True
+    sync_bn: bool = False
     seed: int = 0
     device: str = "auto"
     progress: bool = False
@@ -115,7 +120,11 @@ class Trainer:
         self.config = config or TrainerConfig()
         self.regularizers = list(regularizers)
         dev = self.config.device
-        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
+        if dev == "auto":
+            import os
+
+            dev = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(dev)
         self.history: list[dict] = []
         self.best_epoch: int | None = None
 
@@ -190,11 +199,19 @@ class Trainer:
         ``y`` must hold -1 on every target row whose label was not deliberately revealed.
         ``callbacks`` are called as ``cb(trainer, epoch_record)`` after each epoch's checkpoint.
         """
+        from transferkit.nn import distributed
         from transferkit.nn.augment import build_augmentation
         from transferkit.nn.finetune import Regularizer, blocks, eval_frozen_norms, freeze, trainable_depth
 
         c = self.config
         self._check_config()
+        distributed.init_from_env()
+        rank, n_proc = distributed.world()
+        if n_proc > 1 and c.unfreeze_every:
+            raise TransferkitError(
+                "gradual unfreezing (unfreeze_every) changes the trainable parameters during the run, which "
+                "DistributedDataParallel cannot follow; use freeze or trainable_depth in a data-parallel run."
+            )
         sd = np.asarray(sample_domain)
         scorer = None
         if c.early_stopping:
@@ -208,9 +225,12 @@ class Trainer:
             "target": build_augmentation(c.augment_target),
         }
         loader = DomainLoader(X, y, sd, batch_size=c.batch_size, seed=c.seed, transforms=transforms,
-                              epoch_over=getattr(self.method, "epoch_over", "source"))  # fmt: skip
+                              epoch_over=getattr(self.method, "epoch_over", "source"),
+                              shard=(rank, n_proc))  # fmt: skip
         seed_everything(c.seed)
         self.method.setup(self.model)
+        if c.sync_bn and n_proc > 1:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.model.to(self.device)
         self.method.to(self.device)
         # parameters the caller already fixed (a PEFT adapter's base weights, ...) stay fixed
@@ -237,6 +257,24 @@ class Trainer:
             if best is not None:
                 best = (best[0], best[1], _load_best(checkpoint_dir))
         use_amp = c.amp and self.device.type == "cuda"
+        if n_proc > 1:  # one DDP module whose forward is the whole loss: network and method synced
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._trainable(0, fixed, model_blocks)
+            ddp = DistributedDataParallel(
+                distributed.LossModule(self.model, self.method),
+                device_ids=[self.device] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+
+            def compute(batch, progress):
+                return ddp(batch, progress)
+        else:
+
+            def compute(batch, progress):
+                losses = self.method.loss(self.model, batch, progress)
+                return losses.total, losses.parts
+
         from transferkit.progress import progress_bar
 
         bar = progress_bar(range(start_epoch, n_epochs), desc="epochs", disable=not c.progress)
@@ -253,11 +291,11 @@ class Trainer:
                     break
                 batch = batch.to(self.device)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    losses = self.method.loss(self.model, batch, step / total)
-                loss = losses.total.float() + sum(
+                    total_loss, parts = compute(batch, step / total)
+                loss = total_loss.float() + sum(
                     (reg(self.model) for reg in regularizers), torch.zeros((), device=self.device)
                 )
-                if not torch.isfinite(loss):
+                if not _finite_everywhere(loss, n_proc):
                     raise TransferkitError(
                         f"the loss became {float(loss.detach())} at step {step} (epoch {epoch + 1}); the run "
                         "is stopped and the last good checkpoint kept. Lower the learning rate or clip "
@@ -271,10 +309,11 @@ class Trainer:
                 scheduler.step()
                 step += 1
                 n_batches += 1
-                for k, v in {"loss": loss, **losses.parts}.items():
+                for k, v in {"loss": loss, **parts}.items():
                     sums[k] = sums.get(k, 0.0) + v.detach().float()
+            means = distributed.reduce_mean({k: float(v) / max(1, n_batches) for k, v in sums.items()})
             record = {"epoch": epoch + 1, "step": step, "lr": c.lr * _factor(c.schedule, (step - 1) / total),
-                      **{k: float(v) / max(1, n_batches) for k, v in sums.items()},
+                      **means,
                       "seconds": round(time.perf_counter() - started, 4)}  # fmt: skip
             for name, (Xe, ye) in (eval_sets or {}).items():
                 record[f"{name}_acc"] = float(np.mean(self.predict(Xe) == np.asarray(ye)))
@@ -292,13 +331,15 @@ class Trainer:
             self.history.append(record)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.endswith(("loss", "_acc"))})
-            if checkpoint_dir is not None:
+            if checkpoint_dir is not None and rank == 0:  # one writer in a data-parallel run
                 extra = {"best": [best[0], best[1]]} if best is not None else {}
                 if best is not None and best[0] == epoch + 1:
                     _save_best(checkpoint_dir, best[2])
                 save_checkpoint(checkpoint_dir, model=self.model, method=self.method, optimizer=optimizer,
                                 scheduler=scheduler, state={"epoch": epoch + 1, "step": step,
                                 "history": self.history, "config": asdict(c), **extra})  # fmt: skip
+            if checkpoint_dir is not None:
+                distributed.barrier()
             for cb in callbacks:
                 cb(self, record)
             if stop or step >= total:
@@ -358,3 +399,15 @@ def _load_best(folder) -> dict:
     from safetensors.torch import load
 
     return load((Path(folder) / BEST).read_bytes())
+
+
+def _finite_everywhere(loss: torch.Tensor, n_proc: int) -> bool:
+    """Whether the loss is finite on every process (so that all stop together when one is not)."""
+    finite = bool(torch.isfinite(loss))
+    if n_proc == 1:
+        return finite
+    import torch.distributed as dist
+
+    flag = torch.tensor([0.0 if finite else 1.0], device=loss.device)
+    dist.all_reduce(flag)
+    return float(flag) == 0.0
