@@ -1,0 +1,86 @@
+"""Pseudo-labelling with a confidence threshold and class-balanced selection.
+
+The self-training of Lee (ICML-W 2013), with its warm-up and ramp-up of the pseudo-label weight,
+selecting target rows as FixMatch does (a confidence threshold, Sohn et al. 2020) and, so that the
+classes the network is least sure of are not starved, as class-balanced self-training does (the
+most confident portion of each predicted class, Zou et al., ECCV 2018).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from transferkit.deep.base import DeepMethod
+
+__all__ = ["PseudoLabel", "ramp", "select_pseudo_labels"]
+
+
+def select_pseudo_labels(
+    probs: torch.Tensor, threshold: float = 0.95, portion: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pseudo-labels ``argmax p`` and the mask of the rows that keep theirs.
+
+    A row is kept when its confidence ``max p`` is at least ``threshold``, or when it is among the
+    ``floor(portion * n_k)`` most confident of the ``n_k`` rows predicted as its class ``k`` in the
+    batch (class balance: every predicted class gives some rows, however unsure the network is).
+    """
+    conf, pseudo = probs.max(1)
+    mask = conf >= threshold
+    if portion > 0:
+        for k in pseudo.unique():
+            rows = torch.nonzero(pseudo == k).squeeze(1)
+            n_top = int(portion * len(rows))
+            if n_top > 0:
+                mask[rows[conf[rows].topk(n_top).indices]] = True
+    return pseudo, mask
+
+
+def ramp(progress: float, warmup: float, rampup: float) -> float:
+    """0 before ``warmup``, then linear up to 1 over ``rampup`` (fractions of training), then 1."""
+    if progress < warmup:
+        return 0.0
+    if rampup <= 0:
+        return 1.0
+    return min(1.0, (progress - warmup) / rampup)
+
+
+class PseudoLabel(DeepMethod):
+    r"""Train on the network's own confident, class-balanced predictions of the target.
+
+    .. math:: \mathcal{L} = \mathcal{L}_s + \alpha(p)\, \frac{1}{n_t} \sum_{i} m_i\,
+        \mathrm{CE}\big(z^t_i, \hat y_i\big), \qquad \hat y_i = \arg\max_k \mathrm{softmax}(z^t_i)_k
+
+    where :math:`m_i = 1` when :math:`\max_k \mathrm{softmax}(z^t_i)_k \ge \tau` (``threshold``) or
+    row :math:`i` is among the ``portion`` most confident of the batch rows predicted as
+    :math:`\hat y_i` (class balance; 0 turns it off). Pseudo-labels are recomputed every step and
+    carry no gradient. :math:`\alpha(p)` is Lee's schedule: 0 while the network warms up on the
+    source (``warmup``, a fraction of training), then linear up to ``weight`` over ``rampup``.
+    Defaults: :math:`\tau = 0.95` (FixMatch), portion 0.2 (CBST's starting portion), weight 1.
+    """
+
+    family = "self-training"
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        threshold: float = 0.95,
+        portion: float = 0.2,
+        warmup: float = 0.1,
+        rampup: float = 0.2,
+        target_weight: float = 1.0,
+    ):
+        super().__init__(target_weight=target_weight)
+        self.weight = weight
+        self.threshold = threshold
+        self.portion = portion
+        self.warmup = warmup
+        self.rampup = rampup
+
+    def adaptation(self, out, batch, progress):
+        logits = out.logits_target
+        with torch.no_grad():
+            pseudo, mask = select_pseudo_labels(F.softmax(logits, dim=1), self.threshold, self.portion)
+        ce = F.cross_entropy(logits, pseudo, reduction="none")
+        alpha = self.weight * ramp(progress, self.warmup, self.rampup)
+        return {"pseudo_ce": alpha * (ce * mask.to(ce.dtype)).mean()}
