@@ -239,6 +239,18 @@ def _scorer_names() -> list[str]:
     return list_scorers()
 
 
+def cmd_sweep(args) -> int:
+    from transferkit.sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec)
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    res = run_sweep(spec, args.out, workers=workers, address=args.address, mlflow_uri=args.mlflow,
+                    quiet=args.quiet, command=args.invocation)  # fmt: skip
+    print(f"{res['trials']} trials ({res['ran']} run now, {res['trials'] - res['ran']} already done) in "
+          f"{res['seconds']:.1f} s; results in {args.out}")  # fmt: skip
+    return 0
+
+
 def cmd_bench(args) -> int:
     from transferkit.benchmark import run_suite
 
@@ -425,6 +437,16 @@ def parser() -> argparse.ArgumentParser:
     _run_options(p)
     _common(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="methods x tasks x seeds x hyperparameters from a YAML file, on Ray")
+    p.add_argument("spec", help="the sweep's YAML file (see `transferkit.sweep`)")
+    p.add_argument("--out", required=True, help="folder for trials/, results.csv, trials.csv, summary.md")
+    p.add_argument("--workers", type=int, default=None, help="trials at once (default: CPU cores; 1: serial)")
+    p.add_argument("--address", help="attach to a running Ray cluster (ray://host:10001 or host:6379)")
+    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                   help="log every trial to MLflow (default store: OUT/mlruns)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("bench", help="a suite: every task x method x seed of a data set")
     p.add_argument("suite", help="suite id (a data set id)")

@@ -7,7 +7,12 @@ from collections.abc import Iterable
 
 
 def progress_bar(
-    iterable: Iterable | None = None, *, desc: str = "", total: int | None = None, disable: bool = False
+    iterable: Iterable | None = None,
+    *,
+    desc: str = "",
+    total: int | None = None,
+    disable: bool = False,
+    initial: int = 0,
 ):
     """A tqdm bar on stderr over ``iterable`` (or updated by hand with ``total``); ``disable`` hides it.
 
@@ -17,5 +22,12 @@ def progress_bar(
     from tqdm.auto import tqdm
 
     return tqdm(
-        iterable, desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True, disable=disable
+        iterable,
+        desc=desc,
+        total=total,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+        disable=disable,
+        initial=initial,
     )

@@ -1,0 +1,341 @@
+"""Sweeps: methods x tasks x seeds x hyperparameters, each trial its own process on Ray.
+
+A sweep is a YAML file::
+
+    dataset: office-caltech10
+    methods:                      # method -> hyperparameter grid ({} : the method's defaults)
+      coral: {reg: [0.1, 1.0, 10.0]}
+      tca: {mu: [0.1, 1.0], n_components: [10, 30]}
+      source-only: {}
+    tasks: all                    # or a list such as ["caltech->amazon", "amazon->webcam"]
+    seeds: [0, 1]
+    samples: 0                    # > 0: that many random settings per method instead of the full grid
+    select: [entropy, snd, mixval]  # label-free scorers that pick each method's setting
+    estimator: linear-svm-cv      # optional, as for `transferkit run`
+    target_labels: 0              # optional
+
+``transferkit sweep SPEC.yaml --out DIR`` expands it into trials (one per task x method x seed x
+setting), runs each as a Ray task in its own worker process (a local Ray instance with
+``--workers N`` CPUs by default; ``--address`` attaches to a running Ray cluster, ``--workers 1``
+runs serially without Ray) and writes, atomically, after every finished trial:
+
+* ``trials/<id>.json``: one file per finished trial (a re-run skips these: sweeps resume);
+* ``trials.csv``: every trial's setting, its label-free scores and its target accuracy;
+* ``results.csv``: the foundation's columns; for a method with a grid, one row per scorer with the
+  accuracy of the setting that scorer picked (``selection = select:<scorer>``) and the best setting's
+  (``oracle``, which reads target labels: a ceiling, never a headline); without a grid, the
+  ``fixed-defaults`` row;
+* ``summary.md``: per-method averages and which scorer comes closest to the oracle.
+
+A trial with a grid is scored as ``run --select`` scores a candidate: fitted on 80% of the source
+and the unlabelled target, scored on the held-out source and the target; only then are the target
+labels read for its accuracy. ``--mlflow [URI]`` logs every trial (parameters, scores, accuracy,
+the trial file) to MLflow: by default a local store in ``DIR/mlflow.db`` (SQLite) with the
+artifacts in ``DIR/mlartifacts``; ``mlflow ui --backend-store-uri sqlite:///DIR/mlflow.db`` shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transferkit import registry
+from transferkit.errors import TransferkitError
+
+__all__ = ["SweepSpec", "expand", "load_spec", "run_sweep"]
+
+
+@dataclass
+class SweepSpec:
+    dataset: str
+    methods: dict[str, dict[str, list]]
+    tasks: list[tuple[str, str]] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    samples: int = 0
+    select: list[str] = field(default_factory=list)
+    estimator: str = registry.DEFAULT_ESTIMATOR
+    target_labels: int = 0
+    data_root: str | None = None
+
+
+def load_spec(path) -> SweepSpec:
+    """Read and check a sweep file; every name and setting is validated before anything runs."""
+    import yaml
+
+    from transferkit.selection import list_scorers
+
+    path = Path(path)
+    if not path.exists():
+        raise TransferkitError(f"no sweep file at {path}.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise TransferkitError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise TransferkitError(f"{path} must hold a mapping with at least 'dataset' and 'methods'.")
+    known = {"dataset", "methods", "tasks", "seeds", "samples", "select", "estimator", "target_labels",
+             "data_root"}  # fmt: skip
+    unknown = set(raw) - known
+    if unknown:
+        raise TransferkitError(f"unknown keys in {path}: {sorted(unknown)}; valid: {sorted(known)}.")
+    if "dataset" not in raw or "methods" not in raw:
+        raise TransferkitError(f"{path} needs 'dataset' and 'methods'.")
+    methods = raw["methods"]
+    if isinstance(methods, list):
+        methods = {m: {} for m in methods}
+    if not isinstance(methods, dict) or not methods:
+        raise TransferkitError("'methods' must map method names to grids (or list method names).")
+    for name, grid in methods.items():
+        entry = registry.entry("method", name)
+        grid = grid or {}
+        if not isinstance(grid, dict):
+            raise TransferkitError(f"the grid of '{name}' must map parameters to lists of values.")
+        for key, values in grid.items():
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise TransferkitError(f"the grid of '{name}' gives no value for '{key}'.")
+            for v in values:  # parsed as a --set value would be
+                registry.resolve_params(entry, {key: str(v)})
+        methods[name] = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
+    tasks = raw.get("tasks", "all")
+    parsed = None
+    if tasks != "all":
+        parsed = []
+        for t in tasks if isinstance(tasks, list) else [tasks]:
+            source, sep, target = str(t).partition("->")
+            if not sep:
+                raise TransferkitError(f"a task is written SOURCE->TARGET, got '{t}'.")
+            parsed.append((source.strip(), target.strip()))
+    select = list(raw.get("select", []))
+    for s in select:
+        if s not in list_scorers():
+            from transferkit.errors import unknown_name
+
+            raise unknown_name("scorer", s, list_scorers())
+    seeds = raw.get("seeds", [0])
+    return SweepSpec(
+        dataset=str(raw["dataset"]), methods=methods, tasks=parsed,
+        seeds=[int(s) for s in (seeds if isinstance(seeds, list) else [seeds])],
+        samples=int(raw.get("samples", 0)), select=select,
+        estimator=str(raw.get("estimator", registry.DEFAULT_ESTIMATOR)),
+        target_labels=int(raw.get("target_labels", 0)), data_root=raw.get("data_root"),
+    )  # fmt: skip
+
+
+def _settings(grid: dict[str, list], samples: int, seed: int) -> list[dict[str, Any]]:
+    if not grid:
+        return [{}]
+    keys = sorted(grid)
+    full = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    if samples and samples < len(full):
+        import random
+
+        rng = random.Random(seed)
+        return rng.sample(full, samples)
+    return full
+
+
+def trial_id(trial: dict) -> str:
+    key = json.dumps({k: trial[k] for k in ("method", "task", "seed", "params")}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def expand(spec: SweepSpec, tasks: list[tuple[str, str]]) -> list[dict]:
+    """Every trial of the sweep (a stable order: task, method, seed, setting)."""
+    trials = []
+    for (source, target), method, seed in itertools.product(tasks, spec.methods, spec.seeds):
+        grid = spec.methods[method]
+        for params in _settings(grid, spec.samples, seed):
+            t = {"dataset": spec.dataset, "task": f"{source}->{target}", "source": source, "target": target,
+                 "method": method, "seed": seed, "params": params, "grid": bool(grid),
+                 "select": spec.select, "estimator": spec.estimator, "target_labels": spec.target_labels,
+                 "data_root": spec.data_root}  # fmt: skip
+            t["id"] = trial_id(t)
+            trials.append(t)
+    return trials
+
+
+_DATASETS: dict = {}
+
+
+def run_trial(trial: dict) -> dict:
+    """Run one trial in this process and return its record (the dataset is loaded once per process)."""
+    import numpy as np
+
+    from transferkit.datasets import load_dataset
+    from transferkit.experiment import RunSpec, default_preprocess, run, select_runs
+
+    key = (trial["dataset"], trial["data_root"])
+    if key not in _DATASETS:
+        _DATASETS[key] = load_dataset(trial["dataset"], trial["data_root"])
+    dataset = _DATASETS[key]
+    preprocess = default_preprocess(dataset, trial["dataset"])
+    est_name, est_settings = registry.parse_spec(trial["estimator"])
+    spec = RunSpec(
+        dataset=trial["dataset"], sources=(trial["source"],), targets=(trial["target"],),
+        method=trial["method"], params={k: str(v) for k, v in trial["params"].items()},
+        estimator=est_name, estimator_params=est_settings, seed=trial["seed"],
+        data_root=trial["data_root"], target_labels=trial["target_labels"],
+    )  # fmt: skip
+    start = time.perf_counter()
+    if trial["grid"] and trial["select"] and not trial["target_labels"]:
+        (scored,) = select_runs(spec, dataset, preprocess, [{}], list(trial["select"]))
+        out = {"scores": scored["scores"], "accuracy": scored["accuracy"], "selection": "sweep"}
+    else:
+        rec = run(spec, dataset=dataset, command="transferkit sweep")
+        out = {"scores": {}, "accuracy": rec["accuracy"], "selection": rec["selection"]}
+    out["accuracy"] = float(np.round(out["accuracy"], 4))
+    seconds = round(time.perf_counter() - start, 4)
+    return {**trial, **out, "preprocess": " ".join(preprocess), "seconds": seconds, "pid": os.getpid()}
+
+
+def _ray_runner(workers: int, address: str | None):
+    try:
+        import ray
+    except ImportError:
+        raise TransferkitError(
+            "parallel sweeps run on Ray, which is not installed: pip install 'transferkit[sweep]' (or run "
+            "serially with --workers 1)."
+        ) from None
+    env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}}
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, runtime_env=env, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, runtime_env=env, log_to_driver=False,
+                     configure_logging=False)  # fmt: skip
+    remote = ray.remote(num_cpus=1)(run_trial)
+
+    def submit(trials):
+        pending = {remote.remote(t): t for t in trials}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                pending.pop(ref)
+                yield ray.get(ref)
+
+    return submit
+
+
+def run_sweep(
+    spec: SweepSpec, out, *, workers: int = 2, address: str | None = None, mlflow_uri: str | None = None,
+    quiet: bool = False, command: str = "transferkit sweep",
+) -> dict:  # fmt: skip
+    """Run (or resume) the sweep; return ``{"trials": n, "ran": n_new, "seconds": wall time}``."""
+    from transferkit.datasets import dataset_info, load_dataset
+    from transferkit.io import atomic_write_json
+    from transferkit.progress import progress_bar
+
+    out = Path(out)
+    info = dataset_info(spec.dataset)
+    tasks = spec.tasks or info.tasks
+    dataset = load_dataset(spec.dataset, spec.data_root)  # fails early if the data is missing
+    for s, t in tasks:
+        dataset.check_domains([s, t])
+    trials = expand(spec, tasks)
+    done = {}
+    for t in trials:
+        path = out / "trials" / f"{t['id']}.json"
+        if path.exists():
+            done[t["id"]] = json.loads(path.read_text())
+    todo = [t for t in trials if t["id"] not in done]
+    logger = _mlflow_logger(mlflow_uri, out) if mlflow_uri is not None else None
+    start = time.perf_counter()
+    if workers <= 1 and not address:
+        results = (run_trial(t) for t in todo)
+    else:
+        results = _ray_runner(workers, address)(todo)
+    bar = progress_bar(total=len(trials), initial=len(done), desc=f"sweep {spec.dataset}", disable=quiet)
+    for rec in results:
+        atomic_write_json(out / "trials" / f"{rec['id']}.json", rec)
+        done[rec["id"]] = rec
+        if logger:
+            logger(rec, out / "trials" / f"{rec['id']}.json")
+        bar.update(1)
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{rec['method']} {rec['task']} {rec['accuracy']:.1f}%")
+        write_tables(spec, [done[t["id"]] for t in trials if t["id"] in done], out, command,
+                     time.perf_counter() - start)  # fmt: skip
+    bar.close()
+    write_tables(spec, [done[t["id"]] for t in trials], out, command, time.perf_counter() - start)
+    return {"trials": len(trials), "ran": len(todo), "seconds": time.perf_counter() - start}
+
+
+def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, seconds: float) -> None:
+    from transferkit.benchmark import _csv, summarize, summarize_selection
+    from transferkit.experiment import ORACLE
+    from transferkit.io import atomic_write_text
+
+    trial_rows, rows = [], []
+    groups = defaultdict(list)
+    for r in records:
+        groups[(r["task"], r["method"], r["seed"])].append(r)
+        trial_rows.append({"task": r["task"], "method": r["method"], "seed": r["seed"],
+                           "params": json.dumps(r["params"], sort_keys=True),
+                           **{f"score:{k}": round(v, 6) for k, v in r["scores"].items()},
+                           "accuracy": r["accuracy"], "seconds": r["seconds"]})  # fmt: skip
+    for (task, method, seed), group in groups.items():
+        first = group[0]
+        common = {"suite": spec.dataset, "task": task, "source": first["source"], "target": first["target"],
+                  "method": method, "estimator": first["estimator"], "preprocess": first["preprocess"],
+                  "seed": seed, "target_labels": first["target_labels"]}  # fmt: skip
+        if not first["scores"]:
+            for r in group:
+                rows.append({**common, "params": json.dumps(r["params"], sort_keys=True),
+                             "selection": r["selection"], "accuracy": r["accuracy"],
+                             "seconds": r["seconds"]})  # fmt: skip
+            continue
+        seconds_group = round(sum(r["seconds"] for r in group), 4)
+        for scorer in [*spec.select, ORACLE]:
+            if scorer == ORACLE:
+                best = max(group, key=lambda r: r["accuracy"])
+            else:
+                best = max(group, key=lambda r: r["scores"][scorer])
+            rows.append({**common, "params": json.dumps(best["params"], sort_keys=True),
+                         "selection": scorer if scorer == ORACLE else f"select:{scorer}",
+                         "accuracy": best["accuracy"], "seconds": seconds_group})  # fmt: skip
+    if not rows:
+        return
+    atomic_write_text(out / "results.csv", _csv(rows))
+    text = summarize(rows, suite=spec.dataset, command=command, total_seconds=seconds)
+    scored = [t for t in trial_rows if any(k.startswith("score:") for k in t)]
+    if scored:
+        columns = list(dict.fromkeys(k for t in trial_rows for k in t))
+        atomic_write_text(out / "trials.csv", _csv([{c: t.get(c, "") for c in columns} for t in trial_rows],
+                                                   columns))  # fmt: skip
+        text += "\n" + summarize_selection(scored)
+    atomic_write_text(out / "summary.md", text)
+
+
+def _mlflow_logger(uri: str, out: Path):
+    try:
+        import mlflow
+    except ImportError:
+        raise TransferkitError(
+            "--mlflow needs MLflow: pip install 'transferkit[sweep]' (or pip install mlflow)."
+        ) from None
+    out.mkdir(parents=True, exist_ok=True)
+    # a local store by default: one SQLite file and an artifact folder beside the results (MLflow 3 no
+    # longer accepts its old plain-folder store)
+    mlflow.set_tracking_uri(uri or f"sqlite:///{(out / 'mlflow.db').resolve()}")
+    name = "transferkit-sweep"
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=(out / "mlartifacts").resolve().as_uri())
+    mlflow.set_experiment(name)
+
+    def log(rec: dict, path: Path) -> None:
+        with mlflow.start_run(run_name=f"{rec['method']} {rec['task']} seed {rec['seed']}"):
+            mlflow.log_params({"method": rec["method"], "task": rec["task"], "seed": rec["seed"],
+                               **{f"param.{k}": v for k, v in rec["params"].items()}})  # fmt: skip
+            mlflow.log_metrics({"accuracy": rec["accuracy"], "seconds": rec["seconds"],
+                                **{f"score.{k}": v for k, v in rec["scores"].items()}})  # fmt: skip
+            mlflow.log_artifact(str(path))
+
+    return log
