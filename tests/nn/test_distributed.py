@@ -42,7 +42,7 @@ class _DANNWithoutDropout(DANN):
 def _trainer(method: str, epochs: int = 3):
     seed_everything(0)
     model = build_network("mlp", 3, in_shape=(6,), hidden=(16,), dropout=0.0)
-    m = SourceOnly() if method == "source-only" else _DANNWithoutDropout(hidden=16)
+    m = SourceOnly() if method == "source-only" else _DANNWithoutDropout(disc_hidden=16)
     cfg = TrainerConfig(epochs=epochs, batch_size=32, lr=0.05, seed=0, device="cpu")
     return Trainer(model, m, cfg)
 

@@ -18,19 +18,19 @@ class DANN(DeepMethod):
     where :math:`R` reverses gradients, so the discriminator :math:`D` learns to tell the domains
     apart while the feature extractor learns to fool it; :math:`\lambda_p = w (2/(1+e^{-10p}) - 1)`
     warms up with the training progress :math:`p` (``weight`` = :math:`w`). The discriminator is the
-    paper's: two hidden layers of ``hidden`` units with ReLU and dropout.
+    paper's: two hidden layers of ``disc_hidden`` units with ReLU and dropout.
     """
 
     family = "adversarial"
     search_space = {"weight": (0.1, 0.3, 1.0)}
 
-    def __init__(self, weight: float = 1.0, hidden: int = 256, target_weight: float = 1.0):
+    def __init__(self, weight: float = 1.0, disc_hidden: int = 1024, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
         self.weight = weight
-        self.hidden = hidden
+        self.disc_hidden = disc_hidden
 
     def setup(self, model: nn.Module) -> None:
-        h = self.hidden
+        h = self.disc_hidden
         self.discriminator = nn.Sequential(
             nn.Linear(model.feature_dim, h), nn.ReLU(), nn.Dropout(0.5),
             nn.Linear(h, h), nn.ReLU(), nn.Dropout(0.5), nn.Linear(h, 1),
