@@ -190,9 +190,10 @@ def fit_predict(
         from transferkit.deep.runner import fit_predict_deep, split_settings
 
         settings = registry.resolve_params(entry, spec.params)
-        preds, history, network = fit_predict_deep(spec, dataset, y, arrays, *split_settings(settings))
+        preds, history, kept = fit_predict_deep(spec, dataset, y, arrays, *split_settings(settings))
         if keep is not None:
-            keep.update(model=None, history=history, network=network)
+            keep.update(history=history, sample_domain=arrays.sample_domain,
+                        domain_names=arrays.domain_names, **kept)  # fmt: skip
         return preds, revealed
     clf, _ = build_classifier(spec, preprocess)
     X = _flat(arrays.X)

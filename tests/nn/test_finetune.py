@@ -233,6 +233,8 @@ def test_cli_source_model_then_fine_tuned_with_a_frozen_trunk(tmp_path):
     src = tmp_path / "source"
     assert main(base + ["--method", "deep-source-only", "--set", "epochs=2", "--out", str(src)]) == 0
     source_acc = json.loads((src / "result.json").read_text())["accuracy"]
+    view = np.load(src / "embedding.npz")  # the report's 2-D view: inputs before, network features after
+    assert view["before"].shape == view["after"].shape == (len(view["domain"]), 2)
     ft = tmp_path / "ft"
     argv = base + ["--method", "fine-tune", "--target-labels", "10", "--set", f"init={src / 'model'}",
                    "--set", "freeze=trunk", "--set", "epochs=30", "--out", str(ft)]  # fmt: skip

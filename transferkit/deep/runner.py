@@ -134,8 +134,9 @@ def fit_deep(spec, dataset, X, y, sample_domain, method_settings, trainer_settin
 def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings, network_settings):
     """Train on all rows (:func:`fit_deep`) and predict every target domain.
 
-    Returns the predictions per target name, the training history, and ``(network, network_spec)``
-    for saving the trained model.
+    Returns the predictions per target name, the training history, and what a run keeps for its
+    artifacts: ``{"network": (network, network_spec), "model": a view with features(X, sd),
+    "X": the inputs flattened}`` (the saved model, and the 2-D view before and after adaptation).
     """
     X = inputs(dataset, arrays)
     trainer, history, net_spec = fit_deep(spec, dataset, X, y, arrays.sample_domain, method_settings,
@@ -144,4 +145,16 @@ def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings
     for d, name in arrays.domain_names.items():
         if d < 0:
             preds[name] = trainer.predict(X[arrays.sample_domain == d])
-    return preds, history, (trainer.model, net_spec)
+    kept = {"network": (trainer.model, net_spec), "model": NetworkFeatures(trainer, X.shape[1:]),
+            "X": X.reshape(len(X), -1)}  # fmt: skip
+    return preds, history, kept
+
+
+class NetworkFeatures:
+    """The trained network's features of flattened input rows (for the run's 2-D view)."""
+
+    def __init__(self, trainer, shape):
+        self.trainer, self.shape = trainer, tuple(shape)
+
+    def features(self, X, sample_domain=None):
+        return self.trainer.features(np.asarray(X, np.float32).reshape(-1, *self.shape))
