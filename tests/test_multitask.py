@@ -1,0 +1,151 @@
+"""Multi-task learning: each weighting against a hand computation, seeding, a two-task fit, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from transferkit.errors import TransferkitError
+from transferkit.multitask import (
+    MultiTaskNetwork,
+    PCGrad,
+    StaticWeights,
+    UncertaintyWeights,
+    evaluate,
+    fit_multitask,
+    make_weighting,
+    pcgrad_project,
+)
+
+
+def _two_tasks(n=400, d=6, seed=0):
+    """Task 'a' depends on feature 0, task 'b' (3 classes) on feature 1; the rest is noise."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2, n)
+    b = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    X[:, 0] += 3.0 * a
+    X[:, 1] += 3.0 * b
+    return X, {"a": a, "b": b}
+
+
+def _linear_losses(ga, gb):
+    """Shared vector w with L_a = ga . w and L_b = gb . w, so the task gradients are exactly ga, gb."""
+    w = torch.nn.Parameter(torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64))
+    ga_t, gb_t = torch.tensor(ga, dtype=torch.float64), torch.tensor(gb, dtype=torch.float64)
+    return w, {"a": ga_t @ w, "b": gb_t @ w}
+
+
+def _naive_pcgrad(ga, gb):
+    ga, gb = np.asarray(ga, float), np.asarray(gb, float)
+    pa, pb = ga.copy(), gb.copy()
+    if ga @ gb < 0:
+        pa = ga - (ga @ gb) / (gb @ gb) * gb
+        pb = gb - (gb @ ga) / (ga @ ga) * ga
+    return pa + pb
+
+
+def test_static_weights_equal_the_hand_computed_sum():
+    losses = {"a": torch.tensor(0.7), "b": torch.tensor(2.5)}
+    assert float(StaticWeights({"a": 0.25, "b": 2.0}).combine(losses, ())) == pytest.approx(
+        0.25 * 0.7 + 2.0 * 2.5
+    )
+    assert float(StaticWeights().combine(losses, ())) == pytest.approx(3.2)
+
+
+def test_uncertainty_weighting_matches_the_formula_and_learns_its_log_variances():
+    uw = UncertaintyWeights(["a", "b"])
+    with torch.no_grad():
+        uw.log_vars.copy_(torch.tensor([0.4, -1.1]))
+    la = torch.tensor(0.9, requires_grad=True)
+    lb = torch.tensor(1.7, requires_grad=True)
+    total = uw.combine({"a": la, "b": lb}, ())
+    by_hand = np.exp(-0.4) * 0.9 + 0.2 + np.exp(1.1) * 1.7 - 0.55
+    assert float(total.detach()) == pytest.approx(by_hand, rel=1e-6)
+    total.backward()
+    # d/ds (e^{-s} L + s/2) = -e^{-s} L + 1/2
+    expected = [-np.exp(-0.4) * 0.9 + 0.5, -np.exp(1.1) * 1.7 + 0.5]
+    np.testing.assert_allclose(uw.log_vars.grad.numpy(), expected, rtol=1e-6)
+    assert float(la.grad) == pytest.approx(np.exp(-0.4))
+    assert uw.weights()["b"] == pytest.approx(np.exp(1.1))
+
+
+@pytest.mark.parametrize(
+    "ga, gb, conflict",
+    [([1.0, 2.0, 0.0], [-2.0, 0.5, 1.0], True), ([1.0, 2.0, 0.0], [0.5, 1.0, -1.0], False)],
+)
+def test_pcgrad_gradient_matches_a_naive_projection(ga, gb, conflict):
+    assert (np.dot(ga, gb) < 0) == conflict
+    w, losses = _linear_losses(ga, gb)
+    total = PCGrad(seed=0).combine(losses, [w])
+    assert float(total.detach()) == pytest.approx(
+        float(losses["a"].detach() + losses["b"].detach())
+    )  # the value is the plain sum
+    total.backward()
+    np.testing.assert_allclose(w.grad.numpy(), _naive_pcgrad(ga, gb), rtol=1e-12)
+    if not conflict:
+        np.testing.assert_allclose(w.grad.numpy(), np.add(ga, gb), rtol=1e-12)
+    projected = pcgrad_project(torch.tensor([ga, gb], dtype=torch.float64))
+    np.testing.assert_allclose(projected.sum(0).numpy(), _naive_pcgrad(ga, gb), rtol=1e-12)
+    if conflict:  # each projected gradient no longer conflicts with the other task's gradient
+        assert float(projected[0] @ torch.tensor(gb, dtype=torch.float64)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_pcgrad_leaves_the_heads_gradients_alone():
+    torch.manual_seed(0)
+    net = MultiTaskNetwork(torch.nn.Linear(4, 3), 3, {"a": 2, "b": 2})
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    out = net(x)
+    losses = {t: torch.nn.functional.cross_entropy(out[t], y if t == "a" else 1 - y) for t in out}
+    PCGrad().combine(losses, net.shared_parameters()).backward()
+    head_grad = net.heads["a"].weight.grad.clone()
+    net.zero_grad()
+    net(x)  # the plain loss of task a alone gives head a the same gradient
+    torch.nn.functional.cross_entropy(net(x)["a"], y).backward()
+    torch.testing.assert_close(head_grad, net.heads["a"].weight.grad)
+
+
+@pytest.mark.parametrize("weighting", ["static", "uncertainty", "pcgrad"])
+def test_seeded_runs_are_identical_and_both_tasks_are_learned(weighting):
+    X, y = _two_tasks()
+    Xte, yte = _two_tasks(n=300, seed=1)
+    kw = dict(trunk_kwargs={"hidden": (32,)}, weighting=weighting, epochs=8, batch_size=32, lr=0.05, seed=3)
+    m1, h1 = fit_multitask(X, y, **kw)
+    m2, h2 = fit_multitask(X, y, **kw)
+    for p, q in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(p, q)
+    assert [r["loss"] for r in h1] == [r["loss"] for r in h2]
+    assert {"a_loss", "b_loss", "a_acc", "b_acc"} <= set(h1[-1])
+    acc = evaluate(m1, Xte, yte)
+    assert acc["a"] > 0.85 and acc["b"] > 0.8, acc
+    if weighting == "uncertainty":
+        assert set(h1[-1]) >= {"weight_a", "weight_b"} and h1[-1]["weight_a"] != 1.0
+
+
+def test_one_task_is_one_model_and_eval_sets_are_recorded():
+    X, y = _two_tasks(n=200)
+    _, hist = fit_multitask(X, {"b": y["b"]}, epochs=2, eval_sets={"test": (X, {"b": y["b"]})})
+    assert "test_b_acc" in hist[-1] and "a_acc" not in hist[-1]
+
+
+def test_bad_input_raises_clear_errors():
+    X, y = _two_tasks(n=50)
+    with pytest.raises(TransferkitError, match="lengths"):
+        fit_multitask(X, {"a": y["a"], "b": y["b"][:40]})
+    with pytest.raises(TransferkitError, match="Did you mean 'pcgrad'"):
+        fit_multitask(X, y, weighting="pcgrd")
+    with pytest.raises(TransferkitError, match="only one class"):
+        fit_multitask(X, {"a": y["a"], "b": np.zeros(50, int)})
+    with pytest.raises(TransferkitError, match=">= 0"):
+        fit_multitask(X, y, weights={"a": 1.0, "b": -0.5})
+    with pytest.raises(TransferkitError, match="no weight for"):
+        fit_multitask(X, y, weights={"a": 1.0})
+    with pytest.raises(TransferkitError, match="only used with weighting='static'"):
+        make_weighting("pcgrad", ["a", "b"], weights={"a": 1.0, "b": 1.0})
+    with pytest.raises(TransferkitError, match="negative labels"):
+        fit_multitask(X, {"a": y["a"] - 1, "b": y["b"]})
+    with pytest.raises(TransferkitError, match="non-empty"):
+        fit_multitask(X, {})
+    with pytest.raises(TransferkitError, match="epochs"):
+        fit_multitask(X, y, epochs=0)
