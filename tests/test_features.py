@@ -23,14 +23,29 @@ def test_cache_is_hit_and_keyed_by_every_text(tmp_path):
     a = embed_texts(["good", "bad"], cache_dir=tmp_path, encoder=enc)
     b = embed_texts(["good", "bad"], cache_dir=tmp_path, encoder=enc)
     assert enc.calls == 1 and np.array_equal(a, b)
-    embed_texts(["bad", "good"], cache_dir=tmp_path, encoder=enc)
-    assert enc.calls == 2  # order changes the key
     assert text_cache_key(["ab", "c"], "m") != text_cache_key(["a", "bc"], "m")
+    # another order or a subset of cached texts is gathered row by row, without the model
+    c = embed_texts(["bad", "good"], cache_dir=tmp_path, encoder=enc)
+    assert enc.calls == 1 and np.array_equal(c, a[::-1])
+    assert np.array_equal(embed_texts(["bad"], cache_dir=tmp_path, encoder=enc), a[1:])
+    embed_texts(["bad", "new"], cache_dir=tmp_path, encoder=enc)  # one unseen text: embedded afresh
+    assert enc.calls == 2
+
+
+def test_embeddings_by_domain_are_cached_once_per_domain(tmp_path):
+    from transferkit.features import embed_by_domain
+
+    enc = Counting()
+    texts = np.array(["a", "bb", "ccc", "dddd"], dtype=object)
+    Z = embed_by_domain(texts, [0, 0, -1, -1], cache_dir=tmp_path, encoder=enc)
+    assert enc.calls == 2 and np.array_equal(Z[:, 0], [1, 2, 3, 4])
+    embed_by_domain(texts[2:], [-1, -1], cache_dir=tmp_path, encoder=enc)
+    assert enc.calls == 2
 
 
 def test_damaged_cache_is_a_clear_error(tmp_path):
     embed_texts(["x"], cache_dir=tmp_path, encoder=Counting())
-    (path,) = tmp_path.glob("*.npy")
+    (path,) = [p for p in tmp_path.glob("*.npy") if not p.name.endswith(".keys.npy")]
     path.write_bytes(b"not a numpy file")
     with pytest.raises(TransferkitError, match="damaged; delete it"):
         embed_texts(["x"], cache_dir=tmp_path, encoder=Counting())

@@ -18,7 +18,7 @@ import numpy as np
 
 from transferkit.errors import TransferkitError
 
-__all__ = ["MINILM", "cache_dir", "embed_texts", "text_cache_key"]
+__all__ = ["MINILM", "cache_dir", "embed_by_domain", "embed_texts", "text_cache_key"]
 
 MINILM = "all-MiniLM-L6-v2"
 
@@ -75,7 +75,11 @@ def embed_texts(
                     f"the embedding cache {path} is damaged; delete it and rerun."
                 ) from exc
             if Z.shape[0] == len(texts):
+                _write_row_keys(path, texts)
                 return Z
+        found = _lookup_rows(Path(cache_dir), model, texts)  # every text already embedded elsewhere
+        if found is not None:
+            return found
     if model != MINILM and encoder is None:
         raise TransferkitError(f"unknown text model '{model}'; the built-in one is '{MINILM}'.")
     enc = encoder if encoder is not None else _load_minilm(device)
@@ -87,4 +91,67 @@ def embed_texts(
         buf = io.BytesIO()
         np.save(buf, Z, allow_pickle=False)
         atomic_write_bytes(path, buf.getvalue())
+        _write_row_keys(path, texts)
     return Z
+
+
+def _row_keys(texts) -> np.ndarray:
+    """One 64-bit key per text (the first 8 bytes of its sha256)."""
+    return np.array(
+        [int.from_bytes(hashlib.sha256(t.encode("utf-8")).digest()[:8], "little") for t in texts],
+        dtype=np.uint64,
+    )
+
+
+def _write_row_keys(path: Path, texts) -> None:
+    """Beside a cached block of embeddings, the key of each row's text, so subsets are found too."""
+    from transferkit.io import atomic_write_bytes
+
+    keys = path.with_suffix(".keys.npy")
+    if not keys.exists():
+        buf = io.BytesIO()
+        np.save(buf, _row_keys(texts), allow_pickle=False)
+        atomic_write_bytes(keys, buf.getvalue())
+
+
+def _lookup_rows(folder: Path, model: str, texts) -> np.ndarray | None:
+    """The embeddings of ``texts`` gathered from cached blocks, or None if any text is missing."""
+    if not texts or not folder.exists():
+        return None
+    wanted = _row_keys(texts)
+    found = np.full(len(texts), -1, np.int64)
+    blocks = []
+    for keys_path in sorted(folder.glob(f"{model}-*.keys.npy")):
+        keys = np.load(keys_path, allow_pickle=False)
+        where = {int(k): i for i, k in enumerate(keys)}
+        hit = np.array([where.get(int(k), -1) for k in wanted])
+        new = (found < 0) & (hit >= 0)
+        if new.any():
+            block = np.load(
+                keys_path.with_name(keys_path.name.replace(".keys.npy", ".npy")), allow_pickle=False
+            )
+            blocks.append((new, block[hit[new]]))
+            found[new] = 1
+        if (found >= 0).all():
+            Z = np.empty((len(texts), blocks[0][1].shape[1]), dtype=blocks[0][1].dtype)
+            for mask, rows in blocks:
+                Z[mask] = rows
+            return Z
+    return None
+
+
+def embed_by_domain(texts, sample_domain, **kw) -> np.ndarray:
+    """:func:`embed_texts` one domain at a time, so each domain's embeddings are cached once and found
+    again whichever task (pair of domains) it appears in."""
+    texts = np.asarray(texts, dtype=object)
+    sd = np.asarray(sample_domain)
+    if sd.shape != (len(texts),):
+        raise TransferkitError(f"sample_domain must have one entry per text ({len(texts)}), got {sd.shape}.")
+    out = None
+    for d in dict.fromkeys(sd.tolist()):
+        rows = np.flatnonzero(sd == d)
+        Z = embed_texts(texts[rows].tolist(), **kw)
+        if out is None:
+            out = np.empty((len(texts), Z.shape[1]), dtype=Z.dtype)
+        out[rows] = Z
+    return out if out is not None else np.zeros((0, 384), np.float32)

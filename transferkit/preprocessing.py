@@ -177,3 +177,22 @@ class Tfidf(_Preprocessing):
 
     def _transform(self, X, sample_domain):
         return self.vectorizer_.transform(list(X)).astype(np.float64).toarray()
+
+
+class SentenceEmbedding(_Preprocessing):
+    """Turn texts into all-MiniLM-L6-v2 sentence embeddings (384 features), cached on disk.
+
+    The same features the deep methods train on for text, so shallow and deep methods can be compared
+    on one representation (``--preprocess sentence-embedding``). Needs the ``text`` extra.
+    """
+
+    accepts_text = True
+
+    def _fit(self, X, y, sample_domain):
+        pass
+
+    def _transform(self, X, sample_domain):
+        from transferkit.features import cache_dir, embed_by_domain
+
+        sd = np.full(len(X), -1) if sample_domain is None else sample_domain
+        return np.asarray(embed_by_domain(X, sd, cache_dir=cache_dir() / "embeddings"), dtype=np.float64)

@@ -73,6 +73,7 @@ PREPROCESSING: dict[str, str] = {
     "normalize": "transferkit.preprocessing:RowNormalize",
     "pca": "transferkit.preprocessing:SharedPCA",
     "select-k-best": "transferkit.preprocessing:SelectKBest",
+    "sentence-embedding": "transferkit.preprocessing:SentenceEmbedding",
     "standardize": "transferkit.preprocessing:Standardize",
     "tfidf": "transferkit.preprocessing:Tfidf",
 }

@@ -63,9 +63,9 @@ def split_settings(settings: dict[str, Any]) -> tuple[dict, dict, dict]:
 def inputs(dataset, arrays):
     """The network's input rows: images and vectors as float32, texts as cached MiniLM embeddings."""
     if dataset.modality == "text":
-        from transferkit.features import cache_dir, embed_texts
+        from transferkit.features import cache_dir, embed_by_domain
 
-        return embed_texts(arrays.X, cache_dir=cache_dir() / "embeddings")
+        return embed_by_domain(arrays.X, arrays.sample_domain, cache_dir=cache_dir() / "embeddings")
     return np.asarray(arrays.X, dtype=np.float32)
 
 
