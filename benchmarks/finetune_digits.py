@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from transferkit.datasets import load_dataset
 
-    command = "python benchmarks/finetune_digits.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python benchmarks/finetune_digits.py", *sys.argv[1:]])
     out = Path(args.out)
     ds = load_dataset("digits")
     rows: list[dict] = []
