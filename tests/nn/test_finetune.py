@@ -275,3 +275,30 @@ def test_lora_adapters_train_alone_and_survive_saving(tmp_path):
     x = torch.randn(5, 6)
     model.eval(), again.eval()
     assert torch.allclose(model(x), again(x))
+
+
+def test_mlp_head_on_a_saved_trunk_and_lora_on_a_torchvision_network(tmp_path):
+    net = _net()
+    spec = {
+        "backbone": "mlp",
+        "num_classes": 3,
+        "in_shape": [6],
+        "bottleneck_dim": 8,
+        "options": {"hidden": [16]},
+    }
+    save_network(net, tmp_path, spec)
+    probe = load_network(tmp_path, new_head=True, head_hidden=32)  # linear probing with an MLP head
+    assert isinstance(probe.head, torch.nn.Sequential) and probe.head[0].out_features == 32
+    assert torch.equal(probe.backbone[1].weight, net.backbone[1].weight)
+    before = _state(probe)
+    _fit(probe, freeze=("trunk",))
+    assert all(torch.equal(before[k], v) for k, v in _state(probe).items() if not k.startswith("head."))
+    pytest.importorskip("peft")
+    from transferkit.nn.lora import apply_lora
+
+    resnet = build_network("resnet18", 10, in_shape=(3, 32, 32))
+    adapted = apply_lora(resnet, rank=2)
+    assert "backbone.layer1.0.conv1" in ",".join(adapted)
+    trainable = [n for n, p in resnet.named_parameters() if p.requires_grad]
+    assert all("lora_" in n or n.startswith("head.") for n in trainable)
+    assert resnet(torch.rand(2, 3, 32, 32)).shape == (2, 10)

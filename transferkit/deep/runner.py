@@ -29,6 +29,7 @@ NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
     "init": (str | None, None),
     "new_head": (bool, False),
     "lora_rank": (int, 0),
+    "head_hidden": (int | None, None),
 }
 RUN_DEFAULTS = {"epochs": 10, "batch_size": 64, "lr": 0.01, "progress": False}
 
@@ -89,8 +90,12 @@ def fit_deep(spec, dataset, X, y, sample_domain, method_settings, trainer_settin
                 f"the saved model in {init} takes inputs of shape {tuple(saved['in_shape'])}, but these rows "
                 f"are {tuple(X.shape[1:])}; fine-tune it on data of the same shape."
             )
-        model = load_network(init, n_classes, bool(network_settings.get("new_head")))
-        net_spec = {**saved, "num_classes": n_classes, "classes": list(map(str, dataset.classes))}
+        head_hidden = network_settings.get("head_hidden", saved.get("head_hidden"))
+        # another kind of head than the saved one is a new head
+        new_head = bool(network_settings.get("new_head")) or head_hidden != saved.get("head_hidden")
+        model = load_network(init, n_classes, new_head, head_hidden=head_hidden)
+        net_spec = {**saved, "head_hidden": head_hidden, "num_classes": n_classes,
+                    "classes": list(map(str, dataset.classes))}  # fmt: skip
     else:
         backbone = network_settings.get("backbone", "auto")
         if backbone == "auto":
@@ -103,9 +108,11 @@ def fit_deep(spec, dataset, X, y, sample_domain, method_settings, trainer_settin
         if network_settings.get("pretrained"):
             options["pretrained"] = True
         model = build_network(backbone, n_classes, in_shape=X.shape[1:],
-                              bottleneck_dim=network_settings.get("bottleneck_dim"), **options)  # fmt: skip
+                              bottleneck_dim=network_settings.get("bottleneck_dim"),
+                              head_hidden=network_settings.get("head_hidden"), **options)  # fmt: skip
         net_spec = {"backbone": backbone, "num_classes": n_classes, "in_shape": list(X.shape[1:]),
                     "bottleneck_dim": network_settings.get("bottleneck_dim"),
+                    "head_hidden": network_settings.get("head_hidden"),
                     "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
                                 if k != "pretrained"},
                     "classes": list(map(str, dataset.classes))}  # fmt: skip

@@ -22,11 +22,17 @@ __all__ = ["apply_lora", "lora_targets"]
 
 
 def lora_targets(model: nn.Module, patterns=("backbone.*",)) -> list[str]:
-    """Names of the ``Linear`` and ``Conv2d`` modules matching ``patterns`` (the trunk by default)."""
+    """Names of the ``Linear`` and ``Conv2d`` modules matching ``patterns`` (the trunk by default).
+
+    Grouped (depthwise) convolutions are left out: a low-rank update of a per-channel filter is no
+    saving, and PEFT refuses them (MobileNetV3 and EfficientNet adapt their pointwise layers).
+    """
     return [
         name
         for name, module in model.named_modules()
-        if isinstance(module, (nn.Linear, nn.Conv2d)) and any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        if isinstance(module, (nn.Linear, nn.Conv2d))
+        and getattr(module, "groups", 1) == 1
+        and any(fnmatch.fnmatchcase(name, p) for p in patterns)
     ]
 
 

@@ -5,15 +5,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Network", "build_network", "lenet", "mlp"]
+__all__ = ["Network", "build_network", "lenet", "make_head", "mlp"]
+
+
+def make_head(feature_dim: int, num_classes: int, hidden: int | None = None) -> nn.Module:
+    """A linear head, or with ``hidden`` an MLP head ``Linear -> ReLU -> Dropout(0.1) -> Linear``."""
+    if not hidden:
+        return nn.Linear(feature_dim, num_classes)
+    return nn.Sequential(
+        nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, num_classes)
+    )
 
 
 class Network(nn.Module):
-    """``backbone -> bottleneck -> head``; ``features`` is what adaptation losses look at."""
+    """``backbone -> bottleneck -> head``; ``features`` is what adaptation losses look at.
+
+    The head is linear, or a small MLP with ``head_hidden`` units (linear probing with an MLP head:
+    ``freeze=trunk``).
+    """
 
     def __init__(
-        self, backbone: nn.Module, feature_dim: int, num_classes: int, bottleneck_dim: int | None = None
-    ):
+        self, backbone: nn.Module, feature_dim: int, num_classes: int, bottleneck_dim: int | None = None,
+        head_hidden: int | None = None,
+    ):  # fmt: skip
         super().__init__()
         self.backbone = backbone
         if bottleneck_dim:
@@ -25,7 +39,8 @@ class Network(nn.Module):
             self.bottleneck = nn.Identity()
         self.feature_dim = feature_dim
         self.num_classes = num_classes
-        self.head = nn.Linear(feature_dim, num_classes)
+        self.head_hidden = head_hidden
+        self.head = make_head(feature_dim, num_classes, head_hidden)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.bottleneck(self.backbone(x))
@@ -58,15 +73,20 @@ def mlp(in_features: int, hidden: tuple[int, ...] = (256,), dropout: float = 0.1
 
 
 def build_network(
-    backbone: str, num_classes: int, *, in_shape: tuple[int, ...], bottleneck_dim: int | None = None, **kw
+    backbone: str,
+    num_classes: int,
+    *,
+    in_shape: tuple[int, ...],
+    bottleneck_dim: int | None = None,
+    pretrained: bool = False,
+    head_hidden: int | None = None,
+    **kw,
 ) -> Network:
-    """``lenet`` for (C, 32, 32) images, ``mlp`` for vectors."""
-    from transferkit.errors import unknown_name
+    """A :class:`Network` on the backbone ``backbone`` of :mod:`transferkit.nn.backbones` (``lenet`` for
+    (C, 32, 32) images, ``mlp`` for vectors, torchvision/EfficientNet-Lite0/``timm:<name>`` ImageNet
+    networks); ``pretrained`` loads the backbone's ImageNet weights, ``kw`` are backbone options
+    (``hidden``/``dropout`` for ``mlp``, ``input_size``/``normalize`` for ImageNet backbones)."""
+    from transferkit.nn.backbones import build_backbone
 
-    if backbone == "lenet":
-        trunk, d = lenet(in_shape[0])
-    elif backbone == "mlp":
-        trunk, d = mlp(int(torch.tensor(in_shape).prod()), **kw)
-    else:
-        raise unknown_name("backbone", backbone, ["lenet", "mlp"])
-    return Network(trunk, d, num_classes, bottleneck_dim)
+    trunk, d = build_backbone(backbone, in_shape, pretrained=pretrained, **kw)
+    return Network(trunk, d, num_classes, bottleneck_dim, head_hidden)

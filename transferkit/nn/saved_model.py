@@ -58,11 +58,14 @@ def read_spec(folder) -> dict[str, Any]:
     return json.loads((folder / SPEC).read_text())
 
 
-def load_network(folder, num_classes: int | None = None, new_head: bool = False) -> torch.nn.Module:
+def load_network(
+    folder, num_classes: int | None = None, new_head: bool = False, head_hidden: int | None = None
+) -> torch.nn.Module:
     """Rebuild the saved network and load its weights (strictly; no unpickling).
 
     With ``num_classes`` different from the saved one, or ``new_head``, the head is replaced by a
-    freshly initialized linear layer (structure transfer: same trunk, new label set).
+    freshly initialized head (structure transfer: same trunk, new label set); ``head_hidden`` makes
+    that new head an MLP.
     """
     from safetensors.torch import load
 
@@ -72,7 +75,8 @@ def load_network(folder, num_classes: int | None = None, new_head: bool = False)
     spec = read_spec(folder)
     net = build_network(
         spec["backbone"], int(spec["num_classes"]), in_shape=tuple(spec["in_shape"]),
-        bottleneck_dim=spec.get("bottleneck_dim"), **_options(spec.get("options", {})),
+        bottleneck_dim=spec.get("bottleneck_dim"), head_hidden=spec.get("head_hidden"),
+        **_options(spec.get("options", {})),
     )  # fmt: skip
     if spec.get("lora"):  # adapters first, so that their weights have somewhere to go
         from transferkit.nn.lora import apply_lora
@@ -85,7 +89,10 @@ def load_network(folder, num_classes: int | None = None, new_head: bool = False)
         raise TransferkitError(f"the saved model in {folder} could not be loaded ({exc}).") from exc
     if new_head or (num_classes is not None and num_classes != net.num_classes):
         net.num_classes = int(num_classes if num_classes is not None else net.num_classes)
-        net.head = torch.nn.Linear(net.feature_dim, net.num_classes)
+        net.head_hidden = head_hidden if new_head else net.head_hidden
+        from transferkit.nn.model import make_head
+
+        net.head = make_head(net.feature_dim, net.num_classes, net.head_hidden)
     return net
 
 
