@@ -1,5 +1,10 @@
 """Few-shot suites: N-way K-shot episodes on a target domain, on top of a pretrained or source model.
 
+``digits-fewshot``: 5-way K-shot on MNIST-M and on USPS with two frozen backbones: a LeNet trained
+on MNIST (the source model; cached under ``$TRANSFERKIT_CACHE/models``) and EfficientNet-Lite0 with
+its ImageNet weights (digits resized to 64x64 inside the trunk). SimpleShot centres on the mean
+MNIST feature.
+
 ``amazon-reviews-fewshot``: 2-way (positive / negative) K-shot sentiment on each Amazon domain with
 all-MiniLM-L6-v2 sentence embeddings (frozen). SimpleShot and the transductive variant centre the
 features on the mean embedding of the *other three* domains (the labelled "base" data).
@@ -8,6 +13,7 @@ Every row is one (target, classifier, K) with the mean accuracy over the episode
 interval (``ci95``) and the time per 1000 episodes. Results use the foundation's columns plus ``ci95``.
 
 Run:  python benchmarks/fewshot.py amazon-reviews-fewshot [--episodes 600] [--out DIR]
+      python benchmarks/fewshot.py digits-fewshot [--episodes 600] [--out DIR]
 """
 
 from __future__ import annotations
@@ -62,7 +68,73 @@ def amazon(episodes: int, shots=(1, 5), seed: int = 0) -> list[dict]:
     return rows
 
 
-SUITES = {"amazon-reviews-fewshot": amazon}
+def _mnist_lenet_features(ds, domains, seed: int):
+    """Features (500-d) of an MNIST-trained LeNet (``deep-source-only``, the run's defaults), cached."""
+    from transferkit.experiment import RunSpec, run
+    from transferkit.features import cache_dir
+    from transferkit.nn.saved_model import load_network
+    from transferkit.nn.trainer import Trainer, TrainerConfig
+
+    folder = cache_dir() / "models" / f"lenet-mnist-seed{seed}"
+    if not (folder / "model" / "network.json").exists():
+        spec = RunSpec(dataset="digits", sources=("mnist",), targets=("usps",), method="deep-source-only",
+                       seed=seed)  # fmt: skip
+        run(spec, dataset=ds, command="python benchmarks/fewshot.py digits-fewshot", artifacts=folder)
+    trainer = Trainer(load_network(folder / "model"), None, TrainerConfig(device="cpu"))
+    return {d: trainer.features(np.asarray(ds.X[d], np.float32)) for d in domains}
+
+
+def _efficientnet_features(ds, domains, input_size: int = 64):
+    """Global-pooled features (1280-d) of EfficientNet-Lite0 with its ImageNet weights, frozen; the
+    32x32 digits are resized to ``input_size`` inside the trunk."""
+    from transferkit.nn.backbones import build_backbone, extract_features
+
+    trunk, _ = build_backbone("efficientnet-lite0", (3, 32, 32), pretrained=True, input_size=input_size)
+    return {d: extract_features(trunk, np.asarray(ds.X[d], np.float32), batch_size=128) for d in domains}
+
+
+def digits(episodes: int, shots=(1, 5), seed: int = 0) -> list[dict]:
+    """5-way K-shot on MNIST-M and USPS, with an MNIST-trained LeNet and with EfficientNet-Lite0."""
+    from transferkit.datasets import load_dataset
+
+    ds = load_dataset("digits")
+    targets = ["mnist_m", "usps"]
+    backbones = {"lenet-mnist": lambda: _mnist_lenet_features(ds, ["mnist", *targets], seed)}
+    try:
+        import transferkit.nn.backbones  # noqa: F401
+
+        backbones["efficientnet-lite0-imagenet"] = lambda: _efficientnet_features(ds, ["mnist", *targets])
+    except ImportError:
+        print("EfficientNet-Lite0 backbone not available: its rows are skipped", flush=True)
+    rows = []
+    for backbone, make in backbones.items():
+        started = time.perf_counter()
+        Z = make()
+        print(f"{backbone}: features in {time.perf_counter() - started:.0f} s", flush=True)
+        center = Z["mnist"].mean(0)  # the base (source) data's mean feature, for SimpleShot
+        for target in targets:
+            for k in shots:
+                for name in sorted(CLASSIFIERS):
+                    res = evaluate_episodes(
+                        Z[target], ds.labels(target), name, n_way=5, k_shot=k, n_query=15,
+                        n_episodes=episodes, center=center, random_state=seed,
+                    )  # fmt: skip
+                    rows.append({
+                        "suite": "digits-fewshot", "task": f"{target} 5-way {k}-shot ({backbone})",
+                        "source": "mnist" if backbone == "lenet-mnist" else "pretrained:imagenet",
+                        "target": target, "method": name,
+                        "params": json.dumps({"n_way": 5, "k_shot": k, "n_query": 15, "episodes": episodes,
+                                              "backbone": backbone}),
+                        "estimator": "", "preprocess": backbone, "seed": seed, "selection": "fixed-defaults",
+                        "target_labels": k, "accuracy": round(res["accuracy"], 2),
+                        "ci95": round(res["ci95"], 2), "seconds": round(res["seconds_per_1000_episodes"], 3),
+                    })  # fmt: skip
+                    print(f"{backbone:28s} {target:8s} {k}-shot {name:13s} {res['accuracy']:6.2f} ± "
+                          f"{res['ci95']:.2f}", flush=True)  # fmt: skip
+    return rows
+
+
+SUITES = {"amazon-reviews-fewshot": amazon, "digits-fewshot": digits}
 
 
 def main(argv=None) -> int:
