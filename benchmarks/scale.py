@@ -23,6 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+# every trial gets one thread, in this process as in Ray's workers (set before NumPy, imported in the
+# functions below, loads its BLAS: another thread count changes float summation order, and with it a
+# few predictions)
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 RESULTS = Path(__file__).parent / "results" / "scale"
 SWEEP = """
 dataset: office-caltech10
@@ -48,11 +54,9 @@ select: [entropy, snd, mixval]
 
 def sweep_speedup() -> dict:
     import ray
+    import torch
 
     from transferkit.sweep import load_spec, run_sweep
-
-    os.environ["OMP_NUM_THREADS"] = "1"  # the serial run's trials get one thread, as Ray's workers do
-    import torch
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,9 +74,12 @@ def sweep_speedup() -> dict:
         for name in ("serial", "ray"):
             with open(Path(tmp) / name / "results.csv") as fh:
                 tables.append([{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)])
+        differ = [(a["task"], a["method"], a["selection"], a["accuracy"], b["accuracy"])
+                  for a, b in zip(*tables) if a != b]  # fmt: skip
     return {"trials": serial["trials"], "serial_seconds": round(t_serial, 1),
             "ray_2_workers_seconds": round(t_parallel, 1), "speedup": round(t_serial / t_parallel, 3),
-            "same_results": tables[0] == tables[1], "parallel_trials": parallel["ran"]}  # fmt: skip
+            "same_results": tables[0] == tables[1], "differing_rows": differ[:20],
+            "parallel_trials": parallel["ran"]}  # fmt: skip
 
 
 def _free_port() -> int:

@@ -48,14 +48,20 @@ METHODS: dict[str, str] = {
     "deep-coral": "transferkit.deep.deep_coral:DeepCORAL",
     "deep-source-only": "transferkit.deep.source_only:SourceOnly",
     "density-ratio": "transferkit.shallow.density_ratio:DensityRatio",
+    "dg-coral": "transferkit.dg.coral:DGCORAL",
+    "dg-mmd": "transferkit.dg.mmd:DGMMD",
+    "erm": "transferkit.dg.erm:ERM",
     "fine-tune": "transferkit.deep.fine_tune:FineTune",
     "fine-tuned-linear": "transferkit.shallow.fine_tuned_linear:FineTunedLinear",
     "fixmatch": "transferkit.deep.fixmatch:FixMatch",
+    "groupdro": "transferkit.dg.groupdro:GroupDRO",
+    "irm": "transferkit.dg.irm:IRM",
     "jda": "transferkit.shallow.jda:JDA",
     "kliep": "transferkit.shallow.kliep:KLIEP",
     "kmm": "transferkit.shallow.kmm:KMM",
     "knn": "transferkit.shallow.knn:KNN",
     "mcc": "transferkit.deep.mcc:MCC",
+    "mixup": "transferkit.dg.mixup:Mixup",
     "nearest-neighbor-weighting": "transferkit.shallow.nearest_neighbor_weighting:NearestNeighborWeighting",
     "ot-mapping": "transferkit.shallow.ot_mapping:OTMapping",
     "pseudo-label": "transferkit.deep.pseudo_label:PseudoLabel",
@@ -67,6 +73,7 @@ METHODS: dict[str, str] = {
     "target-only": "transferkit.shallow.target_only:TargetOnly",
     "tca": "transferkit.shallow.tca:TCA",
     "tradaboost": "transferkit.shallow.tradaboost:TrAdaBoost",
+    "vrex": "transferkit.dg.vrex:VREx",
 }
 
 PREPROCESSING: dict[str, str] = {

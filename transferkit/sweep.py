@@ -204,7 +204,8 @@ def _ray_runner(workers: int, address: str | None):
             "parallel sweeps run on Ray, which is not installed: pip install 'transferkit[sweep]' (or run "
             "serially with --workers 1)."
         ) from None
-    env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}}
+    env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                        "TOKENIZERS_PARALLELISM": "false"}}  # fmt: skip
     if not ray.is_initialized():
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=False)

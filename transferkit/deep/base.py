@@ -18,7 +18,19 @@ from torch import nn
 
 from transferkit.nn.batch import DABatch
 
-__all__ = ["DeepMethod", "Forward", "Losses"]
+__all__ = ["DeepMethod", "Forward", "Losses", "weighted_cross_entropy"]
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy, or with weights ``w`` the weighted mean ``sum_i w_i CE_i / sum_i w_i``
+    (0 when every weight is 0)."""
+    if w is None:
+        return F.cross_entropy(logits, y)
+    ce = F.cross_entropy(logits, y, reduction="none")
+    w = w.to(ce.dtype)
+    return (w * ce).sum() / w.sum().clamp_min(torch.finfo(ce.dtype).tiny)
 
 
 @dataclass
@@ -46,11 +58,15 @@ class DeepMethod(nn.Module):
 
     Subclasses add their adaptation term in :meth:`adaptation` and may create modules in
     :meth:`setup`. ``uses_target_labels``: whether revealed target labels reach the loss.
+    ``uses_target``: whether the method looks at target rows at all (False: the loader drops them,
+    so a run may have none). ``min_source_domains``: how many labelled source domains it needs.
     """
 
     role = "deep"
     family = "baseline"
     uses_target_labels = True
+    uses_target = True
+    min_source_domains = 1
 
     def __init__(self, target_weight: float = 1.0):
         super().__init__()
@@ -72,8 +88,9 @@ class DeepMethod(nn.Module):
 
     def supervised(self, out: Forward, batch: DABatch) -> dict[str, torch.Tensor]:
         """``L_source + lambda * L_target``, the target term over the revealed target labels' stream
-        (the knowledge-transfer loss; ``lambda`` is ``target_weight``)."""
-        parts = {"source_ce": F.cross_entropy(out.logits_source, batch.y_source)}
+        (the knowledge-transfer loss; ``lambda`` is ``target_weight``). With source weights
+        (``batch.w_source``) ``L_source`` is their weighted mean ``sum_i w_i CE_i / sum_i w_i``."""
+        parts = {"source_ce": weighted_cross_entropy(out.logits_source, batch.y_source, batch.w_source)}
         if out.logits_labelled is not None and self.target_weight > 0:
             parts["target_ce"] = self.target_weight * F.cross_entropy(out.logits_labelled, batch.y_labelled)
         return parts

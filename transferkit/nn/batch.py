@@ -21,6 +21,10 @@ class DABatch:
     labels are unknown. ``x_labelled, y_labelled`` are a batch drawn from the revealed target rows
     only (None when no target label was revealed): few labelled rows would be rare in a random target
     batch, so they get a stream of their own, as in semi-supervised DA.
+
+    With several labelled source domains, ``d_source`` is the ``sample_domain`` of each source row
+    (domain generalization methods need it) and ``w_source`` its weight ``lambda_{d,i}``
+    (None: every row weighs 1; :mod:`transferkit.nn.weights`).
     """
 
     x_source: torch.Tensor
@@ -29,6 +33,8 @@ class DABatch:
     y_target: torch.Tensor | None = None
     x_labelled: torch.Tensor | None = None
     y_labelled: torch.Tensor | None = None
+    d_source: torch.Tensor | None = None
+    w_source: torch.Tensor | None = None
 
     def to(self, device) -> DABatch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
@@ -53,21 +59,43 @@ class DomainLoader:
     ``shard=(rank, world)``: in a data-parallel run every process draws the same global batches (same
     seed) and keeps rows ``rank, rank + world, ...`` of each, so the processes together see exactly
     the batches of a single-process run.
+
+    Several source domains: every batch mixes them (rows drawn uniformly from the pooled source) and
+    carries ``d_source``. ``sample_weight`` (one per row) and ``balance_domains`` give each source row
+    a weight, passed on as ``w_source`` (:func:`transferkit.nn.weights.source_weights`).
+    ``uses_target=False`` (a method that never looks at the target, e.g. domain generalization):
+    target rows, if any, are dropped here and never reach a batch (``x_target`` is empty), so a run
+    needs none. ``min_source_domains``: the number of distinct source domains the method needs.
     """
 
     def __init__(
         self, X, y, sample_domain, *, batch_size: int = 64, seed: int = 0,
         transforms: dict[str, Callable] | None = None, drop_last: bool = True,
-        epoch_over: str = "source", shard: tuple[int, int] = (0, 1),
+        epoch_over: str = "source", shard: tuple[int, int] = (0, 1), sample_weight=None,
+        balance_domains: bool = False, uses_target: bool = True, min_source_domains: int = 1,
     ):  # fmt: skip
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         y = torch.as_tensor(np.asarray(y, dtype=np.int64))
         sd = np.asarray(sample_domain)
-        src, tgt = torch.as_tensor(sd >= 0), torch.as_tensor(sd < 0)
-        if not bool(src.any()) or not bool(tgt.any()):
+        src = torch.as_tensor(sd >= 0)
+        tgt = torch.as_tensor(sd < 0) if uses_target else torch.zeros(len(sd), dtype=torch.bool)
+        if uses_target and (not bool(src.any()) or not bool(tgt.any())):
             raise TransferkitError("a deep adaptation run needs source rows and target rows.")
+        if not bool(src.any()):
+            raise TransferkitError("a deep run needs labelled source rows (sample_domain >= 0).")
         if bool((y[src] < 0).any()):
             raise TransferkitError("every source row needs a label (>= 0).")
+        n_domains = len(np.unique(sd[sd >= 0]))
+        if n_domains < min_source_domains:
+            raise TransferkitError(
+                f"this method needs at least {min_source_domains} labelled source domains (distinct "
+                f"sample_domain >= 0), got {n_domains}; train it on several domains, or use erm."
+            )
+        from transferkit.nn.weights import source_weights
+
+        w = source_weights(sd, sample_weight, balance_domains=balance_domains)
+        self.ds = torch.as_tensor(sd[sd >= 0].astype(np.int64))
+        self.ws = None if w is None else torch.as_tensor(w[sd >= 0], dtype=torch.float32)
         self.xs, self.ys = X[src], y[src]
         self.xt, self.yt = X[tgt], y[tgt]
         self.has_target_labels = bool((self.yt >= 0).any())
@@ -114,7 +142,9 @@ class DomainLoader:
         g = torch.Generator().manual_seed(int(self.seed) * 100_003 + int(epoch))
         b, n_steps = self.batch_size, len(self)
         order_s = self._cycle(len(self.xs), n_steps * b, g)
-        order_t = self._cycle(len(self.xt), n_steps * b, g)
+        order_t = (
+            self._cycle(len(self.xt), n_steps * b, g) if len(self.xt) else torch.zeros(0, dtype=torch.long)
+        )
         lb = self.labelled_batch
         order_l = self._cycle(len(self.xl), n_steps * lb, g) if self.has_target_labels else None
         ts, tt = self.transforms.get("source"), self.transforms.get("target")
@@ -124,7 +154,7 @@ class DomainLoader:
                 s, t = s[self.rank :: self.world], t[self.rank :: self.world]
             xs, xt = self.xs[s], self.xt[t]
             xs = ts(xs) if ts else xs
-            xt = tt(xt) if tt else xt
+            xt = tt(xt) if tt and len(xt) else xt
             yt = self.yt[t] if self.has_target_labels else None
             xl = yl = None
             if order_l is not None:
@@ -133,4 +163,5 @@ class DomainLoader:
                     li = li[self.rank :: self.world]
                 xl, yl = self.xl[li], self.yl[li]
                 xl = tt(xl) if tt else xl
-            yield DABatch(xs, self.ys[s], xt, yt, xl, yl)
+            ws = None if self.ws is None else self.ws[s]
+            yield DABatch(xs, self.ys[s], xt, yt, xl, yl, self.ds[s], ws)

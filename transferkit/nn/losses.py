@@ -41,17 +41,23 @@ def _sq_dists(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def mmd2(
-    fs: torch.Tensor, ft: torch.Tensor, multipliers: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    fs: torch.Tensor,
+    ft: torch.Tensor,
+    multipliers: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0),
+    detach_bandwidth: bool = True,
 ) -> torch.Tensor:
     """Multi-kernel MMD^2 between two batches (biased quadratic estimate, as in DAN's code).
 
     Bandwidths: ``sigma^2 = m * mean pairwise squared distance`` (over the pooled batch, detached) for
-    each multiplier ``m``; ``k(a, b) = exp(-||a - b||^2 / sigma^2)``; kernels averaged.
+    each multiplier ``m``; ``k(a, b) = exp(-||a - b||^2 / sigma^2)``; kernels averaged. With
+    ``detach_bandwidth=False`` the gradient also flows through the bandwidth, which makes the loss
+    invariant to the scale of the features (no gradient towards shrinking them).
     """
     z = torch.cat([fs, ft])
     d = _sq_dists(z, z)
     n = z.shape[0]
-    base = (d.sum() / (n * n - n)).detach().clamp_min(1e-12)
+    base = d.sum() / (n * n - n)
+    base = (base.detach() if detach_bandwidth else base).clamp_min(1e-12)
     k = sum(torch.exp(-d / (m * base)) for m in multipliers) / len(multipliers)
     ns = fs.shape[0]
     return k[:ns, :ns].mean() + k[ns:, ns:].mean() - 2 * k[:ns, ns:].mean()

@@ -28,9 +28,13 @@ from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DomainLoader
 from transferkit.nn.checkpoint import STATE, load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "TrainerClassifier", "TrainerConfig", "seed_everything"]
+__all__ = ["NonFiniteLossError", "Trainer", "TrainerClassifier", "TrainerConfig", "seed_everything"]
 
 BEST = "best.safetensors"
+
+
+class NonFiniteLossError(TransferkitError):
+    """The loss became NaN or infinite: the run stopped (callers may treat the setting as failed)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -63,6 +67,9 @@ class TrainerConfig:
     and the run stops after ``patience`` epochs without improvement (0: never stops early). No
     target label is read.
 
+    ``balance_domains``: with several labelled source domains, weight each source row by
+    ``n / (D n_d)`` so that every domain counts equally in the loss (:mod:`transferkit.nn.weights`).
+
     ``amp``: mixed precision (bfloat16 autocast) when training on a GPU; ignored on the CPU.
 
     Data-parallel (:mod:`transferkit.nn.distributed`): under ``torchrun`` (or ``run --nproc N``)
@@ -92,6 +99,7 @@ class TrainerConfig:
     early_stopping: str | None = None
     patience: int = 0
     val_fraction: float = 0.1
+    balance_domains: bool = False
     amp: bool = True
     sync_bn: bool = False
     seed: int = 0
@@ -192,12 +200,14 @@ class Trainer:
 
     def fit(
         self, X, y, sample_domain, *, eval_sets: dict | None = None, checkpoint_dir=None,
-        resume: bool = False, callbacks: Sequence[Callable] = (),
+        resume: bool = False, callbacks: Sequence[Callable] = (), sample_weight=None,
     ) -> list[dict]:  # fmt: skip
         """Train; return the per-epoch history. ``eval_sets``: name -> (X, y) scored after every epoch.
 
         ``y`` must hold -1 on every target row whose label was not deliberately revealed.
         ``callbacks`` are called as ``cb(trainer, epoch_record)`` after each epoch's checkpoint.
+        ``sample_weight``: one weight >= 0 per row (source rows' ``lambda_{d,i}``; the loss is their
+        weighted mean), combined with ``balance_domains``.
         """
         from transferkit.nn import distributed
         from transferkit.nn.augment import build_augmentation
@@ -220,13 +230,18 @@ class Trainer:
             scorer = get_scorer(c.early_stopping)
             train, X_sel, y_sel, sd_sel = self._selection_split(X, y, sd)
             X, y, sd = np.asarray(X)[train], np.asarray(y)[train], sd[train]
+            if sample_weight is not None and len(sample_weight) == len(train):
+                sample_weight = np.asarray(sample_weight)[train]
         transforms = {
             "source": build_augmentation(c.augment_source),
             "target": build_augmentation(c.augment_target),
         }
         loader = DomainLoader(X, y, sd, batch_size=c.batch_size, seed=c.seed, transforms=transforms,
                               epoch_over=getattr(self.method, "epoch_over", "source"),
-                              shard=(rank, n_proc))  # fmt: skip
+                              shard=(rank, n_proc), sample_weight=sample_weight,
+                              balance_domains=c.balance_domains,
+                              uses_target=getattr(self.method, "uses_target", True),
+                              min_source_domains=getattr(self.method, "min_source_domains", 1))  # fmt: skip
         seed_everything(c.seed)
         self.method.setup(self.model)
         if c.sync_bn and n_proc > 1:
@@ -296,7 +311,7 @@ class Trainer:
                     (reg(self.model) for reg in regularizers), torch.zeros((), device=self.device)
                 )
                 if not _finite_everywhere(loss, n_proc):
-                    raise TransferkitError(
+                    raise NonFiniteLossError(
                         f"the loss became {float(loss.detach())} at step {step} (epoch {epoch + 1}); the run "
                         "is stopped and the last good checkpoint kept. Lower the learning rate or clip "
                         "gradients (grad_clip)."

@@ -1,0 +1,516 @@
+"""Domain generalization: each loss against a naive recomputation, GroupDRO's exponentiated-gradient
+weights, per-sample and per-domain weights, domain balancing, no held-out row ever seen, seeded and
+resumed runs identical, the leave-one-domain-out protocol's three selections, and clear errors."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from transferkit import registry
+from transferkit.dg.coral import DGCORAL
+from transferkit.dg.erm import ERM
+from transferkit.dg.groupdro import GroupDRO
+from transferkit.dg.irm import IRM
+from transferkit.dg.mixup import Mixup
+from transferkit.dg.mmd import DGMMD
+from transferkit.dg.protocol import SELECTIONS, leave_one_domain_out
+from transferkit.dg.vrex import VREx
+from transferkit.errors import TransferkitError
+from transferkit.nn.batch import DABatch, DomainLoader
+from transferkit.nn.model import build_network
+from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+from transferkit.nn.weights import source_weights
+
+DG = ["dg-coral", "dg-mmd", "erm", "groupdro", "irm", "mixup", "vrex"]
+K, D_IN = 3, 6
+
+
+def _domains(n=90, seed=0, n_domains=4, spread=2.5):
+    """Three classes in ``n_domains`` domains; each domain moves and stretches the class blobs."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(K, D_IN)) * spread
+    out = {}
+    for d in range(n_domains):
+        y = rng.integers(0, K, n)
+        X = (centers[y] + rng.normal(size=(n, D_IN))) * (1 + 0.2 * d) + 0.8 * d
+        out[f"d{d}"] = (X.astype(np.float32), y.astype(np.int64))
+    return out
+
+
+def _arrays(domains, names):
+    X = np.concatenate([domains[d][0] for d in names])
+    y = np.concatenate([domains[d][1] for d in names])
+    sd = np.concatenate([np.full(len(domains[d][1]), i) for i, d in enumerate(names)])
+    return X, y, sd
+
+
+def _net(seed=0):
+    seed_everything(seed)
+    return build_network("mlp", K, in_shape=(D_IN,), hidden=(16,), dropout=0.0)
+
+
+def _batch(seed=0, n=12, weights=False, n_domains=3):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, D_IN, generator=g)
+    y = torch.randint(0, K, (n,), generator=g)
+    d = torch.arange(n) % n_domains
+    w = torch.rand(n, generator=g) + 0.2 if weights else None
+    return DABatch(x, y, x[:0], None, d_source=d, w_source=w)
+
+
+def _parts(model, batch):
+    f, logits = model.forward_features_and_logits(batch.x_source)
+    w = batch.w_source if batch.w_source is not None else torch.ones(len(batch.y_source))
+    return f.detach().double(), logits.detach().double(), batch.y_source, batch.d_source, w.double()
+
+
+def _ce(logits, y):
+    """Cross-entropy of every row, written out."""
+    return torch.tensor([math.log(sum(math.exp(v) for v in row)) - row[t] for row, t in
+                         zip(logits.tolist(), y.tolist())], dtype=torch.float64)  # fmt: skip
+
+
+def _wmean(v, w):
+    return float(sum(a * b for a, b in zip(v.tolist(), w.tolist())) / sum(w.tolist()))
+
+
+def _risks(logits, y, d, w):
+    ce = _ce(logits, y)
+    return {int(g): _wmean(ce[d == g], w[d == g]) for g in torch.unique(d)}
+
+
+def _cov(f):
+    f = f.numpy()
+    return np.cov(f, rowvar=False, ddof=1)
+
+
+# ---------------------------------------------------------------- each loss vs a naive recomputation
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_erm_is_the_weighted_mean_cross_entropy(weights):
+    model, batch = _net(), _batch(weights=weights)
+    _, logits, y, _, w = _parts(model, batch)
+    got = float(ERM().loss(model, batch, 0.5).total.detach())
+    assert got == pytest.approx(_wmean(_ce(logits, y), w), rel=1e-5)
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_dg_coral_averages_mean_and_covariance_gaps_over_domain_pairs(weights):
+    model, batch = _net(), _batch(weights=weights)
+    f, logits, y, d, w = _parts(model, batch)
+    k = f.shape[1]
+    pairs = []
+    for a, b in itertools.combinations(range(3), 2):
+        fa, fb = f[d == a], f[d == b]
+        mean_gap = float(((fa.mean(0) - fb.mean(0)) ** 2).sum()) / k
+        pairs.append(mean_gap + float(((_cov(fa) - _cov(fb)) ** 2).sum()) / (4 * k * k))
+    expected = _wmean(_ce(logits, y), w) + 0.7 * np.mean(pairs)
+    assert float(DGCORAL(weight=0.7).loss(model, batch, 0.5).total.detach()) == pytest.approx(
+        expected, rel=1e-4
+    )
+
+
+def test_dg_mmd_averages_a_multi_kernel_mmd_over_domain_pairs():
+    model, batch = _net(), _batch()
+    f, logits, y, d, w = _parts(model, batch)
+    terms = []
+    for a, b in itertools.combinations(range(3), 2):
+        z = torch.cat([f[d == a], f[d == b]]).numpy()
+        n, na = len(z), int((d == a).sum())
+        sq = np.array([[((z[i] - z[j]) ** 2).sum() for j in range(n)] for i in range(n)])
+        base = sq.sum() / (n * n - n)
+        kern = sum(np.exp(-sq / (m * base)) for m in (0.25, 0.5, 1.0, 2.0, 4.0)) / 5
+        terms.append(kern[:na, :na].mean() + kern[na:, na:].mean() - 2 * kern[:na, na:].mean())
+    expected = _wmean(_ce(logits, y), w) + 2.0 * np.mean(terms)
+    assert float(DGMMD(weight=2.0).loss(model, batch, 0.5).total.detach()) == pytest.approx(
+        expected, rel=1e-4
+    )
+
+
+def test_dg_mmd_gives_no_gradient_towards_shrinking_the_features():
+    batch = _batch()
+    f = torch.randn(12, 5, generator=torch.Generator().manual_seed(3))
+    c = torch.tensor(1.0, requires_grad=True)
+    out = type("Out", (), {"f_source": c * f})()
+    (grad,) = torch.autograd.grad(DGMMD().penalty(out, batch, 0.5)["mmd"], [c])
+    assert abs(float(grad)) < 1e-5
+
+
+@pytest.mark.parametrize("rescale", [False, True])
+def test_vrex_adds_the_variance_of_the_domain_risks_annealed_by_step(rescale):
+    model, batch = _net(), _batch(weights=True)
+    _, logits, y, d, w = _parts(model, batch)
+    risks = np.array(list(_risks(logits, y, d, w).values()))
+    method = VREx(weight=10.0, anneal_steps=2, rescale=rescale)
+    for step, beta in enumerate([1.0, 1.0, 10.0, 10.0]):
+        expected = _wmean(_ce(logits, y), w) + beta * np.mean((risks - risks.mean()) ** 2)
+        losses = method.loss(model, batch, 0.5)
+        assert float(losses.total.detach()) == pytest.approx(expected / (beta if rescale else 1), rel=1e-5)
+        assert float(losses.parts["vrex"].detach()) == pytest.approx(beta * np.var(risks), rel=1e-4)
+        assert int(method.update_count) == step + 1
+    method.eval()  # evaluation does not count as a training step
+    method.loss(model, batch, 0.5)
+    assert int(method.update_count) == 4
+
+
+def test_irm_penalty_equals_the_autograd_gradient_product_of_a_dummy_scale():
+    model, batch = _net(), _batch(n=18, weights=True)
+    d, w = batch.d_source, batch.w_source
+
+    def naive(logits):  # DomainBed's _irm_penalty, with autograd, weighted within each half
+        pens = []
+        for g in range(3):
+            z, t, wg = logits[d == g], batch.y_source[d == g], w[d == g]
+            scale = torch.tensor(1.0, requires_grad=True)
+            grads = []
+            for half in (slice(0, None, 2), slice(1, None, 2)):
+                ce = F.cross_entropy(z[half] * scale, t[half], reduction="none")
+                loss = (wg[half] * ce).sum() / wg[half].sum()
+                grads.append(torch.autograd.grad(loss, [scale], create_graph=True)[0])
+            pens.append(grads[0] * grads[1])
+        return torch.stack(pens).mean()
+
+    _, logits = model.forward_features_and_logits(batch.x_source)
+    ce = (w * F.cross_entropy(logits, batch.y_source, reduction="none")).sum() / w.sum()
+    expected = (ce + 100.0 * naive(logits)) / 100.0
+    got = IRM(weight=100.0, anneal_steps=0, rescale=True).loss(model, batch, 0.5).total
+    assert float(got.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    # the closed form has the same gradient as the autograd version
+    g1 = torch.autograd.grad(got, list(model.parameters()))
+    g2 = torch.autograd.grad(expected, list(model.parameters()))
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_mixup_mixes_rows_of_paired_domains(weights):
+    model, batch = _net(), _batch(weights=weights)
+    torch.manual_seed(5)
+    got = float(Mixup(alpha=0.4).loss(model, batch, 0.5).total.detach())
+    torch.manual_seed(5)  # the same draws: the order of the domains, then one lambda per pair
+    order = torch.randperm(3).tolist()
+    beta = torch.distributions.Beta(torch.tensor(0.4), torch.tensor(0.4))
+    lams = [float(beta.sample()) for _ in range(3)]
+    d, x, y = batch.d_source, batch.x_source, batch.y_source
+    w = batch.w_source if weights else torch.ones(len(y))
+    terms = []
+    for i in range(3):
+        a = [r for r in range(len(y)) if d[r] == order[i]]
+        b = [r for r in range(len(y)) if d[r] == order[(i + 1) % 3]]
+        n, lam = min(len(a), len(b)), lams[i]
+        num = den = 0.0
+        for ra, rb in zip(a[:n], b[:n]):
+            z = model(lam * x[ra : ra + 1] + (1 - lam) * x[rb : rb + 1]).detach().double()
+            num += lam * float(w[ra]) * float(_ce(z, y[ra : ra + 1])[0])
+            num += (1 - lam) * float(w[rb]) * float(_ce(z, y[rb : rb + 1])[0])
+            den += lam * float(w[ra]) + (1 - lam) * float(w[rb])
+        terms.append(num / den)
+    assert got == pytest.approx(float(np.mean(terms)), rel=1e-5)
+
+
+# ---------------------------------------------------------------- GroupDRO's weights
+
+
+def test_groupdro_weights_follow_the_exponentiated_gradient_formula():
+    model, method = _net(), GroupDRO(eta=0.5)
+    q = np.ones(3) / 3
+    for step in range(3):
+        batch = _batch(seed=step, weights=True)
+        _, logits, y, d, w = _parts(model, batch)
+        r = _risks(logits, y, d, w)
+        risks = np.array([r[g] for g in range(3)])
+        q = q * np.exp(0.5 * risks)
+        q = q / q.sum()
+        losses = method.loss(model, batch, 0.1)
+        assert np.allclose(method.q.numpy(), q, rtol=1e-5)
+        assert float(losses.total.detach()) == pytest.approx(float(q @ risks), rel=1e-5)
+    # a domain absent from the batch has risk 0: its weight only shrinks relative to the others
+    batch = _batch(seed=9, n_domains=2)
+    _, logits, y, d, w = _parts(model, batch)
+    r = _risks(logits, y, d, w)
+    q = q * np.exp(0.5 * np.array([r[0], r[1], 0.0]))
+    method.loss(model, batch, 0.1)
+    assert np.allclose(method.q.numpy(), q / q.sum(), rtol=1e-5)
+    # evaluation mode leaves q alone; the state dict carries q into a fresh module
+    method.eval()
+    before = method.q.clone()
+    method.loss(model, batch, 0.1)
+    assert torch.equal(method.q, before)
+    fresh = GroupDRO(eta=0.5)
+    fresh.load_state_dict(method.state_dict())
+    assert torch.equal(fresh.q, method.q)
+
+
+# ---------------------------------------------------------------- weights and balancing
+
+
+def test_sample_and_domain_weights_enter_the_loss_as_lambda_weighted_mean():
+    sd = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, -1])
+    sw = np.array([1.0, 2.0, 0.0, 1.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 7.0])
+    lam = source_weights(sd, sw, domain_weight={1: 2.0, 2: 0.5})
+    assert np.allclose(lam, sw * np.array([1, 1, 1, 2, 2, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0]))
+    model = _net()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(12, D_IN, generator=g), torch.randint(0, K, (12,), generator=g)
+    batch = DABatch(x, y, x[:0], None, d_source=torch.as_tensor(sd[:12]), w_source=torch.as_tensor(lam[:12]))
+    ce = _ce(model(x).detach().double(), y).numpy()
+    expected = sum(lam[i] * ce[i] for i in range(12)) / lam[:12].sum()
+    assert float(ERM().loss(model, batch, 0.0).total.detach()) == pytest.approx(expected, rel=1e-5)
+    # a row of weight 0 does not count; scaling every weight changes nothing
+    batch2 = DABatch(x, y, x[:0], None, w_source=torch.as_tensor(lam[:12] * 3))
+    assert float(ERM().loss(model, batch2, 0.0).total.detach()) == pytest.approx(expected, rel=1e-5)
+    keep = lam[:12] > 0
+    plain = DABatch(x[keep], y[keep], x[:0], None, w_source=torch.as_tensor(lam[:12][keep]))
+    assert float(ERM().loss(model, plain, 0.0).total.detach()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_balance_domains_gives_every_domain_the_same_total_weight():
+    sd = np.r_[np.zeros(10, int), np.ones(30, int), np.full(60, 2), -np.ones(5, int)]
+    w = source_weights(sd, balance_domains=True)
+    n, n_d = 100, np.array([10, 30, 60])
+    assert np.allclose(w[sd >= 0], np.repeat(n / (3 * n_d), n_d)) and np.all(w[sd < 0] == 0)
+    totals = [w[sd == d].sum() for d in range(3)]
+    assert np.allclose(totals, totals[0])
+    sw = np.random.default_rng(0).uniform(0.1, 2.0, len(sd))
+    w2 = source_weights(sd, sw, balance_domains=True)
+    assert np.allclose([w2[sd == d].sum() for d in range(3)], w2[sd >= 0].sum() / 3)
+    # the loader passes each row's weight on as w_source, and the domain as d_source
+    X = np.c_[np.arange(len(sd), dtype=np.float32), np.zeros(len(sd), np.float32)]
+    y = np.where(sd >= 0, 0, -1)
+    loader = DomainLoader(X, y, sd, batch_size=16, balance_domains=True, uses_target=False)
+    for batch in loader.epoch(0):
+        rows = batch.x_source[:, 0].long().numpy()
+        assert np.allclose(batch.w_source.numpy(), w[rows], rtol=1e-6)
+        assert np.array_equal(batch.d_source.numpy(), sd[rows])
+        assert len(batch.x_target) == 0
+
+
+def test_weights_through_the_trainer_change_training():
+    doms = _domains(n=60)
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
+
+    def fit(sample_weight=None, **config):
+        cfg = TrainerConfig(epochs=2, batch_size=16, lr=0.05, device="cpu", **config)
+        t = Trainer(_net(), ERM(), cfg)
+        t.fit(X, y, sd, sample_weight=sample_weight)
+        return torch.cat([p.detach().flatten() for p in t.model.parameters()])
+
+    plain = fit()
+    assert torch.allclose(plain, fit(sample_weight=np.ones(len(y))), atol=1e-6)  # unit weights: the same
+    assert not torch.allclose(plain, fit(sample_weight=np.r_[np.full(60, 5.0), np.ones(120)]), atol=1e-4)
+    sd_uneven = np.r_[np.zeros(20, int), np.ones(160, int)]  # 20 rows against 160: balancing matters
+    cfg = TrainerConfig(epochs=2, batch_size=16, lr=0.05, device="cpu", balance_domains=True)
+    t = Trainer(_net(), ERM(), cfg)
+    t.fit(X, y, sd_uneven)
+    assert not torch.allclose(
+        plain, torch.cat([p.detach().flatten() for p in t.model.parameters()]), atol=1e-4
+    )
+
+
+# ---------------------------------------------------------------- what training sees
+
+
+@pytest.mark.parametrize("name", ["erm", "groupdro"])
+def test_target_rows_are_dropped_before_any_batch(name):
+    doms = _domains(n=60)
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
+    sd = np.where(sd == 2, -1, sd)  # d2 is the unseen domain, passed as target rows
+    y = np.where(sd < 0, -1, y)
+    seen = []
+
+    class Spy(type(registry.build("method", name))):
+        def loss(self, model, batch, progress):
+            seen.append(batch)
+            return super().loss(model, batch, progress)
+
+    Trainer(_net(), Spy(), TrainerConfig(epochs=1, batch_size=16, device="cpu")).fit(X, y, sd)
+    held = {tuple(r) for r in doms["d2"][0].tolist()}
+    assert seen and all(len(b.x_target) == 0 and b.y_target is None and b.x_labelled is None for b in seen)
+    assert not any(tuple(r) in held for b in seen for r in b.x_source.tolist())
+
+
+def test_the_protocol_never_passes_a_held_out_row_to_training(monkeypatch):
+    doms = _domains(n=50)
+    held = {tuple(r) for r in doms["d3"][0].tolist()}
+    fitted, batches = [], []
+    original_fit, original_epoch = Trainer.fit, DomainLoader.epoch
+
+    def spy_fit(self, X, y, sample_domain, **kw):
+        fitted.append(np.asarray(X))
+        return original_fit(self, X, y, sample_domain, **kw)
+
+    def spy_epoch(self, epoch):
+        for b in original_epoch(self, epoch):
+            batches.append(b)
+            yield b
+
+    monkeypatch.setattr(Trainer, "fit", spy_fit)
+    monkeypatch.setattr(DomainLoader, "epoch", spy_epoch)
+    leave_one_domain_out(doms, "d3", "dg-coral", candidates=[{"weight": 1.0}],
+                         settings={"epochs": 1, "batch_size": 16, "hidden": 8})  # fmt: skip
+    assert len(fitted) == 4 and batches  # the main run and one per training domain left out
+    assert not any(tuple(r) in held for X in fitted for r in X.tolist())
+    assert not any(tuple(r) in held for b in batches for r in b.x_source.tolist())
+
+
+# ---------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("name", DG)
+def test_seeded_runs_are_identical(name):
+    doms = _domains(n=60)
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
+
+    def run():
+        t = Trainer(
+            _net(), registry.build("method", name), TrainerConfig(epochs=2, batch_size=16, device="cpu")
+        )
+        t.fit(X, y, sd)
+        return {k: v.clone() for k, v in t.model.state_dict().items()}, t.method.state_dict()
+
+    (a, ma), (b, mb) = run(), run()
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
+    assert all(torch.equal(v, mb[k]) for k, v in ma.items())
+
+
+@pytest.mark.parametrize("name", ["groupdro", "mixup"])
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, name):
+    doms = _domains(n=60)
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
+
+    def trainer():
+        return Trainer(
+            _net(), registry.build("method", name), TrainerConfig(epochs=3, batch_size=16, device="cpu")
+        )
+
+    full = trainer()
+    full.fit(X, y, sd)
+
+    class Killed(Exception):
+        pass
+
+    def kill(trainer, record):
+        if record["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        trainer().fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill])
+    resumed = trainer()
+    resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    for k, v in full.method.state_dict().items():
+        assert torch.equal(v, resumed.method.state_dict()[k]), k
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+def test_protocol_reports_three_selections_and_the_oracle_is_a_ceiling():
+    doms = _domains(n=80, spread=1.0)  # overlapping classes: the candidates differ
+    settings = {"epochs": 3, "batch_size": 16, "hidden": 16, "lr": 0.02, "anneal_steps": 10}
+    res = leave_one_domain_out(doms, "d3", "vrex", candidates=[{"weight": 1.0}, {"weight": 3.0}],
+                               settings=settings, seed=0, suite="toy-dg", lodo_epochs=2)  # fmt: skip
+    assert [r["selection"] for r in res.rows] == list(SELECTIONS)
+    acc = {r["selection"]: r["accuracy"] for r in res.rows}
+    assert acc["oracle"] >= acc["training-domain"] and acc["oracle"] >= acc["leave-one-domain-out"]
+    assert acc["oracle"] == pytest.approx(max(c.heldout_accuracy for c in res.candidates), abs=1e-4)
+    for r in res.rows:
+        assert r["task"] == r["target"] == "d3" and r["source"] == "d0+d1+d2" and r["suite"] == "toy-dg"
+        assert r["target_labels"] == 0 and 0 <= r["accuracy"] <= 100
+    assert all(set(c.lodo_folds) == {"d0", "d1", "d2"} for c in res.candidates)
+    assert res.chosen["training-domain"] == int(np.argmax([c.val_accuracy for c in res.candidates]))
+    assert max(c.heldout_accuracy for c in res.candidates) > 60  # it learns
+    again = leave_one_domain_out(doms, "d3", "vrex", candidates=[{"weight": 1.0}, {"weight": 3.0}],
+                                 settings=settings, seed=0, suite="toy-dg", lodo_epochs=2)  # fmt: skip
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(res.rows) == strip(again.rows)
+
+
+def test_protocol_with_two_training_domains_trains_single_domain_folds():
+    doms = {k: v for k, v in _domains(n=50, n_domains=3).items()}
+    res = leave_one_domain_out(doms, "d0", "dg-mmd", candidates=[{"weight": 0.1}, {"weight": 10.0}],
+                               settings={"epochs": 1, "batch_size": 16, "hidden": 8})  # fmt: skip
+    assert res.single_domain_folds
+    # one domain per fold: the penalty vanishes and both candidates score the same; the first wins
+    assert res.candidates[0].lodo_folds == res.candidates[1].lodo_folds
+    assert res.chosen["leave-one-domain-out"] == 0
+
+
+def test_a_diverging_setting_is_a_failed_candidate_never_chosen():
+    doms = _domains(n=40, n_domains=3)
+    res = leave_one_domain_out(doms, "d2", "erm", candidates=[{"lr": 1e12}, {"lr": 0.05}],
+                               settings={"epochs": 2, "batch_size": 16, "hidden": 8})  # fmt: skip
+    bad, good = res.candidates
+    assert "loss became" in bad.failed and bad.val_accuracy is None and bad.heldout_accuracy is None
+    assert not good.failed and set(res.chosen.values()) == {1}
+    settings = {"epochs": 1, "batch_size": 16, "hidden": 8}
+    all_fail = leave_one_domain_out(doms, "d2", "erm", candidates=[{"lr": 1e12}], settings=settings)
+    assert all(math.isnan(r["accuracy"]) for r in all_fail.rows)
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("name", [n for n in DG if n != "erm"])
+def test_a_single_training_domain_is_a_clear_error(name):
+    doms = _domains(n=40)
+    X, y, sd = _arrays(doms, ["d0"])
+    t = Trainer(_net(), registry.build("method", name), TrainerConfig(epochs=1, batch_size=8, device="cpu"))
+    with pytest.raises(TransferkitError, match="at least 2 labelled source domains"):
+        t.fit(X, y, sd)
+    two = {k: doms[k] for k in ("d0", "d1")}
+    with pytest.raises(TransferkitError, match="needs at least 2 training domains"):
+        leave_one_domain_out(two, "d1", name, settings={"epochs": 1})
+
+
+def test_erm_trains_on_one_domain_without_target_rows():
+    doms = _domains(n=40)
+    X, y, sd = _arrays(doms, ["d0"])
+    Trainer(_net(), ERM(), TrainerConfig(epochs=1, batch_size=8, device="cpu")).fit(X, y, sd)
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        (lambda n: -np.ones(n), "must be >= 0"),
+        (lambda n: np.ones(n - 1), "one weight per row"),
+        (lambda n: np.ones((n, 2)), "one weight per row"),
+        (lambda n: np.r_[np.nan, np.ones(n - 1)], "NaN or infinite"),
+        (lambda n: np.zeros(n), "weight 0"),
+    ],
+)
+def test_bad_weights_are_clear_errors(weights, match):
+    doms = _domains(n=40)
+    X, y, sd = _arrays(doms, ["d0", "d1"])
+    t = Trainer(_net(), ERM(), TrainerConfig(epochs=1, batch_size=8, device="cpu"))
+    with pytest.raises(TransferkitError, match=match):
+        t.fit(X, y, sd, sample_weight=weights(len(y)))
+
+
+def test_other_bad_inputs_are_clear_errors():
+    sd = np.array([0, 0, 1, 1])
+    with pytest.raises(TransferkitError, match="not a source domain"):
+        source_weights(sd, domain_weight={5: 1.0})
+    with pytest.raises(TransferkitError, match="finite number >= 0"):
+        source_weights(sd, domain_weight={1: -2.0})
+    with pytest.raises(TransferkitError, match="all zero"):
+        source_weights(sd, np.array([1.0, 1.0, 0.0, 0.0]), balance_domains=True)
+    doms = _domains(n=30, n_domains=3)
+    with pytest.raises(TransferkitError, match="Did you mean 'd1'"):
+        leave_one_domain_out(doms, "d11", "erm")
+    with pytest.raises(TransferkitError, match="not a deep method"):
+        leave_one_domain_out(doms, "d1", "coral")
+    # a method that does use the target still needs target rows, as before
+    X, y, sd3 = _arrays(doms, ["d0", "d1"])
+    with pytest.raises(TransferkitError, match="source rows and target rows"):
+        Trainer(_net(), registry.build("method", "deep-coral"), TrainerConfig(epochs=1, device="cpu")).fit(
+            X, y, sd3
+        )
