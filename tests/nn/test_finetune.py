@@ -302,3 +302,14 @@ def test_mlp_head_on_a_saved_trunk_and_lora_on_a_torchvision_network(tmp_path):
     trainable = [n for n, p in resnet.named_parameters() if p.requires_grad]
     assert all("lora_" in n or n.startswith("head.") for n in trainable)
     assert resnet(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_lora_on_a_timm_network():
+    pytest.importorskip("peft")
+    pytest.importorskip("timm")
+    from transferkit.nn.lora import apply_lora
+
+    net = build_network("timm:resnet18", 10, in_shape=(3, 32, 32))
+    assert apply_lora(net, rank=2)
+    assert all("lora_" in n or n.startswith("head.") for n, p in net.named_parameters() if p.requires_grad)
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)

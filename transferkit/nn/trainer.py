@@ -74,7 +74,7 @@ class TrainerConfig:
 
     Data-parallel (:mod:`transferkit.nn.distributed`): under ``torchrun`` (or ``run --nproc N``)
     the same settings train on every process, ``batch_size`` being the global batch; ``sync_bn``
-    turns BatchNorm into SyncBatchNorm.
+    turns BatchNorm into SyncBatchNorm (GPUs only).
     """
 
     epochs: int = 10
@@ -245,6 +245,11 @@ class Trainer:
         seed_everything(c.seed)
         self.method.setup(self.model)
         if c.sync_bn and n_proc > 1:
+            if self.device.type != "cuda":
+                raise TransferkitError(
+                    "sync_bn needs GPUs: PyTorch's SyncBatchNorm runs on CUDA devices only; leave it out "
+                    "on the CPU (each process then keeps its own BatchNorm statistics)."
+                )
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.model.to(self.device)
         self.method.to(self.device)
