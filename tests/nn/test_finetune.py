@@ -313,3 +313,12 @@ def test_lora_on_a_timm_network():
     assert apply_lora(net, rank=2)
     assert all("lora_" in n or n.startswith("head.") for n, p in net.named_parameters() if p.requires_grad)
     assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_rows_that_do_not_line_up_are_a_clear_error():
+    X, y, sd, _ = _data()
+    t = Trainer(_net(), SourceOnly(), TrainerConfig(epochs=1, device="cpu"))
+    with pytest.raises(TransferkitError, match="one entry per row"):
+        t.fit(X, y[:-1], sd)
+    with pytest.raises(TransferkitError, match="numeric inputs"):
+        t.fit(np.array([["a"] * 6] * len(y)), y, sd)

@@ -74,9 +74,20 @@ class DomainLoader:
         epoch_over: str = "source", shard: tuple[int, int] = (0, 1), sample_weight=None,
         balance_domains: bool = False, uses_target: bool = True, min_source_domains: int = 1,
     ):  # fmt: skip
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
-        y = torch.as_tensor(np.asarray(y, dtype=np.int64))
+        try:
+            X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+            y = torch.as_tensor(np.asarray(y, dtype=np.int64))
+        except (TypeError, ValueError) as exc:
+            raise TransferkitError(
+                f"a deep run needs numeric inputs X and integer labels y ({exc}); embed texts or encode "
+                "categories first."
+            ) from None
         sd = np.asarray(sample_domain)
+        if not (X.ndim >= 2 and y.ndim == 1 and sd.ndim == 1 and len(X) == len(y) == len(sd)):
+            raise TransferkitError(
+                f"X, y and sample_domain must have one entry per row: X has shape {tuple(X.shape)}, y "
+                f"{tuple(y.shape)}, sample_domain {sd.shape} (X needs at least 2 dimensions, rows first)."
+            )
         src = torch.as_tensor(sd >= 0)
         tgt = torch.as_tensor(sd < 0) if uses_target else torch.zeros(len(sd), dtype=torch.bool)
         if uses_target and (not bool(src.any()) or not bool(tgt.any())):
