@@ -21,6 +21,7 @@ trained on.
     python benchmarks/dg.py digits-dg [--seeds 0 1 2] [--methods erm vrex] [--held-out usps] [--resume]
     python benchmarks/dg.py amazon-reviews-dg
     python benchmarks/dg.py digits-dg --quick --out /tmp/dg-quick     # a smoke test, not results
+    python benchmarks/dg.py digits-dg --max-per-domain 2000 --epochs 5   # fewer rows, fixed by a seed
 
 ``--quick``: 1000 rows per domain (``--max-per-domain``), 5 epochs (folds: 2), the two learning
 rates with each method's own settings at their defaults (2 candidates each), seed 0.
@@ -153,6 +154,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--quick", action="store_true", help="a smoke test: few rows, epochs and candidates")
     p.add_argument("--max-per-domain", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="epochs of every run (default: the suite's)")
     p.add_argument("--resume", action="store_true", help="keep the rows already in --out and skip them")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--out", default=None)
@@ -174,6 +176,9 @@ def main(argv=None) -> int:
     max_rows = args.max_per_domain or (QUICK["max_per_domain"] if args.quick else None)
     if args.quick:
         settings["epochs"], lodo_epochs = QUICK["epochs"], QUICK["lodo_epochs"]
+    if args.epochs:
+        settings["epochs"] = args.epochs
+        lodo_epochs = min(lodo_epochs or args.epochs, args.epochs)
     dataset = load_dataset(cfg["dataset"])
     held_out = args.held_out or dataset.domains
     dataset.check_domains(held_out)
@@ -225,6 +230,10 @@ def main(argv=None) -> int:
                 atomic_write_text(commands_file, "\n".join(commands) + "\n")
                 text = summary(rows, suite=args.suite, commands=commands, notes=notes, quick=args.quick)
                 atomic_write_text(out / "summary.md", text)
+    if rows:  # also when every run was already there (results merged from several --out folders)
+        atomic_write_text(commands_file, "\n".join(commands) + "\n")
+        text = summary(rows, suite=args.suite, commands=commands, notes=notes, quick=args.quick)
+        atomic_write_text(out / "summary.md", text)
     print(f"done in {(time.perf_counter() - started) / 60:.1f} min; results in {out}")
     return 0
 

@@ -488,6 +488,20 @@ def test_hidden_or_garbage_target_labels_give_the_same_run(name):
     assert _same(a, b)
 
 
+@pytest.mark.parametrize("name", ["dann", "pseudo-label"])
+def test_scoring_the_target_every_epoch_leaves_the_run_unchanged(name):
+    # the deep benchmarks' oracle row reads the target accuracy after every epoch: that must not
+    # touch the training (no RNG draw, no batch-norm update, nothing the loss sees)
+    X, y, sd = _data()
+    hidden = y.copy()
+    hidden[sd < 0] = -1
+    a, b = _trainer(name, **ACTIVE.get(name, {})), _trainer(name, **ACTIVE.get(name, {}))
+    a.fit(X, hidden, sd)
+    b.fit(X, hidden, sd, eval_sets={"target": (X[sd < 0], y[sd < 0])})
+    assert _same(a, b)
+    assert all(0.0 <= h["target_acc"] <= 1.0 for h in b.history) and "target_acc" not in a.history[0]
+
+
 # (4) seeded runs -----------------------------------------------------------------------------------
 
 

@@ -70,10 +70,14 @@ def inputs(dataset, arrays):
     return np.asarray(arrays.X, dtype=np.float32)
 
 
-def fit_deep(spec, dataset, X, y, sample_domain, method_settings, trainer_settings, network_settings):
+def fit_deep(
+    spec, dataset, X, y, sample_domain, method_settings, trainer_settings, network_settings, eval_sets=None
+):
     """Build the network (or load ``init``) and train it with the method's loss on these rows.
 
-    Returns ``(trainer, history, network_spec)``; ``X`` is what :func:`inputs` gives.
+    Returns ``(trainer, history, network_spec)``; ``X`` is what :func:`inputs` gives. ``eval_sets``
+    (name -> (X, y)) are scored after every epoch into the history and never reach the loss: a
+    benchmark's per-epoch target accuracy, for its oracle row.
     """
     from transferkit import registry
     from transferkit.nn.model import build_network
@@ -133,7 +137,8 @@ def fit_deep(spec, dataset, X, y, sample_domain, method_settings, trainer_settin
     # (not in quiet runs: fine-tuning on a few rows has many tiny epochs, each would pay for it)
     sd = np.asarray(sample_domain)
     src = np.flatnonzero(sd >= 0)[:500]
-    evals = {"source": (X[src], np.asarray(y)[src])} if config.progress else None
+    evals = {"source": (X[src], np.asarray(y)[src])} if config.progress else {}
+    evals = {**evals, **(eval_sets or {})} or None
     history = trainer.fit(X, y, sd, eval_sets=evals)
     return trainer, history, net_spec
 

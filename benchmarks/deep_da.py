@@ -1,0 +1,323 @@
+"""Deep domain adaptation: every method with one fixed setting for all tasks, label-free beside oracle.
+
+Suites:
+
+* ``digits``: MNIST -> USPS, USPS -> MNIST, MNIST -> MNIST-M (test splits, (3, 32, 32) images, a LeNet).
+* ``mnist-usps-jda``: the JDA split (2000 MNIST, 1800 USPS): its 256-d rows are 16x16 grey images,
+  given back their shape and resized to (3, 32, 32) (bilinear, the same for both domains) for the LeNet.
+* ``amazon-reviews``: the 12 ordered pairs of books, dvd, electronics and kitchen; all-MiniLM-L6-v2
+  sentence embeddings (cached on disk) and an MLP; with ``target-only`` (5-fold inside the target,
+  the same MLP and training, plain cross-entropy) as the ceiling the bar measures against.
+
+Every method runs with the registry's defaults plus the suite's fixed training settings (below),
+the same for every task; nothing is chosen on target labels. Two rows per run:
+
+* ``fixed-defaults``: the network after the last epoch, what a user gets without target labels;
+* ``oracle``: the best epoch by target accuracy (scored after every epoch; the scores never reach
+  the loss): a ceiling, never a headline.
+
+``history.csv`` keeps every epoch's target accuracy and losses. Results are rewritten atomically
+after every run; ``--resume`` skips the runs already in ``results.csv``.
+
+    python benchmarks/deep_da.py digits [--methods dann mcc] [--seeds 0 1 2] [--jobs 2] [--resume]
+    python benchmarks/deep_da.py amazon-reviews --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.io import atomic_write_text
+
+COLUMNS = [
+    "suite", "task", "source", "target", "method", "params", "estimator", "preprocess", "seed",
+    "selection", "target_labels", "accuracy", "seconds",
+]  # fmt: skip
+METHODS = [
+    "deep-source-only",
+    "dann",
+    "dan",
+    "deep-coral",
+    "cdan",
+    "cdan-e",
+    "mcc",
+    "pseudo-label",
+    "fixmatch",
+]
+SUITES = {
+    "digits": {
+        "dataset": "digits",
+        "tasks": [("mnist", "usps"), ("usps", "mnist"), ("mnist", "mnist_m")],
+        "settings": {"epochs": 10, "batch_size": 64, "lr": 0.01},
+        "preprocess": "",
+    },
+    "mnist-usps-jda": {
+        "dataset": "mnist-usps-jda",
+        "tasks": [("mnist", "usps"), ("usps", "mnist")],
+        "settings": {"epochs": 30, "batch_size": 64, "lr": 0.01},
+        "preprocess": "16x16 rows as images, resized to 32x32",
+        "images": 16,
+    },
+    "amazon-reviews": {
+        "dataset": "amazon-reviews",
+        "tasks": None,  # every ordered pair
+        "settings": {"epochs": 20, "batch_size": 64, "optimizer": "adam", "lr": 0.001, "weight_decay": 0.0},
+        "preprocess": "minilm-embedding",
+        "target_only": True,
+    },
+}  # fmt: skip
+SELECTIONS = ("fixed-defaults", "oracle")
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def load(suite: str):
+    """The suite's data set; for ``images``, its flat rows as (3, 32, 32) images."""
+    from transferkit.datasets import load_dataset
+    from transferkit.domains import DomainDataset
+
+    cfg = SUITES[suite]
+    dataset = load_dataset(cfg["dataset"])
+    side = cfg.get("images")
+    if not side:
+        return dataset
+    import torch
+    import torch.nn.functional as F
+
+    def image(X):
+        x = torch.as_tensor(np.asarray(X, np.float32)).reshape(-1, 1, side, side)
+        x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False).clamp(0, 1)
+        return x.repeat(1, 3, 1, 1).numpy()
+
+    return DomainDataset(dataset.name, {d: image(X) for d, X in dataset.X.items()}, dict(dataset.y),
+                         dataset.classes, modality="image")  # fmt: skip
+
+
+def _inputs(dataset, source: str, target: str):
+    from transferkit.deep.runner import inputs
+
+    arrays = dataset.to_arrays([source], [target])  # target labels hidden (-1)
+    return arrays, inputs(dataset, arrays)
+
+
+def one_run(suite: str, source: str, target: str, method: str, seed: int, threads: int, epochs=None) -> dict:
+    """Train one method on one task; the label-free and the oracle accuracy, and the history."""
+    import torch
+
+    from transferkit import registry
+    from transferkit.deep.runner import fit_deep, split_settings
+    from transferkit.experiment import RunSpec
+
+    torch.set_num_threads(threads)
+    cfg = SUITES[suite]
+    settings = {**cfg["settings"], **({"epochs": epochs} if epochs else {})}
+    dataset = load(suite)
+    spec = RunSpec(dataset=cfg["dataset"], sources=(source,), targets=(target,), method=method, seed=seed)
+    started = time.perf_counter()
+    labels = dataset.labels(target)  # for scoring only
+    if method == "target-only":  # 5 folds inside the target, the same network and training
+        from sklearn.model_selection import StratifiedKFold
+
+        from transferkit.deep.runner import inputs
+
+        X = inputs(dataset, dataset.to_arrays([target]))
+        pred = np.empty_like(labels)
+        entry = registry.entry("method", "erm")  # plain supervised training on one labelled domain
+        spec = dataclasses.replace(spec, method="erm")
+        parts = split_settings(registry.resolve_params(entry, dict(settings)))
+        folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(X, labels)
+        for train, test in folds:
+            trainer, _, _ = fit_deep(spec, dataset, X[train], labels[train], np.zeros(len(train), np.int64),
+                                     *parts)  # fmt: skip
+            pred[test] = trainer.predict(X[test])
+        acc = 100 * float(np.mean(pred == labels))
+        return {"accuracy": {"oracle": acc}, "history": [], "seconds": time.perf_counter() - started}
+    arrays, X = _inputs(dataset, source, target)
+    entry = registry.entry("method", method)
+    parts = split_settings(registry.resolve_params(entry, dict(settings)))
+    tgt = arrays.sample_domain < 0
+    trainer, history, _ = fit_deep(spec, dataset, X, arrays.y, arrays.sample_domain, *parts,
+                                   eval_sets={"target": (X[tgt], labels)})  # fmt: skip
+    last = 100 * float(np.mean(trainer.predict(X[tgt]) == labels))
+    best = max([last, *(100 * h["target_acc"] for h in history)])
+    return {
+        "accuracy": {"fixed-defaults": last, "oracle": best},
+        "history": history,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[str]) -> str:
+    """Per selection: each method's mean +- std over seeds per task, the average, and the bar's gap."""
+    from transferkit.experiment import machine, versions
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    acc = defaultdict(list)
+    seconds = defaultdict(list)
+    for r in rows:
+        acc[(r["selection"], r["method"], r["task"])].append(float(r["accuracy"]))
+        if r["selection"] in ("fixed-defaults", "oracle") and r["method"] != "target-only":
+            if r["selection"] == "fixed-defaults":
+                seconds[r["method"]].append(float(r["seconds"]))
+        elif r["method"] == "target-only":
+            seconds[r["method"]].append(float(r["seconds"]))
+    total = sum(sum(v) for v in seconds.values())
+    seeds = sorted({int(r["seed"]) for r in rows})
+    shown = "Command" if len(commands) == 1 else "Commands (each adding to the previous)"
+    lines = [
+        f"# deep domain adaptation: {suite}", "",
+        shown + ": " + ", ".join(f"`{c}`" for c in commands) + "  ",
+        f"Seeds: {', '.join(map(str, seeds))}; total training time {total / 60:.1f} min (sum over runs); "
+        f"machine: {machine()['processor']}, {machine()['cpus']} CPUs; versions: "
+        f"{', '.join(f'{k} {v}' for k, v in versions().items())}.", "",
+        "Accuracy (%) on the target, mean ± std over seeds. `fixed-defaults`: the last epoch of one "
+        "fixed setting for every task (no target label used); `oracle`: the best epoch by target "
+        "accuracy (a ceiling, not a result). `target-only` trains on the target's own labels "
+        "(5-fold inside the target).", *notes, "",
+    ]  # fmt: skip
+    averages: dict[tuple[str, str], float] = {}
+    for selection in SELECTIONS:
+        lines += [f"## {selection}", "", "| method | average | " + " | ".join(tasks) + " | seconds per run |",
+                  "|---|---|" + "---|" * (len(tasks) + 1)]  # fmt: skip
+        for m in methods:
+            cells, means = [], []
+            for t in tasks:
+                v = acc.get((selection, m, t)) or (acc.get(("oracle", m, t)) if m == "target-only" else None)
+                if not v:
+                    cells.append("")
+                    continue
+                means.append(statistics.mean(v))
+                sd = f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""
+                cells.append(f"{means[-1]:.2f}{sd}")
+            avg = statistics.mean(means) if len(means) == len(tasks) else None
+            if avg is not None:
+                averages[(selection, m)] = avg
+            sec = f"{statistics.mean(seconds[m]):.0f}" if seconds.get(m) else ""
+            shown_avg = "(incomplete)" if avg is None else f"{avg:.2f}"
+            lines.append(f"| {m} | {shown_avg} | " + " | ".join(cells) + f" | {sec} |")
+        src = averages.get((selection, "deep-source-only"))
+        tgt = averages.get((selection, "target-only"))
+        adapted = {m: a for (s, m), a in averages.items() if s == selection and m not in
+                   ("deep-source-only", "target-only")}  # fmt: skip
+        if src is not None and adapted:
+            best_m = max(adapted, key=adapted.get)
+            line = f"Best method on average: {best_m} {adapted[best_m]:.2f} (source-only {src:.2f}"
+            if tgt is not None and tgt > src:
+                line += (
+                    f", target-only {tgt:.2f}; it closes {100 * (adapted[best_m] - src) / (tgt - src):.0f}% "
+                )
+                line += "of the gap"
+            lines += ["", line + ")."]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("suite", choices=sorted(SUITES))
+    p.add_argument("--methods", nargs="+", default=None)
+    p.add_argument("--tasks", nargs="+", default=None, help="SOURCE:TARGET pairs (default: the suite's)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, in separate processes")
+    p.add_argument("--resume", action="store_true", help="keep the rows already in --out and skip them")
+    p.add_argument("--epochs", type=int, default=None, help="replace the suite's epochs (a smoke test)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+
+    from joblib import Parallel, delayed
+
+    from transferkit import registry
+
+    cfg = SUITES[args.suite]
+    methods = args.methods or (METHODS + (["target-only"] if cfg.get("target_only") else []))
+    for m in methods:
+        if m != "target-only":
+            registry.entry("method", m)
+    dataset = load(args.suite)
+    if args.tasks:
+        tasks = [tuple(t.split(":")) for t in args.tasks]
+    else:
+        tasks = cfg["tasks"] or [(s, t) for s in dataset.domains for t in dataset.domains if s != t]
+    for t in tasks:
+        dataset.check_domains(list(t))
+    if dataset.modality == "text":  # embed every domain once, before the workers look for the cache
+        from transferkit.deep.runner import inputs
+
+        inputs(dataset, dataset.to_arrays(dataset.domains))
+    command = "python benchmarks/deep_da.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"deep-{args.suite}"
+    rows = _read(out / "results.csv") if args.resume else []
+    history = _read(out / "history.csv") if args.resume else []
+    done = {(r["task"], r["method"], int(r["seed"])) for r in rows}
+    commands_file = out / "commands.txt"
+    commands = commands_file.read_text().splitlines() if args.resume and commands_file.exists() else []
+    commands.append(command)
+    settings = {**cfg["settings"], **({"epochs": args.epochs} if args.epochs else {})}
+    fixed = json.dumps(settings, sort_keys=True)
+    notes = [f"Fixed training settings for every method and task: {fixed}; each method's own settings at "
+             "their registry defaults."]  # fmt: skip
+    jobs = []
+    for seed in args.seeds:
+        for s, t in tasks:
+            for m in methods:
+                if m == "target-only" and any(j[1] == t and j[2] == m and j[3] == seed for j in jobs):
+                    continue  # one target-only run per target
+                if (f"{s}->{t}", m, seed) not in done:
+                    jobs.append((s, t, m, seed))
+    threads = 1 if args.jobs > 1 else 2
+    work = (delayed(one_run)(args.suite, s, t, m, seed, threads, args.epochs) for s, t, m, seed in jobs)
+    results = Parallel(n_jobs=args.jobs, return_as="generator")(work) if args.jobs > 1 else (
+        one_run(args.suite, s, t, m, seed, threads, args.epochs) for s, t, m, seed in jobs
+    )  # fmt: skip
+    started = time.perf_counter()
+    for (s, t, m, seed), res in zip(jobs, results):
+        targets = [(s2, t) for s2, t2 in tasks if t2 == t] if m == "target-only" else [(s, t)]
+        for s2, _ in targets:  # target-only: the same number under every task with this target
+            for selection, a in res["accuracy"].items():
+                rows.append({
+                    "suite": args.suite, "task": f"{s2}->{t}", "source": s2, "target": t, "method": m,
+                    "params": fixed, "estimator": "",
+                    "preprocess": cfg["preprocess"], "seed": seed, "selection": selection, "target_labels": 0,
+                    "accuracy": round(a, 4), "seconds": round(res["seconds"], 2),
+                })  # fmt: skip
+        for h in res["history"]:
+            history.append({"task": f"{s}->{t}", "method": m, "seed": seed, **h})
+        shown = "  ".join(f"{k} {v:.2f}" for k, v in res["accuracy"].items())
+        print(f"seed {seed} {s}->{t} {m:16s} {shown}  ({res['seconds']:.0f} s)", flush=True)
+        atomic_write_text(out / "results.csv", _csv(rows, COLUMNS))
+        if history:
+            keys = list(dict.fromkeys(k for h in history for k in h))
+            atomic_write_text(out / "history.csv", _csv(history, keys))
+        atomic_write_text(commands_file, "\n".join(commands) + "\n")
+        atomic_write_text(out / "summary.md", summary(rows, suite=args.suite, commands=commands, notes=notes))
+    print(f"done in {(time.perf_counter() - started) / 60:.1f} min; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
