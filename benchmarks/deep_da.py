@@ -269,14 +269,17 @@ def main(argv=None) -> int:
         from transferkit.deep.runner import inputs
 
         inputs(dataset, dataset.to_arrays(dataset.domains))
-    command = "python benchmarks/deep_da.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/deep_da.py " + " ".join(
+        a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"
+    )
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"deep-{args.suite}"
     rows = _read(out / "results.csv") if args.resume else []
     history = _read(out / "history.csv") if args.resume else []
     done = {(r["task"], r["method"], int(r["seed"])) for r in rows}
     commands_file = out / "commands.txt"
     commands = commands_file.read_text().splitlines() if args.resume and commands_file.exists() else []
-    commands.append(command)
+    if command not in commands:  # the same command resumed is one command
+        commands.append(command)
     settings = {**cfg["settings"], **({"epochs": args.epochs} if args.epochs else {})}
     fixed = json.dumps(settings, sort_keys=True)
     notes = [f"Fixed training settings for every method and task: {fixed}; each method's own settings at "
@@ -313,6 +316,9 @@ def main(argv=None) -> int:
         if history:
             keys = list(dict.fromkeys(k for h in history for k in h))
             atomic_write_text(out / "history.csv", _csv(history, keys))
+        atomic_write_text(commands_file, "\n".join(commands) + "\n")
+        atomic_write_text(out / "summary.md", summary(rows, suite=args.suite, commands=commands, notes=notes))
+    if rows:  # also when every run was already there
         atomic_write_text(commands_file, "\n".join(commands) + "\n")
         atomic_write_text(out / "summary.md", summary(rows, suite=args.suite, commands=commands, notes=notes))
     print(f"done in {(time.perf_counter() - started) / 60:.1f} min; results in {out}")

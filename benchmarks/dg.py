@@ -166,7 +166,9 @@ def main(argv=None) -> int:
     from transferkit.experiment import grid
 
     cfg = SUITES[args.suite]
-    command = "python benchmarks/dg.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/dg.py " + " ".join(
+        a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"
+    )
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / args.suite
     for m in args.methods:
         registry.entry("method", m)
@@ -188,7 +190,8 @@ def main(argv=None) -> int:
     done = {(r["task"], r["method"], int(r["seed"])) for r in rows}
     commands_file = out / "commands.txt"
     commands = commands_file.read_text().splitlines() if args.resume and commands_file.exists() else []
-    commands.append(command)
+    if command not in commands:  # the same command resumed is one command
+        commands.append(command)
     notes = [
         f"Fixed settings: {json.dumps(settings, sort_keys=True)}; leave-one-domain-out folds: "
         f"{lodo_epochs or settings['epochs']} epochs"
