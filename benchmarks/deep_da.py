@@ -37,13 +37,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from dg import COLUMNS, _read  # the same results columns and resume reader
 
 from transferkit.io import atomic_write_text
 
-COLUMNS = [
-    "suite", "task", "source", "target", "method", "params", "estimator", "preprocess", "seed",
-    "selection", "target_labels", "accuracy", "seconds",
-]  # fmt: skip
 METHODS = [
     "deep-source-only",
     "dann",
@@ -86,13 +83,6 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
-
-
-def _read(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def load(suite: str):
@@ -181,10 +171,8 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
     seconds = defaultdict(list)
     for r in rows:
         acc[(r["selection"], r["method"], r["task"])].append(float(r["accuracy"]))
-        if r["selection"] in ("fixed-defaults", "oracle") and r["method"] != "target-only":
-            if r["selection"] == "fixed-defaults":
-                seconds[r["method"]].append(float(r["seconds"]))
-        elif r["method"] == "target-only":
+        # one timing per run: its fixed-defaults row (target-only has only an oracle row)
+        if r["selection"] == ("oracle" if r["method"] == "target-only" else "fixed-defaults"):
             seconds[r["method"]].append(float(r["seconds"]))
     total = sum(sum(v) for v in seconds.values())
     seeds = sorted({int(r["seed"]) for r in rows})
@@ -261,6 +249,9 @@ def main(argv=None) -> int:
     dataset = load(args.suite)
     if args.tasks:
         tasks = [tuple(t.split(":")) for t in args.tasks]
+        bad = [t for t, pair in zip(args.tasks, tasks) if len(pair) != 2]
+        if bad:
+            p.error(f"--tasks takes SOURCE:TARGET pairs such as mnist:usps; got {', '.join(bad)}")
     else:
         tasks = cfg["tasks"] or [(s, t) for s in dataset.domains for t in dataset.domains if s != t]
     for t in tasks:
