@@ -10,9 +10,10 @@ Suites (the leave-one-domain-out protocol of :mod:`transferkit.dg.protocol`):
   Defaults: 20 epochs for every run, batch 64, domains balanced, seeds 0 1 2.
 
 Every run uses Adam without weight decay, as DomainBed does. Methods: ``erm``, ``dg-coral``,
-``dg-mmd``, ``groupdro``, ``mixup``, ``vrex``, ``irm``. Every method is tuned over the same learning
-rates (0.001, 0.0003) times its own ``search_space`` (3 settings of its weight; ERM has none), as
-DomainBed tunes every method's learning rate: 2 candidates for ERM, 6 for the others. Each
+``dg-mmd``, ``groupdro``, ``mixup``, ``vrex``, ``irm``, ``swa`` (ERM with the weights averaged over
+the second half of the run). Every method is tuned over the same learning rates (0.001, 0.0003)
+times its own ``search_space`` (3 settings of its weight; ERM and SWA have none), as DomainBed
+tunes every method's learning rate: 2 candidates for ERM and SWA, 6 for the others. Each
 candidate trains on 80% of every training domain; ``training-domain`` picks by the pooled accuracy on
 the other 20%, ``leave-one-domain-out`` by the mean accuracy on each training domain left out of an
 extra run, and ``oracle`` by the held-out domain's accuracy (a ceiling). The held-out domain is never
@@ -52,7 +53,7 @@ COLUMNS = [
 ]  # fmt: skip
 CANDIDATE_COLUMNS = ["task", "method", "seed", "params", "val_accuracy", "lodo_accuracy", "lodo_folds",
                      "heldout_accuracy", "seconds", "lodo_seconds", "failed"]  # fmt: skip
-METHODS = ["erm", "dg-coral", "dg-mmd", "groupdro", "mixup", "vrex", "irm"]
+METHODS = ["erm", "dg-coral", "dg-mmd", "groupdro", "mixup", "vrex", "irm", "swa"]
 SELECTIONS = ("training-domain", "leave-one-domain-out", "oracle")
 ADAM = {"optimizer": "adam", "weight_decay": 0.0}
 SUITES = {

@@ -70,6 +70,7 @@ METHODS: dict[str, str] = {
     "shared-lda": "transferkit.shallow.shared_lda:SharedLDA",
     "source-only": "transferkit.shallow.source_only:SourceOnly",
     "subspace-alignment": "transferkit.shallow.subspace_alignment:SubspaceAlignment",
+    "swa": "transferkit.dg.swa:SWA",
     "target-only": "transferkit.shallow.target_only:TargetOnly",
     "tca": "transferkit.shallow.tca:TCA",
     "tradaboost": "transferkit.shallow.tradaboost:TrAdaBoost",

@@ -20,6 +20,7 @@ from transferkit.dg.irm import IRM
 from transferkit.dg.mixup import Mixup
 from transferkit.dg.mmd import DGMMD
 from transferkit.dg.protocol import SELECTIONS, leave_one_domain_out
+from transferkit.dg.swa import SWA
 from transferkit.dg.vrex import VREx
 from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DABatch, DomainLoader
@@ -27,7 +28,7 @@ from transferkit.nn.model import build_network
 from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
 from transferkit.nn.weights import source_weights
 
-DG = ["dg-coral", "dg-mmd", "erm", "groupdro", "irm", "mixup", "vrex"]
+DG = ["dg-coral", "dg-mmd", "erm", "groupdro", "irm", "mixup", "swa", "vrex"]
 K, D_IN = 3, 6
 
 
@@ -360,6 +361,49 @@ def test_the_protocol_never_passes_a_held_out_row_to_training(monkeypatch):
     assert not any(tuple(r) in held for b in batches for r in b.x_source.tolist())
 
 
+def test_swa_ends_with_the_plain_mean_of_the_iterates_after_start():
+    doms = _domains(n=60)
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
+
+    class Recording(SWA):
+        def after_step(self, model, step, total):
+            super().after_step(model, step, total)
+            self.seen.append((step, total, [p.detach().clone() for p in model.parameters()]))
+
+    method = Recording(start=0.5)
+    method.seen = []
+    t = Trainer(_net(), method, TrainerConfig(epochs=3, batch_size=16, device="cpu"))
+    t.fit(X, y, sd)
+    total = method.seen[-1][1]
+    kept = [params for step, _, params in method.seen if step > total // 2]
+    assert len(kept) == total - total // 2 == int(method.n_averaged)
+    for i, p in enumerate(t.model.parameters()):
+        naive = sum(params[i].double() for params in kept) / len(kept)
+        assert torch.allclose(p.double(), naive, atol=1e-6)
+        assert not torch.allclose(p, method.seen[-1][2][i])  # not simply the last iterate
+
+
+def test_swa_recomputes_batchnorm_statistics_for_the_averaged_weights():
+    doms = _domains(n=60)
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])  # 180 rows: 10 full batches of 18, each row once
+    seed_everything(0)
+    net = build_network("mlp", K, in_shape=(D_IN,), hidden=(16,), dropout=0.0, bottleneck_dim=4)
+    t = Trainer(net, SWA(start=0.0), TrainerConfig(epochs=2, batch_size=18, device="cpu"))
+    t.fit(X, y, sd)
+    with torch.no_grad():
+        z = net.bottleneck[0](net.backbone(torch.as_tensor(X)))  # what the BatchNorm layer sees
+    assert torch.allclose(net.bottleneck[1].running_mean, z.mean(0), atol=1e-5)
+
+
+def test_swa_refuses_early_stopping_and_a_bad_start():
+    X, y, sd = _arrays(_domains(n=30), ["d0", "d1"])
+    t = Trainer(_net(), SWA(), TrainerConfig(epochs=1, early_stopping="source-val", device="cpu"))
+    with pytest.raises(TransferkitError, match="early_stopping"):
+        t.fit(X, y, sd)
+    with pytest.raises(TransferkitError, match="start must be in"):
+        SWA(start=1.0)
+
+
 # ---------------------------------------------------------------- determinism
 
 
@@ -380,7 +424,7 @@ def test_seeded_runs_are_identical(name):
     assert all(torch.equal(v, mb[k]) for k, v in ma.items())
 
 
-@pytest.mark.parametrize("name", ["groupdro", "mixup"])
+@pytest.mark.parametrize("name", ["groupdro", "mixup", "swa"])
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, name):
     doms = _domains(n=60)
     X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
@@ -397,7 +441,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, name):
         pass
 
     def kill(trainer, record):
-        if record["epoch"] == 1:
+        if record["epoch"] == 2:  # (SWA has begun averaging by then: its running mean is in the checkpoint)
             raise Killed
 
     with pytest.raises(Killed):
@@ -459,7 +503,7 @@ def test_a_diverging_setting_is_a_failed_candidate_never_chosen():
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("name", [n for n in DG if n != "erm"])
+@pytest.mark.parametrize("name", [n for n in DG if n not in ("erm", "swa")])
 def test_a_single_training_domain_is_a_clear_error(name):
     doms = _domains(n=40)
     X, y, sd = _arrays(doms, ["d0"])

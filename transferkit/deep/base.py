@@ -72,8 +72,19 @@ class DeepMethod(nn.Module):
         super().__init__()
         self.target_weight = target_weight
 
+    #: whether :meth:`finish` replaces the trained weights (weight averaging): then no scorer may
+    #: restore an earlier epoch's weights instead (``early_stopping`` is refused)
+    replaces_final_weights = False
+
     def setup(self, model: nn.Module) -> None:
         """Create auxiliary modules sized from ``model.feature_dim`` / ``model.num_classes``."""
+
+    def after_step(self, model: nn.Module, step: int, total: int) -> None:
+        """Called after every optimizer step, ``step`` of ``total`` steps being done (nothing by default)."""
+
+    def finish(self, model: nn.Module, inputs) -> None:
+        """Called once when training ends; ``inputs`` iterates over batches of training inputs (for
+        BatchNorm statistics). Nothing by default."""
 
     @staticmethod
     def forward_domains(model: nn.Module, batch: DABatch) -> Forward:

@@ -224,6 +224,11 @@ class Trainer:
             )
         sd = np.asarray(sample_domain)
         scorer = None
+        if c.early_stopping and getattr(self.method, "replaces_final_weights", False):
+            raise TransferkitError(
+                f"early_stopping={c.early_stopping!r} would restore one epoch's weights, but this method "
+                "replaces the final weights by their average over the run; leave early_stopping out."
+            )
         if c.early_stopping:
             from transferkit.selection import get_scorer
 
@@ -328,6 +333,7 @@ class Trainer:
                 optimizer.step()
                 scheduler.step()
                 step += 1
+                self.method.after_step(self.model, step, total)
                 n_batches += 1
                 for k, v in {"loss": loss, **parts}.items():
                     sums[k] = sums.get(k, 0.0) + v.detach().float()
@@ -367,6 +373,9 @@ class Trainer:
         if best is not None:  # the epoch the scorer liked best, not the last one
             self.model.load_state_dict(best[2])
             self.best_epoch = best[0]
+        # the method's last word (weight averaging swaps in the mean weights); lazy: only a method
+        # that recomputes BatchNorm statistics draws the training inputs once more
+        self.method.finish(self.model, (b.to(self.device).x_source for b in loader.epoch(n_epochs)))
         return self.history
 
     @torch.no_grad()
