@@ -29,8 +29,9 @@ def _trainer(method=None, epochs=4, seed=0, **kw):
     seed_everything(seed)
     model = build_network("mlp", 3, in_shape=(6,), hidden=(32,), dropout=0.2)
     cfg = TrainerConfig(
-        epochs=epochs, batch_size=16, lr=0.05, schedule="cosine", seed=seed, device="cpu", **kw
-    )
+        **{"epochs": epochs, "batch_size": 16, "lr": 0.05, "schedule": "cosine", "seed": seed,
+           "device": "cpu", **kw}
+    )  # fmt: skip
     return Trainer(model, method or SourceOnly(), cfg)
 
 
@@ -48,6 +49,17 @@ def test_seeded_runs_are_identical_and_learn(method):
         assert torch.equal(v, _weights(b)[k]), k
     assert np.mean(a.predict(Xt) == yt) > 0.6
     assert len(a.history) == 4 and all(np.isfinite(h["loss"]) for h in a.history)
+
+
+def test_a_run_that_never_learns_the_source_warns_and_one_that_does_not():
+    X, y, sd, _, _ = _data()
+    with pytest.warns(RuntimeWarning, match="at chance level"):
+        _trainer(epochs=1, lr=1e-7).fit(X, y, sd)  # the weights barely move: CE stays at ~ln 3
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _trainer().fit(X, y, sd)
 
 
 @pytest.mark.parametrize("method", [SourceOnly, DANN])

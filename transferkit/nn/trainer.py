@@ -376,7 +376,30 @@ class Trainer:
         # the method's last word (weight averaging swaps in the mean weights); lazy: only a method
         # that recomputes BatchNorm statistics draws the training inputs once more
         self.method.finish(self.model, (b.to(self.device).x_source for b in loader.epoch(n_epochs)))
+        self._warn_at_chance(y, sd)
         return self.history
+
+    def _warn_at_chance(self, y, sd) -> None:
+        """Warn when the last epoch's source cross-entropy is no better than predicting the class
+        frequencies (their entropy): the network has not learnt the source task, which a collapsed
+        adaptation term causes and which is visible without any target label."""
+        last = self.history[-1] if self.history else {}
+        labels = np.asarray(y)[(np.asarray(sd) >= 0) & (np.asarray(y) >= 0)]
+        if "source_ce" not in last or len(labels) == 0:
+            return
+        p = np.bincount(labels.astype(np.int64)) / len(labels)
+        chance = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+        if chance > 0 and last["source_ce"] >= 0.95 * chance:
+            import warnings
+
+            warnings.warn(
+                f"the source cross-entropy ended at {last['source_ce']:.3f}, at chance level ({chance:.3f}, "
+                "the entropy of the source labels): the network has not learnt the source classes. If the "
+                "adaptation term dominates (a discrepancy driving every feature to one point), lower its "
+                "weight or warm it up; otherwise train longer or raise the learning rate.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     @torch.no_grad()
     def predict_proba(self, X, batch_size: int = 512) -> np.ndarray:
