@@ -17,7 +17,8 @@ the same for every task; nothing is chosen on target labels. Two rows per run:
   the loss): a ceiling, never a headline.
 
 ``history.csv`` keeps every epoch's target accuracy and losses. Results are rewritten atomically
-after every run; ``--resume`` skips the runs already in ``results.csv``.
+after every run; ``--resume`` skips the runs already in ``results.csv``; ``--replace`` runs the chosen
+methods, tasks and seeds again in place of their rows (after a method's defaults changed).
 
     python benchmarks/deep_da.py digits [--methods dann mcc] [--seeds 0 1 2] [--jobs 2] [--resume]
     python benchmarks/deep_da.py amazon-reviews --jobs 2
@@ -233,6 +234,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--jobs", type=int, default=1, help="runs at once, in separate processes")
     p.add_argument("--resume", action="store_true", help="keep the rows already in --out and skip them")
+    p.add_argument("--replace", action="store_true",
+                   help="run the chosen methods x tasks x seeds again and replace their rows (after a "
+                        "method's defaults changed); every other row is kept, as with --resume")  # fmt: skip
     p.add_argument("--epochs", type=int, default=None, help="replace the suite's epochs (a smoke test)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -264,11 +268,16 @@ def main(argv=None) -> int:
         a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"
     )
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"deep-{args.suite}"
-    rows = _read(out / "results.csv") if args.resume else []
-    history = _read(out / "history.csv") if args.resume else []
+    keep = args.resume or args.replace
+    rows = _read(out / "results.csv") if keep else []
+    history = _read(out / "history.csv") if keep else []
+    if args.replace:
+        again = {(f"{s}->{t}", m, seed) for seed in args.seeds for s, t in tasks for m in methods}
+        rows = [r for r in rows if (r["task"], r["method"], int(r["seed"])) not in again]
+        history = [h for h in history if (h["task"], h["method"], int(h["seed"])) not in again]
     done = {(r["task"], r["method"], int(r["seed"])) for r in rows}
     commands_file = out / "commands.txt"
-    commands = commands_file.read_text().splitlines() if args.resume and commands_file.exists() else []
+    commands = commands_file.read_text().splitlines() if keep and commands_file.exists() else []
     if command not in commands:  # the same command resumed is one command
         commands.append(command)
     settings = {**cfg["settings"], **({"epochs": args.epochs} if args.epochs else {})}

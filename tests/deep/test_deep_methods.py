@@ -157,20 +157,24 @@ def _naive_mmd2(a, b, multipliers):
     )
 
 
-def test_dan_matches_a_naive_multi_kernel_mmd_on_features_and_logits():
-    model, method = _eval(*_setup("dan", weight=0.7))
+@pytest.mark.parametrize("warmup", [True, False])
+def test_dan_matches_a_naive_multi_kernel_mmd_on_features_and_logits(warmup):
+    model, method = _eval(*_setup("dan", weight=0.7, warmup=warmup))
     batch = _batch()
     fs, zs, ft, zt = _forward(model, batch)
     mults = method.multipliers
+    ramp = 2 / (1 + math.exp(-10 * 0.3)) - 1 if warmup else 1.0  # DANN's schedule at progress 0.3
     expected = {
-        "mmd_features": 0.7 * _naive_mmd2(fs, ft, mults),
-        "mmd_logits": 0.7 * _naive_mmd2(zs, zt, mults),
+        "mmd_features": 0.7 * ramp * _naive_mmd2(fs, ft, mults),
+        "mmd_logits": 0.7 * ramp * _naive_mmd2(zs, zt, mults),
     }
-    losses = _loss(method, model, batch, 0.5)
+    losses = _loss(method, model, batch, 0.3)
     for k, v in expected.items():
         assert float(losses.parts[k]) == pytest.approx(v, rel=1e-4, abs=1e-7)
     total = _mean_ce(zs, batch.y_source) + sum(expected.values())
     assert float(losses.total) == pytest.approx(total, rel=1e-4)
+    assert float(_loss(method, model, batch, 0.0).parts["mmd_features"]) == (0.0 if warmup else pytest.approx(
+        0.7 * _naive_mmd2(fs, ft, mults), rel=1e-4))  # fmt: skip
     no_logits = DAN(match_logits=False)
     no_logits.setup(model)
     assert set(no_logits.loss(model, batch, 0.5).parts) == {"source_ce", "mmd_features"}
