@@ -2,7 +2,9 @@
 
 Epochs, the optimizer and its schedule, regularizers, seeding, the device, evaluation, the metrics
 history, checkpoints and resuming live here and nowhere else. A method only says what its loss is
-(:class:`~transferkit.deep.base.DeepMethod`).
+(:class:`~transferkit.deep.base.DeepMethod`), and may look at the weights after every step and have
+the last word when training ends (``after_step``, ``finish``: weight averaging, :mod:`transferkit.dg.swa`).
+A run that ends with its source cross-entropy at chance level gets a warning.
 
 Guarantees, each tested: two runs with the same seed end with identical weights on CPU; a run killed
 after any epoch and resumed from its checkpoint ends with exactly the weights of an uninterrupted
