@@ -158,8 +158,15 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="epochs of every run (default: the suite's)")
     p.add_argument("--resume", action="store_true", help="keep the rows already in --out and skip them")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch CPU threads (pinned: a convolution's last digits depend on it)")  # fmt: skip
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    if args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     from transferkit import registry
     from transferkit.datasets import load_dataset
@@ -197,7 +204,7 @@ def main(argv=None) -> int:
         f"Fixed settings: {json.dumps(settings, sort_keys=True)}; leave-one-domain-out folds: "
         f"{lodo_epochs or settings['epochs']} epochs"
         + (f"; {max_rows} rows per domain" if max_rows else "")
-        + "."
+        + f"; the latest command ran with {args.threads} torch threads."
     ]
     if len(dataset.domains) == 3:
         notes.append(
