@@ -10,11 +10,11 @@ from transferkit.shallow._kernels import median_gamma
 from transferkit.shallow.base import BaseReweighter
 
 
-def _log_basis(X: np.ndarray, centers: np.ndarray, gamma: float) -> np.ndarray:
-    """``log k(x, c) = -gamma ||x - c||^2`` for every row and centre (kept in logs: no underflow)."""
+def _sq_dist(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """``||x - c||^2`` for every row and centre; ``log k(x, c) = -gamma`` times it (logs: no underflow)."""
     from sklearn.metrics.pairwise import euclidean_distances
 
-    return -gamma * euclidean_distances(X, centers, squared=True)
+    return euclidean_distances(X, centers, squared=True)
 
 
 def kliep_objective(A: np.ndarray, a: np.ndarray) -> float:
@@ -145,9 +145,12 @@ class KLIEP(BaseReweighter):
         is_center[center_rows] = True
         folds = rng.permutation(len(Xt)) % max(int(self.cv), 1)
 
+        # squared distances to the centres once; every width and fold takes a slice of them
+        dist_t, dist_s = _sq_dist(Xt, self.centers_), _sq_dist(Xs, self.centers_)
+
         def fit_width(gamma, keep_rows, keep_centers):
-            log_t = _log_basis(Xt[keep_rows], self.centers_[keep_centers], gamma)
-            log_b = logsumexp(_log_basis(Xs, self.centers_[keep_centers], gamma), axis=0) - np.log(len(Xs))
+            log_t = -gamma * dist_t[np.ix_(keep_rows, keep_centers)]
+            log_b = logsumexp(-gamma * dist_s[:, keep_centers], axis=0) - np.log(len(Xs))
             a, n_iter = solve_kliep(self._design(log_t, log_b), int(self.max_iter), float(self.tol))
             return a, log_b, n_iter
 
@@ -162,7 +165,7 @@ class KLIEP(BaseReweighter):
                     if not keep_centers.any():
                         keep_centers[:] = True
                     a, log_b, _ = fit_width(gamma, ~held, keep_centers)
-                    log_w = _log_basis(Xt[held], self.centers_[keep_centers], gamma) - log_b
+                    log_w = -gamma * dist_t[np.ix_(held, keep_centers)] - log_b
                     with np.errstate(divide="ignore"):
                         ll.append(float(np.mean(logsumexp(log_w + np.log(a), axis=1))))
                 scores[g] = float(np.mean(ll))
@@ -180,7 +183,7 @@ class KLIEP(BaseReweighter):
     def _compute_weights(self, X, sample_domain):
         from scipy.special import logsumexp
 
-        log_k = _log_basis(np.asarray(X, dtype=np.float64), self.centers_, self.gamma_) - self.log_norm_
+        log_k = -self.gamma_ * _sq_dist(np.asarray(X, dtype=np.float64), self.centers_) - self.log_norm_
         with np.errstate(divide="ignore"):
             log_w = logsumexp(log_k + np.log(self.coef_), axis=1)
         return np.exp(np.minimum(log_w, 700.0))
