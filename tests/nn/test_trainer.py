@@ -11,7 +11,7 @@ from transferkit.deep.source_only import SourceOnly
 from transferkit.errors import TransferkitError
 from transferkit.nn.checkpoint import WEIGHTS
 from transferkit.nn.model import build_network
-from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything, target_collapse
 
 
 def _data(seed=0, n=120, d=6):
@@ -60,6 +60,27 @@ def test_a_run_that_never_learns_the_source_warns_and_one_that_does_not():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         _trainer().fit(X, y, sd)
+
+
+def test_target_collapse_rule():
+    balanced = np.repeat(np.arange(10), 50)  # ten classes, 10% each
+    collapsed = np.r_[np.full(300, 3), np.arange(200) % 10]  # class 3 takes 320 of 500
+    assert "collapsed onto class 3: it takes 64%" in target_collapse(collapsed, balanced)
+    shifted = np.r_[np.zeros(200, int), np.arange(300) % 10]  # a label shift: class 0 at 46%
+    assert target_collapse(shifted, balanced) is None
+    assert target_collapse(balanced, balanced) is None
+    two = np.repeat([0, 1], 50)
+    assert target_collapse(np.r_[np.zeros(90, int), np.ones(10, int)], two) is None  # 90%: could be real
+    assert "96%" in target_collapse(np.r_[np.zeros(96, int), np.ones(4, int)], two)
+    assert target_collapse(np.zeros(0, int), two) is None
+
+
+def test_a_run_whose_target_predictions_collapse_warns():
+    X, y, sd, _, _ = _data()
+    X = X.copy()
+    X[sd < 0] = 100.0  # every target row the same far-away point: one predicted class
+    with pytest.warns(RuntimeWarning, match="collapsed onto class"):
+        _trainer(epochs=1).fit(X, y, sd)
 
 
 @pytest.mark.parametrize("method", [SourceOnly, DANN])

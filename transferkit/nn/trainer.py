@@ -4,7 +4,8 @@ Epochs, the optimizer and its schedule, regularizers, seeding, the device, evalu
 history, checkpoints and resuming live here and nowhere else. A method only says what its loss is
 (:class:`~transferkit.deep.base.DeepMethod`), and may look at the weights after every step and have
 the last word when training ends (``after_step``, ``finish``: weight averaging, :mod:`transferkit.dg.swa`).
-A run that ends with its source cross-entropy at chance level gets a warning.
+A run that ends with its source cross-entropy at chance level gets a warning, and so does one whose
+predictions on the unlabelled target rows collapse onto one class; both signs need no target label.
 
 Guarantees, each tested: two runs with the same seed end with identical weights on CPU; a run killed
 after any epoch and resumed from its checkpoint ends with exactly the weights of an uninterrupted
@@ -107,6 +108,33 @@ class TrainerConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = False
+
+
+def target_collapse(pred_target, source_labels) -> str | None:
+    """A warning's text when the predictions on the target collapse onto one class, else ``None``.
+
+    Collapse: the most predicted class takes at least half of the target rows and at least three
+    times its share of the source labels (capped at 95%, so that a two-class task warns when 95% of
+    the target goes to one side). Self-training that confirms its own mistakes and a discriminator
+    that wins both end like this; a genuine label shift rarely goes that far.
+    """
+    pred = np.asarray(pred_target, dtype=np.int64)
+    labels = np.asarray(source_labels, dtype=np.int64)
+    if len(pred) == 0 or len(labels) == 0:
+        return None
+    n_classes = max(int(pred.max()), int(labels.max())) + 1
+    share = np.bincount(pred, minlength=n_classes) / len(pred)
+    prior = np.bincount(labels, minlength=n_classes) / len(labels)
+    c = int(share.argmax())
+    if share[c] < max(0.5, min(0.95, 3 * prior[c])):
+        return None
+    return (
+        f"the predictions on the {len(pred)} target rows collapsed onto class {c}: it takes "
+        f"{100 * share[c]:.0f}% of them, against {100 * prior[c]:.0f}% of the source labels. The adaptation "
+        "has probably failed (pseudo-labels confirming their own mistakes, or a discriminator that "
+        "won); compare with deep-source-only, lower the adaptation weight, or keep an earlier epoch "
+        "chosen without target labels (early_stopping)."
+    )
 
 
 def _factor(schedule: str, progress: float) -> float:
@@ -379,6 +407,7 @@ class Trainer:
         # that recomputes BatchNorm statistics draws the training inputs once more
         self.method.finish(self.model, (b.to(self.device).x_source for b in loader.epoch(n_epochs)))
         self._warn_at_chance(y, sd)
+        self._warn_target_collapse(X, y, sd)
         return self.history
 
     def _warn_at_chance(self, y, sd) -> None:
@@ -402,6 +431,20 @@ class Trainer:
                 RuntimeWarning,
                 stacklevel=3,
             )
+
+    def _warn_target_collapse(self, X, y, sd) -> None:
+        """Warn when the final network puts the target rows into one class far more often than the
+        source labels do (:func:`target_collapse`): no target label is read, only predictions."""
+        sd = np.asarray(sd)
+        y = np.asarray(y)
+        target = sd < 0
+        if target.sum() < 20:
+            return
+        message = target_collapse(self.predict(np.asarray(X)[target]), y[(sd >= 0) & (y >= 0)])
+        if message:
+            import warnings
+
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     @torch.no_grad()
     def predict_proba(self, X, batch_size: int = 512) -> np.ndarray:
