@@ -10,13 +10,16 @@ Suites:
   the same MLP and training, plain cross-entropy) as the ceiling the bar measures against.
 
 Every method runs with the registry's defaults plus the suite's fixed training settings (below),
-the same for every task; nothing is chosen on target labels. Two rows per run:
+the same for every task; nothing is chosen on target labels. Rows per run:
 
 * ``fixed-defaults``: the network after the last epoch, what a user gets without target labels;
+* ``select:entropy``, ``select:snd``, ``select:mixval``: the epoch that a label-free scorer of
+  :mod:`transferkit.selection` likes best (each scored on the unlabelled target rows after every
+  epoch; ties go to the earlier epoch), what ``early_stopping=SCORER`` would keep;
 * ``oracle``: the best epoch by target accuracy (scored after every epoch; the scores never reach
   the loss): a ceiling, never a headline.
 
-``history.csv`` keeps every epoch's target accuracy and losses. Results are rewritten atomically
+``history.csv`` keeps every epoch's target accuracy, scores and losses. Results are rewritten atomically
 after every run; ``--resume`` skips the runs already in ``results.csv``; ``--replace`` runs the chosen
 methods, tasks and seeds again in place of their rows (after a method's defaults changed).
 
@@ -75,7 +78,8 @@ SUITES = {
         "target_only": True,
     },
 }  # fmt: skip
-SELECTIONS = ("fixed-defaults", "oracle")
+EPOCH_SCORERS = ("entropy", "snd", "mixval")  # label-free: they read target predictions only
+SELECTIONS = ("fixed-defaults", *(f"select:{s}" for s in EPOCH_SCORERS), "oracle")
 
 
 def _csv(rows: list[dict], columns: list[str]) -> str:
@@ -122,6 +126,7 @@ def one_run(suite: str, source: str, target: str, method: str, seed: int, thread
     from transferkit import registry
     from transferkit.deep.runner import fit_deep, split_settings
     from transferkit.experiment import RunSpec
+    from transferkit.selection import chosen_epoch, score_every_epoch
 
     torch.set_num_threads(threads)
     cfg = SUITES[suite]
@@ -152,11 +157,13 @@ def one_run(suite: str, source: str, target: str, method: str, seed: int, thread
     parts = split_settings(registry.resolve_params(entry, dict(settings)))
     tgt = arrays.sample_domain < 0
     trainer, history, _ = fit_deep(spec, dataset, X, arrays.y, arrays.sample_domain, *parts,
-                                   eval_sets={"target": (X[tgt], labels)})  # fmt: skip
+                                   eval_sets={"target": (X[tgt], labels)},
+                                   callbacks=[score_every_epoch(X[tgt], EPOCH_SCORERS)])  # fmt: skip
     last = 100 * float(np.mean(trainer.predict(X[tgt]) == labels))
     best = max([last, *(100 * h["target_acc"] for h in history)])
+    chosen = {f"select:{s}": 100 * chosen_epoch(history, s)["target_acc"] for s in EPOCH_SCORERS}
     return {
-        "accuracy": {"fixed-defaults": last, "oracle": best},
+        "accuracy": {"fixed-defaults": last, **chosen, "oracle": best},
         "history": history,
         "seconds": time.perf_counter() - started,
     }
@@ -185,7 +192,8 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
         f"machine: {machine()['processor']}, {machine()['cpus']} CPUs; versions: "
         f"{', '.join(f'{k} {v}' for k, v in versions().items())}.", "",
         "Accuracy (%) on the target, mean ± std over seeds. `fixed-defaults`: the last epoch of one "
-        "fixed setting for every task (no target label used); `oracle`: the best epoch by target "
+        "fixed setting for every task (no target label used); `select:SCORER`: the epoch a label-free "
+        "scorer prefers (target predictions only; no target label used); `oracle`: the best epoch by target "
         "accuracy (a ceiling, not a result). `target-only` trains on the target's own labels "
         "(5-fold inside the target).", *notes, "",
     ]  # fmt: skip
@@ -223,7 +231,38 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
                 line += "of the gap"
             lines += ["", line + ")."]
         lines.append("")
+    lines += _epoch_rules(rows)
     return "\n".join(lines) + "\n"
+
+
+def _epoch_rules(rows: list[dict]) -> list[str]:
+    """How each label-free epoch rule fares against the last epoch and the oracle, over every run."""
+    by_run = defaultdict(dict)
+    for r in rows:
+        by_run[(r["task"], r["method"], int(r["seed"]))][r["selection"]] = float(r["accuracy"])
+    lines = []
+    for s in EPOCH_SCORERS:
+        runs = [v for v in by_run.values() if f"select:{s}" in v and "fixed-defaults" in v and "oracle" in v]
+        if not runs:
+            continue
+        gain = [v[f"select:{s}"] - v["fixed-defaults"] for v in runs]
+        regret = [v["oracle"] - v[f"select:{s}"] for v in runs]
+        better, worse = sum(g > 0 for g in gain), sum(g < 0 for g in gain)
+        lines.append(f"| {s} | {statistics.mean(gain):+.2f} | {better} / {worse} / {len(runs)} | "
+                     f"{statistics.mean(regret):.2f} |")  # fmt: skip
+    if not lines:
+        return []
+    last = [
+        v["oracle"] - v["fixed-defaults"] for v in by_run.values() if "fixed-defaults" in v and "oracle" in v
+    ]
+    return [
+        "## Choosing the epoch without target labels", "",
+        "Over every run (method x task x seed): the accuracy of the epoch each label-free scorer "
+        "prefers, minus the last epoch's (points); in how many runs it is better / worse / of all; and "
+        f"its mean regret to the oracle epoch (the last epoch's: {statistics.mean(last):.2f}).", "",
+        "| rule | mean gain over the last epoch | better / worse / runs | mean regret to the oracle |",
+        "|---|---|---|---|", *lines, "",
+    ]  # fmt: skip
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
 from transferkit.errors import TransferkitError
-from transferkit.selection import DomainShuffleSplit, get_scorer, list_scorers, predict_proba
+from transferkit.selection import (
+    DomainShuffleSplit,
+    chosen_epoch,
+    get_scorer,
+    list_scorers,
+    predict_proba,
+    score_every_epoch,
+)
 from transferkit.shallow.base import DAClassifier
 from transferkit.shallow.coral import CORAL
 
@@ -167,6 +174,22 @@ def test_grid_search_with_a_label_free_scorer():
 def test_unknown_scorer_is_a_clear_error():
     with pytest.raises(TransferkitError, match="Did you mean 'entropy'"):
         get_scorer("entropi")
+
+
+def test_chosen_epoch_takes_the_best_score_and_the_earliest_of_ties():
+    history = [
+        {"epoch": 1, "select_snd": 0.2},
+        {"epoch": 2, "select_snd": 0.5},
+        {"epoch": 3, "select_snd": 0.5},
+    ]
+    assert chosen_epoch(history, "snd")["epoch"] == 2
+    with pytest.raises(TransferkitError, match="no epoch of this history has a 'select_mixval' score"):
+        chosen_epoch(history, "mixval")
+
+
+def test_score_every_epoch_takes_target_only_scorers():
+    with pytest.raises(TransferkitError, match="iwcv need held-out source rows"):
+        score_every_epoch(np.zeros((4, 2)), ("entropy", "iwcv"))
 
 
 def test_bench_reports_each_scorers_choice_beside_the_oracle(tmp_path):

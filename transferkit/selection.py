@@ -328,3 +328,41 @@ def get_scorer(name: str, **params) -> _Scorer:
     if name not in SCORERS:
         raise unknown_name("scorer", name, list_scorers())
     return SCORERS[name](**params)
+
+
+def score_every_epoch(X_target, names=("entropy", "snd", "mixval")):
+    """A trainer callback that writes target-only scorers into every epoch's record.
+
+    ``Trainer.fit(..., callbacks=[score_every_epoch(X_target)])`` adds ``select_<name>`` for each
+    scorer in ``names`` (the key ``early_stopping`` uses) after every epoch, from the network's
+    predictions on the unlabelled rows ``X_target``; nothing is restored, so the run ends as it would
+    have, and the history shows which epoch each rule would have kept. Only scorers that read
+    target features alone are allowed (no held-out source is split off). The scorers draw from
+    their own seeded numpy generators: training is unchanged (tested).
+    """
+    scorers = {name: get_scorer(name) for name in names}
+    source_based = [n for n, s in scorers.items() if s.needs_source]
+    if source_based:
+        raise TransferkitError(
+            f"score_every_epoch takes scorers that read the target only; {', '.join(source_based)} need "
+            "held-out source rows (use the trainer's early_stopping, which splits them off)."
+        )
+    unlabelled = np.full(len(X_target), UNLABELLED)
+
+    def callback(trainer, record):
+        from transferkit.nn.trainer import TrainerClassifier
+
+        model = TrainerClassifier(trainer)
+        for name, scorer in scorers.items():
+            record[f"select_{name}"] = float(scorer(model, X_target, unlabelled, unlabelled))
+
+    return callback
+
+
+def chosen_epoch(history, name: str) -> dict:
+    """The epoch record with the highest ``select_<name>`` score (the earliest among ties)."""
+    key = f"select_{name}"
+    scored = [h for h in history if key in h]
+    if not scored:
+        raise TransferkitError(f"no epoch of this history has a {key!r} score.")
+    return max(scored, key=lambda h: (h[key], -h["epoch"]))

@@ -32,6 +32,7 @@ from transferkit.domains import mask_target_labels
 from transferkit.nn.batch import DABatch
 from transferkit.nn.model import build_network
 from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+from transferkit.selection import score_every_epoch
 
 NAMES = ["cdan", "cdan-e", "dan", "deep-coral", "fixmatch", "mcc", "pseudo-label"]
 # settings under which every adaptation term is active on an untrained network
@@ -501,9 +502,12 @@ def test_scoring_the_target_every_epoch_leaves_the_run_unchanged(name):
     hidden[sd < 0] = -1
     a, b = _trainer(name, **ACTIVE.get(name, {})), _trainer(name, **ACTIVE.get(name, {}))
     a.fit(X, hidden, sd)
-    b.fit(X, hidden, sd, eval_sets={"target": (X[sd < 0], y[sd < 0])})
+    # and the label-free scorers the benchmarks record per epoch (what early_stopping would keep)
+    b.fit(X, hidden, sd, eval_sets={"target": (X[sd < 0], y[sd < 0])},
+          callbacks=[score_every_epoch(X[sd < 0])])  # fmt: skip
     assert _same(a, b)
     assert all(0.0 <= h["target_acc"] <= 1.0 for h in b.history) and "target_acc" not in a.history[0]
+    assert all(np.isfinite(h[f"select_{n}"]) for h in b.history for n in ("entropy", "snd", "mixval"))
 
 
 # (4) seeded runs -----------------------------------------------------------------------------------

@@ -71,13 +71,23 @@ def inputs(dataset, arrays):
 
 
 def fit_deep(
-    spec, dataset, X, y, sample_domain, method_settings, trainer_settings, network_settings, eval_sets=None
+    spec,
+    dataset,
+    X,
+    y,
+    sample_domain,
+    method_settings,
+    trainer_settings,
+    network_settings,
+    eval_sets=None,
+    callbacks=(),
 ):
     """Build the network (or load ``init``) and train it with the method's loss on these rows.
 
     Returns ``(trainer, history, network_spec)``; ``X`` is what :func:`inputs` gives. ``eval_sets``
     (name -> (X, y)) are scored after every epoch into the history and never reach the loss: a
-    benchmark's per-epoch target accuracy, for its oracle row.
+    benchmark's per-epoch target accuracy, for its oracle row. ``callbacks`` go to
+    :meth:`~transferkit.nn.trainer.Trainer.fit` (called as ``cb(trainer, epoch_record)``).
     """
     from transferkit import registry
     from transferkit.nn.model import build_network
@@ -139,7 +149,7 @@ def fit_deep(
     src = np.flatnonzero(sd >= 0)[:500]
     evals = {"source": (X[src], np.asarray(y)[src])} if config.progress else {}
     evals = {**evals, **(eval_sets or {})} or None
-    history = trainer.fit(X, y, sd, eval_sets=evals)
+    history = trainer.fit(X, y, sd, eval_sets=evals, callbacks=callbacks)
     return trainer, history, net_spec
 
 
