@@ -15,7 +15,9 @@ the same for every task; nothing is chosen on target labels. Rows per run:
 * ``fixed-defaults``: the network after the last epoch, what a user gets without target labels;
 * ``select:entropy``, ``select:snd``, ``select:mixval``: the epoch that a label-free scorer of
   :mod:`transferkit.selection` likes best (each scored on the unlabelled target rows after every
-  epoch; ties go to the earlier epoch), what ``early_stopping=SCORER`` would keep;
+  epoch; ties go to the earlier epoch), what ``early_stopping=SCORER`` would keep, without the
+  trainer's later guard against epochs whose target predictions collapse (these rows do not skip
+  them, so that the recorded results reproduce);
 * ``oracle``: the best epoch by target accuracy (scored after every epoch; the scores never reach
   the loss): a ceiling, never a headline.
 

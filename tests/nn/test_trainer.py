@@ -83,6 +83,35 @@ def test_a_run_whose_target_predictions_collapse_warns():
         _trainer(epochs=1).fit(X, y, sd)
 
 
+@pytest.mark.parametrize("collapsed_epochs", [(), (1,), (1, 2, 3)])
+def test_early_stopping_never_keeps_an_epoch_whose_target_predictions_collapse(monkeypatch, collapsed_epochs):
+    import transferkit.nn.trainer as trainer_module
+    import transferkit.selection as selection
+
+    class PrefersEarly:  # a target-only scorer that likes the first epoch best
+        needs_source = False
+        calls = 0
+
+        def __call__(self, estimator, X, y, sd):
+            PrefersEarly.calls += 1
+            return -PrefersEarly.calls
+
+    seen = []
+
+    def collapse(pred, labels):  # the rule, told which epochs collapse
+        seen.append(len(seen) + 1)
+        return "collapsed" if seen[-1] in collapsed_epochs else None
+
+    monkeypatch.setattr(selection, "get_scorer", lambda name: PrefersEarly())
+    monkeypatch.setattr(trainer_module, "target_collapse", collapse)
+    X, y, sd, _, _ = _data()
+    t = _trainer(epochs=3, early_stopping="entropy")
+    t.fit(X, y, sd)
+    kept = [e for e in (1, 2, 3) if e not in collapsed_epochs]
+    assert getattr(t, "best_epoch", None) == (kept[0] if kept else None)
+    assert [h.get("target_collapsed", False) for h in t.history] == [e in collapsed_epochs for e in (1, 2, 3)]
+
+
 @pytest.mark.parametrize("method", [SourceOnly, DANN])
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, method):
     X, y, sd, _, _ = _data()

@@ -68,7 +68,10 @@ class TrainerConfig:
     ``source-val`` on a held-out ``val_fraction`` of the source, ``entropy``, ``snd``, ``mixval``,
     ``iwcv``, ``dev``) evaluated after every epoch; the best epoch's weights are restored at the end
     and the run stops after ``patience`` epochs without improvement (0: never stops early). No
-    target label is read.
+    target label is read. With a target-only scorer (``entropy``, ``snd``, ``mixval``), an epoch whose
+    target predictions collapse onto one class (:func:`target_collapse`) is never kept: a network
+    that puts every target row in one class is a degenerate optimum of those scores (its mixups
+    trivially agree, its predictions are all alike); if every epoch collapses, the last one stays.
 
     ``balance_domains``: with several labelled source domains, weight each source row by
     ``n / (D n_d)`` so that every domain counts equally in the loss (:mod:`transferkit.nn.weights`).
@@ -377,13 +380,19 @@ class Trainer:
             if scorer is not None:
                 score = float(scorer(TrainerClassifier(self), X_sel, y_sel, sd_sel))
                 record[f"select_{c.early_stopping}"] = score
-                if best is None or score > best[1]:
+                # a network that puts the target into one class is a degenerate optimum of the
+                # target-only scorers (its mixups agree, its predictions are alike): never kept
+                labels = np.asarray(y)[(sd >= 0) & (np.asarray(y) >= 0)]
+                collapsed = not scorer.needs_source and self._collapse(X_sel[sd_sel < 0], labels) is not None
+                if collapsed:
+                    record["target_collapsed"] = True
+                if not collapsed and (best is None or score > best[1]):
                     best = (
                         epoch + 1,
                         score,
                         {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
                     )
-                stop = c.patience > 0 and epoch + 1 - best[0] >= c.patience
+                stop = best is not None and c.patience > 0 and epoch + 1 - best[0] >= c.patience
             self.history.append(record)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.endswith(("loss", "_acc"))})
@@ -432,15 +441,18 @@ class Trainer:
                 stacklevel=3,
             )
 
+    def _collapse(self, X_target, source_labels) -> str | None:
+        """:func:`target_collapse` of the network's predictions on ``X_target`` (``None`` with fewer
+        than 20 rows: too few to tell). Reads source labels and predictions only."""
+        if len(X_target) < 20:
+            return None
+        return target_collapse(self.predict(X_target), source_labels)
+
     def _warn_target_collapse(self, X, y, sd) -> None:
         """Warn when the final network puts the target rows into one class far more often than the
         source labels do (:func:`target_collapse`): no target label is read, only predictions."""
-        sd = np.asarray(sd)
-        y = np.asarray(y)
-        target = sd < 0
-        if target.sum() < 20:
-            return
-        message = target_collapse(self.predict(np.asarray(X)[target]), y[(sd >= 0) & (y >= 0)])
+        sd, y = np.asarray(sd), np.asarray(y)
+        message = self._collapse(np.asarray(X)[sd < 0], y[(sd >= 0) & (y >= 0)])
         if message:
             import warnings
 
