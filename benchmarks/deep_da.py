@@ -190,7 +190,8 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
     lines = [
         f"# deep domain adaptation: {suite}", "",
         shown + ": " + ", ".join(f"`{c}`" for c in commands) + "  ",
-        f"Seeds: {', '.join(map(str, seeds))}; total training time {total / 60:.1f} min (sum over runs); "
+        f"Seeds: {', '.join(map(str, seeds))}; total time {total / 60:.1f} min (sum over runs: training and "
+        "the per-epoch scoring); "
         f"machine: {machine()['processor']}, {machine()['cpus']} CPUs; versions: "
         f"{', '.join(f'{k} {v}' for k, v in versions().items())}.", "",
         "Accuracy (%) on the target, mean ± std over seeds. `fixed-defaults`: the last epoch of one "
@@ -201,6 +202,8 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
     ]  # fmt: skip
     averages: dict[tuple[str, str], float] = {}
     for selection in SELECTIONS:
+        if not any(r["selection"] == selection for r in rows):
+            continue  # runs recorded before these rows existed (digits has no select: rows yet)
         lines += [f"## {selection}", "", "| method | average | " + " | ".join(tasks) + " | seconds per run |",
                   "|---|---|" + "---|" * (len(tasks) + 1)]  # fmt: skip
         for m in methods:

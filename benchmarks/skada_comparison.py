@@ -88,8 +88,9 @@ def _skada(cls_name, settings, X, y, sd):
 
 
 def _timed(fn, *args, repeats: int = 3):
-    """The prediction and the fastest of ``repeats`` fit + predict times (timeit's rule: the minimum
-    is the run least disturbed by the rest of the machine; the predictions are identical each time)."""
+    """The last run's prediction and the fastest of ``repeats`` fit + predict times (timeit's rule: the
+    minimum is the run least disturbed by the rest of the machine). transferkit's predictions are the
+    same every time; skada's subspace alignment varies from run to run."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -106,6 +107,8 @@ def main(argv=None) -> int:
         "--repeats", type=int, default=3, help="time each fit + predict this often, keep the fastest"
     )
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
     try:
         import skada
     except ImportError:

@@ -190,6 +190,8 @@ def test_chosen_epoch_takes_the_best_score_and_the_earliest_of_ties():
 def test_score_every_epoch_takes_target_only_scorers():
     with pytest.raises(TransferkitError, match="iwcv need held-out source rows"):
         score_every_epoch(np.zeros((4, 2)), ("entropy", "iwcv"))
+    with pytest.raises(TransferkitError, match="X_target is empty"):
+        score_every_epoch(np.zeros((0, 2)))
 
 
 def test_bench_reports_each_scorers_choice_beside_the_oracle(tmp_path):

@@ -340,6 +340,10 @@ def score_every_epoch(X_target, names=("entropy", "snd", "mixval")):
     target features alone are allowed (no held-out source is split off). The scorers draw from
     their own seeded numpy generators: training is unchanged (tested).
     """
+    if len(X_target) == 0:
+        raise TransferkitError(
+            "score_every_epoch needs the unlabelled target rows to score; X_target is empty."
+        )
     scorers = {name: get_scorer(name) for name in names}
     source_based = [n for n, s in scorers.items() if s.needs_source]
     if source_based:
