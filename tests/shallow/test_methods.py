@@ -103,7 +103,9 @@ def _concept(seed=0):
 # method -> (shift of its kind, settings for the synthetic problem's two features)
 SHIFTS = {
     "coral": (_recoloured, {}),
+    "gfk": (_nuisance, {"n_components": 1}),
     "jda": (_moved_with_noise, {"n_components": 3, "normalize_rows": False}),
+    "meda": (_moved_with_noise, {"n_components": 3}),
     "ot-mapping": (_moved, {}),
     "shared-lda": (_moved, {}),
     "subspace-alignment": (_nuisance, {"n_components": 1}),
