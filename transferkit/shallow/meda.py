@@ -59,8 +59,10 @@ def knn_laplacian(Z: np.ndarray, n_neighbors: int) -> np.ndarray:
     r"""Normalized graph Laplacian :math:`I - D^{-1/2} W D^{-1/2}` of a cosine ``k``-NN graph.
 
     ``Z`` has unit-norm rows. :math:`W_{ij}` is the cosine similarity when ``j`` is among the
-    ``n_neighbors`` most similar rows of ``i`` or ``i`` among those of ``j`` (symmetrized by the
-    maximum), 0 otherwise and on the diagonal.
+    ``n_neighbors`` most similar other rows of ``i`` or ``i`` among those of ``j`` (symmetrized by
+    the maximum), 0 otherwise. As in the graph construction of the authors' code (Deng Cai's
+    ``constructW``, self-connected by default), every row is also its own neighbour:
+    :math:`W_{ii} = 1`.
     """
     n = len(Z)
     k = int(min(n_neighbors, n - 1))
@@ -72,8 +74,9 @@ def knn_laplacian(Z: np.ndarray, n_neighbors: int) -> np.ndarray:
         rows = np.repeat(np.arange(n), k)
         W[rows, nearest.ravel()] = S[rows, nearest.ravel()]
     W = np.maximum(W, W.T)
+    W[np.diag_indices(n)] = 1.0  # cos(z_i, z_i)
     degree = W.sum(1)
-    inv = np.where(degree > 0, 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0)), 0.0)
+    inv = 1.0 / np.sqrt(np.clip(degree, 1e-12, None))  # >= 1 but for negative similarities
     L = -(inv[:, None] * W * inv[None, :])
     L[np.diag_indices(n)] += 1.0
     return L
@@ -98,6 +101,7 @@ class MEDA(ClassifierMixin, BaseEstimator):
        the class-conditional MMD matrices of JDA over the target's pseudo-labels, normalized to
        unit Frobenius norm; ``mmd_weight``, :math:`\lambda`) and manifold regularization with the
        normalized Laplacian :math:`L` of a cosine ``n_neighbors``-NN graph over all rows
+       (:func:`knn_laplacian`)
        (``manifold_weight``, :math:`\rho`). The minimiser solves
        :math:`\big((E + \lambda M + \rho L) K + \eta I\big)\beta = E Y` (:math:`E` selects the
        source rows).
