@@ -13,6 +13,7 @@ from sklearn.model_selection import GridSearchCV
 from transferkit.errors import TransferkitError
 from transferkit.selection import (
     DomainShuffleSplit,
+    choose,
     chosen_epoch,
     get_scorer,
     list_scorers,
@@ -230,3 +231,71 @@ def test_run_select_picks_by_the_scorer_and_records_the_candidates(tmp_path, cap
     assert rec["config"]["method"]["params"]["reg"] == best["params"]["reg"]
     assert "oracle" in capsys.readouterr().out
     assert main(["run", "--method", "coral", "--select", "entropi"]) == 2
+
+
+def test_choose_skips_collapsed_candidates_for_target_only_scorers():
+    cands = [
+        {"params": {"a": 1}, "scores": {"entropy": -0.0, "iwcv": 0.4}, "collapsed": True},
+        {"params": {"a": 2}, "scores": {"entropy": -0.7, "iwcv": 0.9}, "collapsed": False},
+        {"params": {"a": 3}, "scores": {"entropy": -0.5, "iwcv": 0.5}, "collapsed": False},
+    ]
+    assert choose(cands, "entropy")["params"] == {"a": 3}  # the collapsed one scores best, but is skipped
+    assert choose(cands, "iwcv")["params"] == {"a": 2}
+    cands[0]["scores"]["iwcv"] = 1.0  # source-based scorers choose among every candidate
+    assert choose(cands, "iwcv")["params"] == {"a": 1}
+    every = [{**c, "collapsed": True} for c in cands]  # all collapsed: the scorer's choice stands
+    assert choose(every, "entropy")["params"] == {"a": 1}
+    rows = [{"score:snd": "2.0", "collapsed": "1"}, {"score:snd": "1.0", "collapsed": "0"}]  # read from CSV
+    assert choose(rows, "snd", lambda c, name: c[f"score:{name}"]) is rows[1]
+    with pytest.raises(TransferkitError, match="no candidate"):
+        choose([], "snd")
+
+
+def test_select_runs_marks_candidates_whose_target_predictions_collapse(monkeypatch, tmp_path):
+    """A candidate predicting one class everywhere is the most confident (best entropy): ``select_runs``
+    marks it and neither the bench nor ``run --select`` chooses it with a target-only scorer."""
+    import json
+
+    from transferkit import experiment
+    from transferkit.benchmark import run_suite
+    from transferkit.cli import main
+
+    real_build = experiment.build_classifier
+
+    class OneClass:
+        """Predicts class 0 for every row, with certainty."""
+
+        def fit(self, X, y, sample_domain=None):
+            self.classes_ = np.unique(y[y >= 0])
+            return self
+
+        def predict_proba(self, X, sample_domain=None):
+            p = np.zeros((len(X), len(self.classes_)))
+            p[:, 0] = 1.0
+            return p
+
+        def predict(self, X, sample_domain=None):
+            return np.zeros(len(X), dtype=int)
+
+    def build(spec, preprocess):
+        clf, config = real_build(spec, preprocess)
+        return (OneClass() if float(spec.params.get("reg", 1)) == 10.0 else clf), config
+
+    monkeypatch.setattr(experiment, "build_classifier", build)
+    rows = run_suite(
+        "office-caltech10", tmp_path, methods=["coral"], tasks=[("dslr", "webcam")],
+        select=["entropy", "source-val"], estimator="logreg", quiet=True, jobs=1,
+    )  # fmt: skip
+    with open(tmp_path / "selection.csv") as fh:
+        cands = {json.loads(c["params"])["reg"]: c for c in csv.DictReader(fh)}
+    assert cands[10.0]["collapsed"] == "1" and cands[1.0]["collapsed"] == "0"
+    # the one-class candidate has the best entropy there is (0) but is not chosen
+    assert float(cands[10.0]["score:entropy"]) == max(float(c["score:entropy"]) for c in cands.values())
+    chosen = {r["selection"]: json.loads(r["params"]).get("reg") for r in rows}
+    assert chosen["select:entropy"] in (0.1, 1.0)
+    out = str(tmp_path / "r")
+    argv = ["run", "--dataset", "office-caltech10", "--source", "dslr", "--target", "webcam", "--method",
+            "coral", "--estimator", "logreg", "--select", "entropy", "--out", out]  # fmt: skip
+    assert main(argv) == 0
+    rec = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert float(rec["config"]["method"]["params"]["reg"]) != 10.0

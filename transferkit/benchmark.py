@@ -42,6 +42,7 @@ from transferkit.experiment import (
 )
 from transferkit.io import atomic_write_text
 from transferkit.progress import progress_bar
+from transferkit.selection import choose
 
 __all__ = ["COLUMNS", "default_methods", "run_suite", "summarize", "summarize_selection"]
 
@@ -101,9 +102,9 @@ def summarize_selection(candidates: list[dict]) -> str:
         for group in groups.values():
             acc = np.array([float(c["accuracy"]) for c in group])
             score = np.array([float(c[f"score:{scorer}"]) for c in group])
-            chosen = int(np.argmax(score))
-            regrets.append(acc.max() - acc[chosen])
-            hits.append(acc[chosen] == acc.max())
+            chosen = float(choose(group, scorer, lambda c, name: c[f"score:{name}"])["accuracy"])
+            regrets.append(acc.max() - chosen)
+            hits.append(chosen == acc.max())
             if len(group) > 2 and np.ptp(acc) > 0 and np.ptp(score) > 0:
                 rhos.append(spearmanr(score, acc).statistic)
         rho = f"{np.mean(rhos):.2f}" if rhos else "n/a"
@@ -189,14 +190,14 @@ def _job_rows(
                 {"task": common["task"], "method": method, "seed": seed,
                  "params": json.dumps({**method_params, **c["params"]}, sort_keys=True),
                  **{f"score:{k}": round(v, 6) for k, v in c["scores"].items()},
-                 "accuracy": round(c["accuracy"], 4)}
+                 "collapsed": int(c["collapsed"]), "accuracy": round(c["accuracy"], 4)}
             )  # fmt: skip
         seconds = sum(c["seconds"] for c in scored)
         for scorer in [*select, ORACLE]:
             if scorer == ORACLE:  # the best candidate by target accuracy: a ceiling, never a headline
                 best = max(scored, key=lambda c: c["accuracy"])
-            else:
-                best = max(scored, key=lambda c: c["scores"][scorer])
+            else:  # target-only scorers skip collapsed candidates (selection.choose)
+                best = choose(scored, scorer)
             rows.append(
                 {**common, "params": json.dumps({**method_params, **best["params"]}, sort_keys=True),
                  "selection": scorer if scorer == ORACLE else f"select:{scorer}",

@@ -107,13 +107,14 @@ def _select_for_run(spec, dataset, preprocess, scorer: str, val_fraction: float 
     from dataclasses import replace
 
     from transferkit.experiment import grid, select_runs
+    from transferkit.selection import choose
 
     entry = registry.entry("method", spec.method)
     space = {k: v for k, v in entry.search_space.items() if k not in spec.params}
     if not space or entry.requires_target_labels or spec.target_labels:
         return spec, []
     scored = select_runs(spec, dataset, preprocess, grid(space), [scorer], val_fraction)
-    best = max(scored, key=lambda c: c["scores"][scorer])
+    best = choose(scored, scorer)  # a target-only scorer skips collapsed candidates
     return replace(spec, params={**spec.params, **best["params"]}), scored
 
 

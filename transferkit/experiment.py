@@ -276,10 +276,12 @@ def select_runs(
     a held-out part; every candidate is fitted on the training part plus the unlabelled target, and
     scored by each scorer on the held-out source rows and the target rows (target labels masked).
     Only after every scorer has spoken are the target labels read, to give each candidate's
-    accuracy: so a row of the result holds ``params``, ``scores`` (one per scorer) and ``accuracy``.
-    Unsupervised methods only (no revealed target labels).
+    accuracy: so a row of the result holds ``params``, ``scores`` (one per scorer), ``collapsed``
+    (whether its target predictions collapsed onto one class, :func:`~transferkit.selection.target_collapse`:
+    read off predictions and source labels, for :func:`~transferkit.selection.choose`) and
+    ``accuracy``. Unsupervised methods only (no revealed target labels).
     """
-    from transferkit.selection import DomainShuffleSplit, get_scorer
+    from transferkit.selection import DomainShuffleSplit, get_scorer, target_collapse
 
     dataset.check_domains(spec.sources + spec.targets)
     arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels are -1 here
@@ -311,7 +313,9 @@ def select_runs(
             if d < 0:
                 rows = sd == d
                 preds[name] = clf.predict(X[rows], sd[rows])
-        fitted.append({"params": params, "scores": scores, "preds": preds,
+        source_labels = y[train][sd[train] >= 0]
+        collapsed = target_collapse(np.concatenate(list(preds.values())), source_labels) is not None
+        fitted.append({"params": params, "scores": scores, "preds": preds, "collapsed": collapsed,
                        "seconds": time.perf_counter() - start})  # fmt: skip
     out = []
     for item in fitted:  # the target labels are read only now, after every score is known

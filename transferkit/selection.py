@@ -46,9 +46,11 @@ __all__ = [
     "MixValScorer",
     "SNDScorer",
     "SourceValScorer",
+    "choose",
     "get_scorer",
     "list_scorers",
     "predict_proba",
+    "target_collapse",
 ]
 
 
@@ -370,3 +372,59 @@ def chosen_epoch(history, name: str) -> dict:
     if not scored:
         raise TransferkitError(f"no epoch of this history has a {key!r} score.")
     return max(scored, key=lambda h: (h[key], -h["epoch"]))
+
+
+def target_collapse(pred_target, source_labels) -> str | None:
+    """A warning's text when the predictions on the target collapse onto one class, else ``None``.
+
+    Collapse: the most predicted class takes at least half of the target rows and at least three
+    times its share of the source labels (capped at 95%, so that a two-class task warns when 95% of
+    the target goes to one side). Self-training that confirms its own mistakes and a discriminator
+    that wins both end like this; a genuine label shift rarely goes that far.
+    """
+    pred = np.asarray(pred_target, dtype=np.int64)
+    labels = np.asarray(source_labels, dtype=np.int64)
+    if len(pred) == 0 or len(labels) == 0:
+        return None
+    n_classes = max(int(pred.max()), int(labels.max())) + 1
+    share = np.bincount(pred, minlength=n_classes) / len(pred)
+    prior = np.bincount(labels, minlength=n_classes) / len(labels)
+    c = int(share.argmax())
+    if share[c] < max(0.5, min(0.95, 3 * prior[c])):
+        return None
+    return (
+        f"the predictions on the {len(pred)} target rows collapsed onto class {c}: it takes "
+        f"{100 * share[c]:.0f}% of them, against {100 * prior[c]:.0f}% of the source labels. The adaptation "
+        "has probably failed (pseudo-labels confirming their own mistakes, or a discriminator that "
+        "won); compare with source-only, lower the adaptation weight, or (deep methods) keep an "
+        "earlier epoch chosen without target labels (early_stopping)."
+    )
+
+
+def choose(candidates: list[dict], scorer: str, score=None) -> dict:
+    """The candidate ``scorer`` prefers (highest score; the first among ties).
+
+    A scorer that reads the target alone (entropy, SND, MixVal) has a degenerate optimum: a model
+    that puts every target row into one class is as confident, as dense and as consistent as can
+    be. So a candidate marked ``collapsed`` (its target predictions collapsed onto one class,
+    :func:`target_collapse`; :func:`transferkit.experiment.select_runs` marks them) is never
+    chosen by such a scorer, unless every candidate collapsed. Scorers that read held-out source
+    labels choose among all candidates. ``score(candidate, scorer)`` reads a candidate's score
+    (default ``candidate["scores"][scorer]``).
+    """
+    if not candidates:
+        raise TransferkitError("there is no candidate to choose from.")
+    if score is None:
+
+        def score(c, name):
+            return c["scores"][name]
+
+    pool = candidates
+    if not get_scorer(scorer).needs_source:
+        pool = [c for c in candidates if not _is_true(c.get("collapsed", False))] or candidates
+    return max(pool, key=lambda c: float(score(c, scorer)))
+
+
+def _is_true(value) -> bool:
+    """A flag as written by Python or read back from a CSV file."""
+    return value is True or str(value).strip().lower() in {"1", "true"}

@@ -48,6 +48,7 @@ from typing import Any
 
 from transferkit import registry
 from transferkit.errors import TransferkitError
+from transferkit.selection import choose
 
 __all__ = ["SweepSpec", "expand", "load_spec", "run_sweep"]
 
@@ -187,10 +188,11 @@ def run_trial(trial: dict) -> dict:
     start = time.perf_counter()
     if trial["grid"] and trial["select"] and not trial["target_labels"]:
         (scored,) = select_runs(spec, dataset, preprocess, [{}], list(trial["select"]))
-        out = {"scores": scored["scores"], "accuracy": scored["accuracy"], "selection": "sweep"}
+        out = {"scores": scored["scores"], "collapsed": scored["collapsed"], "accuracy": scored["accuracy"],
+               "selection": "sweep"}  # fmt: skip
     else:
         rec = run(spec, dataset=dataset, command="transferkit sweep")
-        out = {"scores": {}, "accuracy": rec["accuracy"], "selection": rec["selection"]}
+        out = {"scores": {}, "collapsed": False, "accuracy": rec["accuracy"], "selection": rec["selection"]}
     out["accuracy"] = float(np.round(out["accuracy"], 4))
     seconds = round(time.perf_counter() - start, 4)
     return {**trial, **out, "preprocess": " ".join(preprocess), "seconds": seconds, "pid": os.getpid()}
@@ -281,7 +283,8 @@ def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, 
         trial_rows.append({"task": r["task"], "method": r["method"], "seed": r["seed"],
                            "params": json.dumps(r["params"], sort_keys=True),
                            **{f"score:{k}": round(v, 6) for k, v in r["scores"].items()},
-                           "accuracy": r["accuracy"], "seconds": r["seconds"]})  # fmt: skip
+                           "collapsed": int(r.get("collapsed", False)), "accuracy": r["accuracy"],
+                           "seconds": r["seconds"]})  # fmt: skip
     for (task, method, seed), group in groups.items():
         first = group[0]
         common = {"suite": spec.dataset, "task": task, "source": first["source"], "target": first["target"],
@@ -297,8 +300,8 @@ def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, 
         for scorer in [*spec.select, ORACLE]:
             if scorer == ORACLE:
                 best = max(group, key=lambda r: r["accuracy"])
-            else:
-                best = max(group, key=lambda r: r["scores"][scorer])
+            else:  # target-only scorers skip collapsed trials (selection.choose)
+                best = choose(group, scorer)
             rows.append({**common, "params": json.dumps(best["params"], sort_keys=True),
                          "selection": scorer if scorer == ORACLE else f"select:{scorer}",
                          "accuracy": best["accuracy"], "seconds": seconds_group})  # fmt: skip

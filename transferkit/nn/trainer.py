@@ -30,6 +30,7 @@ import torch
 from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DomainLoader
 from transferkit.nn.checkpoint import STATE, load_checkpoint, save_checkpoint
+from transferkit.selection import target_collapse
 
 __all__ = ["NonFiniteLossError", "Trainer", "TrainerClassifier", "TrainerConfig", "seed_everything"]
 
@@ -111,33 +112,6 @@ class TrainerConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = False
-
-
-def target_collapse(pred_target, source_labels) -> str | None:
-    """A warning's text when the predictions on the target collapse onto one class, else ``None``.
-
-    Collapse: the most predicted class takes at least half of the target rows and at least three
-    times its share of the source labels (capped at 95%, so that a two-class task warns when 95% of
-    the target goes to one side). Self-training that confirms its own mistakes and a discriminator
-    that wins both end like this; a genuine label shift rarely goes that far.
-    """
-    pred = np.asarray(pred_target, dtype=np.int64)
-    labels = np.asarray(source_labels, dtype=np.int64)
-    if len(pred) == 0 or len(labels) == 0:
-        return None
-    n_classes = max(int(pred.max()), int(labels.max())) + 1
-    share = np.bincount(pred, minlength=n_classes) / len(pred)
-    prior = np.bincount(labels, minlength=n_classes) / len(labels)
-    c = int(share.argmax())
-    if share[c] < max(0.5, min(0.95, 3 * prior[c])):
-        return None
-    return (
-        f"the predictions on the {len(pred)} target rows collapsed onto class {c}: it takes "
-        f"{100 * share[c]:.0f}% of them, against {100 * prior[c]:.0f}% of the source labels. The adaptation "
-        "has probably failed (pseudo-labels confirming their own mistakes, or a discriminator that "
-        "won); compare with deep-source-only, lower the adaptation weight, or keep an earlier epoch "
-        "chosen without target labels (early_stopping)."
-    )
 
 
 def _factor(schedule: str, progress: float) -> float:
