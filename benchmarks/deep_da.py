@@ -15,9 +15,8 @@ the same for every task; nothing is chosen on target labels. Rows per run:
 * ``fixed-defaults``: the network after the last epoch, what a user gets without target labels;
 * ``select:entropy``, ``select:snd``, ``select:mixval``: the epoch that a label-free scorer of
   :mod:`transferkit.selection` likes best (each scored on the unlabelled target rows after every
-  epoch; ties go to the earlier epoch), what ``early_stopping=SCORER`` would keep, without the
-  trainer's later guard against epochs whose target predictions collapse (these rows do not skip
-  them, so that the recorded results reproduce);
+  epoch; ties go to the earlier epoch), passing over epochs whose target predictions collapse
+  onto one class (``target_collapsed`` in ``history.csv``), as ``early_stopping=SCORER`` does;
 * ``oracle``: the best epoch by target accuracy (scored after every epoch; the scores never reach
   the loss): a ceiling, never a headline.
 
@@ -158,9 +157,11 @@ def one_run(suite: str, source: str, target: str, method: str, seed: int, thread
     entry = registry.entry("method", method)
     parts = split_settings(registry.resolve_params(entry, dict(settings)))
     tgt = arrays.sample_domain < 0
+    source_labels = arrays.y[~tgt]  # the epochs whose target predictions collapse are passed over
     trainer, history, _ = fit_deep(spec, dataset, X, arrays.y, arrays.sample_domain, *parts,
                                    eval_sets={"target": (X[tgt], labels)},
-                                   callbacks=[score_every_epoch(X[tgt], EPOCH_SCORERS)])  # fmt: skip
+                                   callbacks=[score_every_epoch(X[tgt], EPOCH_SCORERS, source_labels)],
+                                   )  # fmt: skip
     last = 100 * float(np.mean(trainer.predict(X[tgt]) == labels))
     best = max([last, *(100 * h["target_acc"] for h in history)])
     chosen = {f"select:{s}": 100 * chosen_epoch(history, s)["target_acc"] for s in EPOCH_SCORERS}

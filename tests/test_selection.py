@@ -186,6 +186,32 @@ def test_chosen_epoch_takes_the_best_score_and_the_earliest_of_ties():
     assert chosen_epoch(history, "snd")["epoch"] == 2
     with pytest.raises(TransferkitError, match="no epoch of this history has a 'select_mixval' score"):
         chosen_epoch(history, "mixval")
+    # epochs whose target predictions collapsed are passed over (as read back from history.csv too)
+    history[1]["target_collapsed"] = True
+    assert chosen_epoch(history, "snd")["epoch"] == 3
+    history[2]["target_collapsed"] = "True"
+    assert chosen_epoch(history, "snd")["epoch"] == 1
+    history[0]["target_collapsed"] = True  # all collapsed: the score alone decides
+    assert chosen_epoch(history, "snd")["epoch"] == 2
+
+
+def test_score_every_epoch_marks_collapsed_epochs(monkeypatch):
+    """An epoch whose network puts every target row into one class is marked, the others not."""
+    import transferkit.nn.trainer as trainer_module
+
+    epochs = iter([np.zeros(40, int), np.arange(40) % 2])  # epoch 1: one class; epoch 2: both
+
+    class Network(Fixed):
+        def predict(self, X):
+            return next(epochs)
+
+    monkeypatch.setattr(trainer_module, "TrainerClassifier", lambda trainer: Network(np.full((40, 2), 0.5)))
+    callback = score_every_epoch(np.c_[np.arange(40)], ("entropy",), source_labels=np.arange(40) % 2)
+    records = [{}, {}]
+    for record in records:
+        callback(None, record)
+    assert records[0].get("target_collapsed") is True and "target_collapsed" not in records[1]
+    assert all("select_entropy" in r for r in records)
 
 
 def test_score_every_epoch_takes_target_only_scorers():

@@ -332,7 +332,7 @@ def get_scorer(name: str, **params) -> _Scorer:
     return SCORERS[name](**params)
 
 
-def score_every_epoch(X_target, names=("entropy", "snd", "mixval")):
+def score_every_epoch(X_target, names=("entropy", "snd", "mixval"), source_labels=None):
     """A trainer callback that writes target-only scorers into every epoch's record.
 
     ``Trainer.fit(..., callbacks=[score_every_epoch(X_target)])`` adds ``select_<name>`` for each
@@ -340,7 +340,9 @@ def score_every_epoch(X_target, names=("entropy", "snd", "mixval")):
     predictions on the unlabelled rows ``X_target``; nothing is restored, so the run ends as it would
     have, and the history shows which epoch each rule would have kept. Only scorers that read
     target features alone are allowed (no held-out source is split off). The scorers draw from
-    their own seeded numpy generators: training is unchanged (tested).
+    their own seeded numpy generators: training is unchanged (tested). With ``source_labels``, an
+    epoch whose target predictions collapse onto one class (:func:`target_collapse`) is marked
+    ``target_collapsed`` (the key ``early_stopping`` writes), and :func:`chosen_epoch` passes over it.
     """
     if len(X_target) == 0:
         raise TransferkitError(
@@ -361,17 +363,21 @@ def score_every_epoch(X_target, names=("entropy", "snd", "mixval")):
         model = TrainerClassifier(trainer)
         for name, scorer in scorers.items():
             record[f"select_{name}"] = float(scorer(model, X_target, unlabelled, unlabelled))
+        if source_labels is not None and target_collapse(model.predict(X_target), source_labels):
+            record["target_collapsed"] = True
 
     return callback
 
 
 def chosen_epoch(history, name: str) -> dict:
-    """The epoch record with the highest ``select_<name>`` score (the earliest among ties)."""
+    """The epoch record with the highest ``select_<name>`` score (the earliest among ties), passing
+    over epochs marked ``target_collapsed`` (see :func:`score_every_epoch`) unless all are."""
     key = f"select_{name}"
     scored = [h for h in history if key in h]
     if not scored:
         raise TransferkitError(f"no epoch of this history has a {key!r} score.")
-    return max(scored, key=lambda h: (h[key], -h["epoch"]))
+    kept = [h for h in scored if not _is_true(h.get("target_collapsed", False))] or scored
+    return max(kept, key=lambda h: (float(h[key]), -int(h["epoch"])))
 
 
 def target_collapse(pred_target, source_labels) -> str | None:

@@ -504,7 +504,7 @@ def test_scoring_the_target_every_epoch_leaves_the_run_unchanged(name):
     a.fit(X, hidden, sd)
     # and the label-free scorers the benchmarks record per epoch (what early_stopping would keep)
     b.fit(X, hidden, sd, eval_sets={"target": (X[sd < 0], y[sd < 0])},
-          callbacks=[score_every_epoch(X[sd < 0])])  # fmt: skip
+          callbacks=[score_every_epoch(X[sd < 0], source_labels=y[sd >= 0])])  # fmt: skip
     assert _same(a, b)
     assert all(0.0 <= h["target_acc"] <= 1.0 for h in b.history) and "target_acc" not in a.history[0]
     assert all(np.isfinite(h[f"select_{n}"]) for h in b.history for n in ("entropy", "snd", "mixval"))

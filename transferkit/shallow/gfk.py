@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from transferkit.domains import source_mask, target_mask
-from transferkit.errors import TransferkitError
 from transferkit.shallow.base import BaseAdapter
-from transferkit.shallow.subspace_alignment import principal_basis
+from transferkit.shallow.subspace_alignment import domain_dimension, principal_basis
 
 
 def geodesic_flow_map(basis_source: np.ndarray, basis_target: np.ndarray) -> np.ndarray:
@@ -89,12 +88,9 @@ class GFK(BaseAdapter):
         self.n_components = n_components
 
     def _fit(self, X, y, sample_domain):
-        if not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
-            raise TransferkitError(f"n_components must be an integer >= 1, got {self.n_components!r}.")
         X = np.asarray(X, dtype=np.float64)
         Xs, Xt = X[source_mask(sample_domain)], X[target_mask(sample_domain)]
-        k = int(max(1, min(self.n_components, X.shape[1], len(Xs) - 1, len(Xt) - 1)))
-        self.n_components_ = k
+        k = self.n_components_ = domain_dimension(self.n_components, X.shape[1], len(Xs), len(Xt))
         _, self.basis_source_ = principal_basis(Xs, k)
         _, self.basis_target_ = principal_basis(Xt, k)
         self.map_ = geodesic_flow_map(self.basis_source_, self.basis_target_)

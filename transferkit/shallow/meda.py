@@ -10,7 +10,7 @@ from transferkit.domains import check_domain_data, check_features, predict_domai
 from transferkit.errors import TransferkitError
 from transferkit.shallow.gfk import geodesic_flow_map
 from transferkit.shallow.jda import jda_mmd_vectors
-from transferkit.shallow.subspace_alignment import principal_basis
+from transferkit.shallow.subspace_alignment import domain_dimension, principal_basis
 
 
 def a_distance(A: np.ndarray, B: np.ndarray, random_state=0) -> float:
@@ -220,8 +220,7 @@ class MEDA(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(ys)
         ns, nt = len(Xs), len(Xt)
         check_dense_size(ns + nt, 6, "MEDA")  # K, L, LK, MK, the system and its LU factors
-        k = int(max(1, min(self.n_components, X.shape[1], ns - 1, nt - 1)))
-        self.n_components_ = k
+        k = self.n_components_ = domain_dimension(self.n_components, X.shape[1], ns, nt)
         self.map_ = geodesic_flow_map(principal_basis(Xs, k)[1], principal_basis(Xt, k)[1])
         Zs, Zt = Xs @ self.map_, Xt @ self.map_  # the A-distances use these, as the authors' code
         Z = self._unit(np.vstack([Zs, Zt]))

@@ -17,6 +17,14 @@ def principal_basis(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, Vt[:k].T
 
 
+def domain_dimension(n_components, n_features: int, n_source: int, n_target: int) -> int:
+    """``n_components`` checked, and clipped to what both domains' PCA supports:
+    ``min(n_components, D, n_s - 1, n_t - 1)`` (at least 1)."""
+    if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+        raise TransferkitError(f"n_components must be an integer >= 1, got {n_components!r}.")
+    return int(max(1, min(n_components, n_features, n_source - 1, n_target - 1)))
+
+
 class SubspaceAlignment(BaseAdapter):
     r"""Align the source's principal subspace with the target's by a linear map.
 
@@ -60,12 +68,9 @@ class SubspaceAlignment(BaseAdapter):
         self.n_components = n_components
 
     def _fit(self, X, y, sample_domain):
-        if not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
-            raise TransferkitError(f"n_components must be an integer >= 1, got {self.n_components!r}.")
         X = np.asarray(X, dtype=np.float64)
         Xs, Xt = X[source_mask(sample_domain)], X[target_mask(sample_domain)]
-        k = int(max(1, min(self.n_components, X.shape[1], len(Xs) - 1, len(Xt) - 1)))
-        self.n_components_ = k
+        k = self.n_components_ = domain_dimension(self.n_components, X.shape[1], len(Xs), len(Xt))
         self.mean_source_, self.basis_source_ = principal_basis(Xs, k)
         self.mean_target_, self.basis_target_ = principal_basis(Xt, k)
         self.M_ = self.basis_source_.T @ self.basis_target_
