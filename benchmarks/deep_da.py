@@ -197,7 +197,8 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
         f"{', '.join(f'{k} {v}' for k, v in versions().items())}.", "",
         "Accuracy (%) on the target, mean ± std over seeds. `fixed-defaults`: the last epoch of one "
         "fixed setting for every task (no target label used); `select:SCORER`: the epoch a label-free "
-        "scorer prefers (target predictions only; no target label used); `oracle`: the best epoch by target "
+        "scorer prefers (target predictions only; no target label used), passing over epochs whose target "
+        "predictions collapse onto one class; `oracle`: the best epoch by target "
         "accuracy (a ceiling, not a result). `target-only` trains on the target's own labels "
         "(5-fold inside the target).", *notes, "",
     ]  # fmt: skip

@@ -313,7 +313,7 @@ def select_runs(
             if d < 0:
                 rows = sd == d
                 preds[name] = clf.predict(X[rows], sd[rows])
-        source_labels = y[train][sd[train] >= 0]
+        source_labels = y[train][(sd[train] >= 0) & (y[train] >= 0)]
         collapsed = target_collapse(np.concatenate(list(preds.values())), source_labels) is not None
         fitted.append({"params": params, "scores": scores, "preds": preds, "collapsed": collapsed,
                        "seconds": time.perf_counter() - start})  # fmt: skip

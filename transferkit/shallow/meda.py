@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
@@ -16,18 +19,15 @@ from transferkit.shallow.subspace_alignment import domain_dimension, principal_b
 def a_distance(A: np.ndarray, B: np.ndarray, random_state=0) -> float:
     r"""Proxy :math:`\mathcal{A}`-distance :math:`2(1 - 2\epsilon)` between two sets of rows.
 
-    :math:`\epsilon` is the training error of a linear SVM (hinge loss, ``C=1``) separating ``A``
-    from ``B``: 2 for separable sets, about 0 for sets a linear classifier cannot tell apart.
+    :math:`\epsilon` is the training error of a linear SVM (hinge loss, ``C=1``; liblinear, whose
+    coordinate order ``random_state`` seeds) separating ``A`` from ``B``, as in the MEDA authors'
+    code: 2 for separable sets, about 0 for sets a linear classifier cannot tell apart.
     """
     from sklearn.svm import LinearSVC
 
     X = np.vstack([A, B])
     d = np.r_[np.zeros(len(A)), np.ones(len(B))]
     svm = LinearSVC(C=1.0, loss="hinge", dual=True, max_iter=5000, random_state=random_state)
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
     with warnings.catch_warnings():  # a training error is all that is needed, not the exact optimum
         warnings.simplefilter("ignore", ConvergenceWarning)
         err = float(np.mean(svm.fit(X, d).predict(X) != d))
