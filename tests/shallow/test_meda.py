@@ -109,6 +109,7 @@ def test_beats_source_only_and_fixed_mu():
         ({"n_neighbors": 0}, "n_neighbors"),
         ({"ridge": 0.0}, "ridge"),
         ({"n_iter": 1.5}, "n_iter"),
+        ({"mmd_weight": "ten"}, "mmd_weight to be a number"),
     ],
 )
 def test_bad_settings_say_which(params, match):

@@ -191,6 +191,11 @@ class MEDA(ClassifierMixin, BaseEstimator):
         for name, value in ints.items():
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise TransferkitError(f"MEDA needs {name} to be an integer >= 1, got {value!r}.")
+        reals = {"mmd_weight": self.mmd_weight, "manifold_weight": self.manifold_weight, "ridge": self.ridge,
+                 "gamma": self.gamma}  # fmt: skip
+        for name, value in reals.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TransferkitError(f"MEDA needs {name} to be a number, got {value!r}.")
         if not (self.mmd_weight >= 0 and self.manifold_weight >= 0 and self.ridge > 0 and self.gamma > 0):
             raise TransferkitError(
                 "MEDA needs mmd_weight >= 0, manifold_weight >= 0, ridge > 0 and gamma > 0, got "
