@@ -199,3 +199,35 @@ def test_bad_input_gives_a_clear_error(name):
     model = _model(name).fit(X, y, sd)
     with pytest.raises(TransferkitError, match="features"):
         model.predict(np.c_[Xt, Xt])
+
+
+@pytest.mark.parametrize(
+    "name, params, rows",
+    [
+        ("meda", {"n_components": 3}, "160 x 160 matrices over all training rows"),
+        ("tca", {"kernel": "rbf"}, "160 x 160 matrices over all training rows"),
+        ("jda", {"kernel": "rbf"}, "160 x 160 matrices over all training rows"),
+        ("jda", {"kernel": "linear"}, "160 x 160 matrices over all training rows"),
+        ("kmm", {}, "80 x 80 matrices over the source rows"),
+    ],
+)
+def test_kernel_methods_refuse_more_rows_than_memory_before_allocating(monkeypatch, name, params, rows):
+    from transferkit.shallow import _kernels
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.arange(80) % 3, np.full(80, -1)]
+    X = np.vstack(
+        [rng.normal(size=(80, 4)) + 2 * (np.arange(80) % 3)[:, None], rng.normal(1.0, 1.5, (80, 4))]
+    )
+    sd = np.r_[np.zeros(80, int), -np.ones(80, int)]
+    method = registry.build("method", name, params)
+    clf = DAClassifier(estimator=method) if registry.entry("method", name).role == "classifier" else None
+    clf = clf or DAClassifier(adapter=method)
+    monkeypatch.setattr(_kernels, "_physical_memory", lambda: 2**18)  # a 256 KiB machine
+    with pytest.raises(
+        TransferkitError,
+        match=rf"dense {rows}.*: about [0-9.]+ MiB, more than this machine's 0.2 MiB .* random subset",
+    ):
+        clf.fit(X, y, sd)
+    monkeypatch.undo()
+    assert clf.fit(X, y, sd).predict(X[80:]).shape == (80,)  # where they fit, they run

@@ -158,7 +158,7 @@ class JDA(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_domain=None):
         from scipy.linalg import eigh
 
-        from transferkit.shallow._kernels import kernel, median_gamma
+        from transferkit.shallow._kernels import check_dense_size, kernel, median_gamma
 
         X, y, sd = check_domain_data(X, y, sample_domain, allow_nd=False)
         self._check_params()
@@ -172,6 +172,8 @@ class JDA(ClassifierMixin, BaseEstimator):
             self.train_ = None
             F = Xall
         else:
+            # K, K - mean, its Gram matrix, the eigenvectors and their whitened copy, T, workspace
+            check_dense_size(len(Xall), 7, f"JDA with kernel={self.kernel!r}")
             self.train_ = Xall
             if self.kernel == "rbf":
                 self.gamma_ = float(self.gamma) if self.gamma is not None else median_gamma(Xall)

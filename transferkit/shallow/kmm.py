@@ -8,7 +8,7 @@ import numpy as np
 
 from transferkit.domains import source_mask, target_mask
 from transferkit.errors import TransferkitError
-from transferkit.shallow._kernels import kernel, median_gamma
+from transferkit.shallow._kernels import check_dense_size, kernel, median_gamma
 from transferkit.shallow.base import BaseReweighter
 
 
@@ -80,6 +80,8 @@ class KMM(BaseReweighter):
         src, tgt = source_mask(sample_domain), target_mask(sample_domain)
         Xs, Xt = X[src], X[tgt]
         ns, nt = len(Xs), len(Xt)
+        # K, its symmetrized copy, the upper triangle OSQP takes (values and indices), its KKT factors
+        check_dense_size(ns, 5, "KMM", rows="the source rows")
         self.gamma_ = self.gamma if self.gamma is not None else median_gamma(X[src | tgt])
         K = kernel(Xs, Xs, self.kernel, self.gamma_)
         K = 0.5 * (K + K.T) + 1e-8 * np.eye(ns)

@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
 from transferkit.errors import TransferkitError
+from transferkit.shallow._kernels import check_dense_size
 from transferkit.shallow.gfk import geodesic_flow_map
 from transferkit.shallow.jda import jda_mmd_vectors
 from transferkit.shallow.subspace_alignment import domain_dimension, principal_basis
@@ -80,30 +81,6 @@ def knn_laplacian(Z: np.ndarray, n_neighbors: int) -> np.ndarray:
     L = -(inv[:, None] * W * inv[None, :])
     L[np.diag_indices(n)] += 1.0
     return L
-
-
-def _physical_memory() -> int | None:
-    """Bytes of physical memory, where the OS tells (Linux, macOS); else ``None``."""
-    import os
-
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_dense_size(n_rows: int, n_matrices: int, method: str) -> None:
-    """A clear error, before any allocation, when ``n_matrices`` dense ``n_rows x n_rows`` float64
-    matrices would not fit in 80% of the machine's memory."""
-    need = n_matrices * n_rows * n_rows * 8
-    total = _physical_memory()
-    if total is not None and need > 0.8 * total:
-        raise TransferkitError(
-            f"{method} works with dense {n_rows} x {n_rows} matrices over all training rows (source and "
-            f"target together): about {need / 2**30:.1f} GiB, more than this machine's "
-            f"{total / 2**30:.1f} GiB allow. Fit it on a random subset of the rows (a few thousand per "
-            "domain is typical for this method); predict works on any number of rows afterwards."
-        )
 
 
 class MEDA(ClassifierMixin, BaseEstimator):

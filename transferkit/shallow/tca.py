@@ -8,7 +8,7 @@ import numpy as np
 
 from transferkit.domains import source_mask, target_mask
 from transferkit.errors import TransferkitError
-from transferkit.shallow._kernels import kernel, median_gamma
+from transferkit.shallow._kernels import check_dense_size, kernel, median_gamma
 from transferkit.shallow.base import BaseAdapter
 
 
@@ -109,6 +109,8 @@ class TCA(BaseAdapter):
             F = Xtr - self.mean_
             self.train_ = None
         else:
+            # K, K - mean, K H K, P A P with its temporaries, the eigensolver's copy
+            check_dense_size(ns + nt, 7, "TCA with kernel='rbf'")
             self.gamma_ = float(self.gamma) if self.gamma is not None else median_gamma(Xtr)
             F = kernel(Xtr, Xtr, "rbf", self.gamma_)
             self.train_ = Xtr
