@@ -33,6 +33,23 @@ def shifted_blobs(n: int = 120, d: int = 5, seed: int = 0, shift: float = 1.5, s
     return X, np.r_[y_s, y_t], sd
 
 
+def covariate_shift(seed=0, ns=300, nt=1500):
+    """The target is a sub-region of the source; the labelling (a bump) is not linear overall."""
+    rng = np.random.default_rng(seed)
+    xs, xt = rng.uniform(-4, 4, ns), rng.uniform(0.5, 4, nt)
+    label = lambda x: (np.abs(x - 1.5) < 1.0).astype(int)  # noqa: E731
+    ys = np.where(rng.random(ns) < 0.05, 1 - label(xs), label(xs))
+    X = np.vstack([np.c_[xs, rng.normal(size=ns)], np.c_[xt, rng.normal(size=nt)]])
+    sd = np.r_[np.zeros(ns, int), -np.ones(nt, int)]
+    return X, np.r_[ys, label(xt)], sd
+
+
+def target_accuracy(model, X, y, sd):
+    """Fit ``model`` on everything it may see, return its accuracy on the target rows."""
+    tgt = sd < 0
+    return np.mean(model.fit(X, y, sd).predict(X[tgt]) == y[tgt])
+
+
 @pytest.fixture
 def blobs():
     return shifted_blobs()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import covariate_shift, target_accuracy
 from sklearn.linear_model import LogisticRegression
 
 from transferkit.errors import TransferkitError
@@ -11,26 +12,10 @@ from transferkit.shallow.base import DAClassifier
 from transferkit.shallow.nearest_neighbor_weighting import NearestNeighborWeighting
 
 
-def covariate_shift(seed=0, ns=300, nt=1500):
-    """The target is a sub-region of the source; the labelling (a bump) is not linear overall."""
-    rng = np.random.default_rng(seed)
-    xs, xt = rng.uniform(-4, 4, ns), rng.uniform(0.5, 4, nt)
-    label = lambda x: (np.abs(x - 1.5) < 1.0).astype(int)  # noqa: E731
-    ys = np.where(rng.random(ns) < 0.05, 1 - label(xs), label(xs))
-    X = np.vstack([np.c_[xs, rng.normal(size=ns)], np.c_[xt, rng.normal(size=nt)]])
-    sd = np.r_[np.zeros(ns, int), -np.ones(nt, int)]
-    return X, np.r_[ys, label(xt)], sd
-
-
-def _accuracy(model, X, y, sd):
-    tgt = sd < 0
-    return np.mean(model.fit(X, y, sd).predict(X[tgt]) == y[tgt])
-
-
 def test_beats_source_only_under_covariate_shift():
     X, y, sd = covariate_shift()
-    source_only = _accuracy(DAClassifier(None, LogisticRegression()), X, y, sd)
-    adapted = _accuracy(DAClassifier(NearestNeighborWeighting(), LogisticRegression()), X, y, sd)
+    source_only = target_accuracy(DAClassifier(None, LogisticRegression()), X, y, sd)
+    adapted = target_accuracy(DAClassifier(NearestNeighborWeighting(), LogisticRegression()), X, y, sd)
     assert adapted >= source_only + 0.2, (adapted, source_only)
 
 
