@@ -11,8 +11,9 @@ Suites (the leave-one-domain-out protocol of :mod:`transferkit.dg.protocol`):
 
 Every run uses Adam without weight decay, as DomainBed does. Methods: ``erm``, ``dg-coral``,
 ``dg-mmd``, ``groupdro``, ``mixup``, ``vrex``, ``irm``, ``swa`` (ERM with the weights averaged over
-the second half of the run). Every method is tuned over the same learning rates (0.001, 0.0003)
-times its own ``search_space`` (3 settings of its weight; ERM and SWA have none), as DomainBed
+the second half of the run) and ``randconv`` (random convolutions of the images: ``digits-dg`` only,
+the text suite's rows are sentence embeddings). Every method is tuned over the same learning rates
+(0.001, 0.0003) times its own ``search_space`` (3 settings of its weight; ERM and SWA have none), as DomainBed
 tunes every method's learning rate: 2 candidates for ERM and SWA, 6 for the others. Each
 candidate trains on 80% of every training domain; ``training-domain`` picks by the pooled accuracy on
 the other 20%, ``leave-one-domain-out`` by the mean accuracy on each training domain left out of an
@@ -53,7 +54,7 @@ COLUMNS = [
 ]  # fmt: skip
 CANDIDATE_COLUMNS = ["task", "method", "seed", "params", "val_accuracy", "lodo_accuracy", "lodo_folds",
                      "heldout_accuracy", "seconds", "lodo_seconds", "failed"]  # fmt: skip
-METHODS = ["erm", "dg-coral", "dg-mmd", "groupdro", "mixup", "vrex", "irm", "swa"]
+METHODS = ["erm", "dg-coral", "dg-mmd", "groupdro", "mixup", "vrex", "irm", "swa", "randconv"]
 SELECTIONS = ("training-domain", "leave-one-domain-out", "oracle")
 ADAM = {"optimizer": "adam", "weight_decay": 0.0}
 SUITES = {
@@ -150,7 +151,7 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("suite", choices=sorted(SUITES))
-    p.add_argument("--methods", nargs="+", default=METHODS)
+    p.add_argument("--methods", nargs="+", default=None, help="default: every method the data allows")
     p.add_argument("--held-out", nargs="+", default=None, help="domains to hold out (default: each)")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--quick", action="store_true", help="a smoke test: few rows, epochs and candidates")
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
         a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"
     )
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / args.suite
-    for m in args.methods:
+    for m in args.methods or METHODS:
         registry.entry("method", m)
     settings = dict(cfg["settings"])
     lodo_epochs = cfg["lodo_epochs"]
@@ -190,6 +191,16 @@ def main(argv=None) -> int:
         settings["epochs"] = args.epochs
         lodo_epochs = min(lodo_epochs or args.epochs, args.epochs)
     dataset = load_dataset(cfg["dataset"])
+    image_only = [
+        m
+        for m in args.methods or METHODS
+        if getattr(registry.entry("method", m).load(), "needs_images", False)
+    ]
+    if dataset.modality != "image" and image_only:
+        if args.methods:
+            p.error(f"{', '.join(image_only)} filter(s) images; {args.suite}'s rows are not images")
+        print(f"{', '.join(image_only)}: images only, not run on {args.suite}", flush=True)
+    methods = [m for m in args.methods or METHODS if dataset.modality == "image" or m not in image_only]
     held_out = args.held_out or dataset.domains
     dataset.check_domains(held_out)
     domains = dg_inputs(dataset, max_per_domain=max_rows)
@@ -215,7 +226,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     for seed in seeds:
         for h in held_out:
-            for m in args.methods:
+            for m in methods:
                 if (h, m, seed) in done:
                     continue
                 own = {} if args.quick else registry.entry("method", m).search_space

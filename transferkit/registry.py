@@ -67,6 +67,7 @@ METHODS: dict[str, str] = {
     "nearest-neighbor-weighting": "transferkit.shallow.nearest_neighbor_weighting:NearestNeighborWeighting",
     "ot-mapping": "transferkit.shallow.ot_mapping:OTMapping",
     "pseudo-label": "transferkit.deep.pseudo_label:PseudoLabel",
+    "randconv": "transferkit.dg.randconv:RandConv",
     "regularized-transfer": "transferkit.shallow.regularized_transfer:RegularizedTransferLR",
     "self-training": "transferkit.shallow.self_training:SelfTraining",
     "shared-lda": "transferkit.shallow.shared_lda:SharedLDA",

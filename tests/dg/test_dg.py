@@ -20,6 +20,7 @@ from transferkit.dg.irm import IRM
 from transferkit.dg.mixup import Mixup
 from transferkit.dg.mmd import DGMMD
 from transferkit.dg.protocol import SELECTIONS, leave_one_domain_out
+from transferkit.dg.randconv import RandConv, consistency, random_convolution
 from transferkit.dg.swa import SWA
 from transferkit.dg.vrex import VREx
 from transferkit.errors import TransferkitError
@@ -28,8 +29,9 @@ from transferkit.nn.model import build_network
 from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
 from transferkit.nn.weights import source_weights
 
-DG = ["dg-coral", "dg-mmd", "erm", "groupdro", "irm", "mixup", "swa", "vrex"]
+DG = ["dg-coral", "dg-mmd", "erm", "groupdro", "irm", "mixup", "randconv", "swa", "vrex"]
 K, D_IN = 3, 6
+IMAGE = (1, 2, 3)  # rows reshaped to tiny one-channel images for the methods that filter images
 
 
 def _domains(n=90, seed=0, n_domains=4, spread=2.5):
@@ -44,10 +46,12 @@ def _domains(n=90, seed=0, n_domains=4, spread=2.5):
     return out
 
 
-def _arrays(domains, names):
+def _arrays(domains, names, method=None):
     X = np.concatenate([domains[d][0] for d in names])
     y = np.concatenate([domains[d][1] for d in names])
     sd = np.concatenate([np.full(len(domains[d][1]), i) for i, d in enumerate(names)])
+    if method is not None and getattr(registry.entry("method", method).load(), "needs_images", False):
+        X = X.reshape(len(X), *IMAGE)  # the MLP flattens them back
     return X, y, sd
 
 
@@ -410,7 +414,7 @@ def test_swa_refuses_early_stopping_and_a_bad_start():
 @pytest.mark.parametrize("name", DG)
 def test_seeded_runs_are_identical(name):
     doms = _domains(n=60)
-    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"], method=name)
 
     def run():
         t = Trainer(
@@ -424,10 +428,10 @@ def test_seeded_runs_are_identical(name):
     assert all(torch.equal(v, mb[k]) for k, v in ma.items())
 
 
-@pytest.mark.parametrize("name", ["groupdro", "mixup", "swa"])
+@pytest.mark.parametrize("name", ["groupdro", "mixup", "randconv", "swa"])
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, name):
     doms = _domains(n=60)
-    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"], method=name)
 
     def trainer():
         return Trainer(
@@ -503,7 +507,7 @@ def test_a_diverging_setting_is_a_failed_candidate_never_chosen():
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("name", [n for n in DG if n not in ("erm", "swa")])
+@pytest.mark.parametrize("name", [n for n in DG if n not in ("erm", "randconv", "swa")])
 def test_a_single_training_domain_is_a_clear_error(name):
     doms = _domains(n=40)
     X, y, sd = _arrays(doms, ["d0"])
@@ -558,3 +562,112 @@ def test_other_bad_inputs_are_clear_errors():
         Trainer(_net(), registry.build("method", "deep-coral"), TrainerConfig(epochs=1, device="cpu")).fit(
             X, y, sd3
         )
+
+
+# ---------------------------------------------------------------- RandConv
+
+
+def _naive_conv(z, w):
+    """A zero-padded "same" convolution (cross-correlation, as torch's) written as loops."""
+    n, c, h, wd = z.shape
+    k = w.shape[-1]
+    r = k // 2
+    out = torch.zeros(n, w.shape[0], h, wd, dtype=torch.float64)
+    for i in range(n):
+        for o in range(w.shape[0]):
+            for a in range(h):
+                for b in range(wd):
+                    acc = 0.0
+                    for ci in range(c):
+                        for u in range(k):
+                            for v in range(k):
+                                aa, bb = a + u - r, b + v - r
+                                if 0 <= aa < h and 0 <= bb < wd:
+                                    acc += float(w[o, ci, u, v]) * float(z[i, ci, aa, bb])
+                    out[i, o, a, b] = acc
+    return out
+
+
+@pytest.mark.parametrize("mixing", [False, True])
+def test_random_convolution_filters_the_standardized_batch_with_one_he_normal_filter(mixing):
+    x = torch.rand(3, 2, 5, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(7)
+    got = random_convolution(x, (3, 5), identity_prob=0.2, mixing=mixing).double()
+    torch.manual_seed(7)  # the same draws, in the documented order
+    assert float(torch.rand(())) >= 0.2  # (seed 7 draws a filtered view)
+    k = (3, 5)[int(torch.randint(2, ()))]
+    w = torch.randn(2, 2, k, k) / math.sqrt(2 * k * k)
+    alpha = float(torch.rand(())) if mixing else 1.0
+    xd = x.double()
+    mean = xd.mean(dim=(0, 2, 3), keepdim=True)
+    std = xd.std(dim=(0, 2, 3), keepdim=True)
+    z = (xd - mean) / std
+    expected = (alpha * _naive_conv(z, w) + (1 - alpha) * z) * std + mean
+    assert got.shape == x.shape and torch.allclose(got, expected, atol=1e-5)
+    # every kernel size keeps the image's size; the identity comes back untouched
+    for k in (1, 3, 7):
+        assert random_convolution(x, (k,)).shape == x.shape
+    torch.manual_seed(0)
+    same = sum(random_convolution(x, (3,), identity_prob=0.5) is x for _ in range(400))
+    assert 160 < same < 240
+
+
+def test_consistency_is_the_mean_kl_of_each_view_to_the_mean_prediction():
+    g = torch.Generator().manual_seed(3)
+    views = [torch.randn(4, 3, generator=g).double() * 2 for _ in range(3)]
+    p = [F.softmax(v, dim=1) for v in views]
+    m = sum(p) / 3
+    naive = np.mean([
+        sum(float(pj[i, c]) * (math.log(float(pj[i, c])) - math.log(float(m[i, c])))
+            for i in range(4) for c in range(3)) / 4
+        for pj in p
+    ])  # fmt: skip
+    assert float(consistency(views)) == pytest.approx(naive, rel=1e-9)
+    assert float(consistency([views[0]] * 3)) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_randconv_loss_is_the_first_views_cross_entropy_plus_the_weighted_consistency(weights):
+    model = _net()  # no dropout: the forward pass draws nothing
+    b = _batch(weights=weights)
+    x = b.x_source.reshape(len(b.x_source), *IMAGE)
+    batch = DABatch(x, b.y_source, x[:0], None, d_source=b.d_source, w_source=b.w_source)
+    torch.manual_seed(11)
+    losses = RandConv(kernel_sizes=(1, 3), identity_prob=0.3, consistency_weight=4.0).loss(model, batch, 0.5)
+    torch.manual_seed(11)
+    views = [random_convolution(x, (1, 3), 0.3) for _ in range(3)]
+    logits = [model(v).detach().double() for v in views]
+    w = batch.w_source.double() if weights else torch.ones(len(x), dtype=torch.float64)
+    ce = _wmean(_ce(logits[0], batch.y_source), w)
+    assert float(losses.parts["source_ce"].detach()) == pytest.approx(ce, rel=1e-5)
+    assert float(losses.parts["consistency"].detach()) == pytest.approx(
+        4.0 * float(consistency(logits)), rel=1e-4
+    )
+    assert float(losses.total.detach()) == pytest.approx(ce + 4.0 * float(consistency(logits)), rel=1e-5)
+    # no consistency weight: one view, plain (weighted) cross-entropy on it
+    torch.manual_seed(11)
+    single = RandConv(kernel_sizes=(1, 3), identity_prob=0.3, consistency_weight=0.0).loss(model, batch, 0.5)
+    assert set(single.parts) == {"source_ce"}
+    assert float(single.total.detach()) == pytest.approx(ce, rel=1e-5)
+
+
+def test_randconv_refuses_vectors_and_bad_settings():
+    model, batch = _net(), _batch()
+    with pytest.raises(TransferkitError, match="randconv filters images.*shape \\(6,\\)"):
+        RandConv().loss(model, batch, 0.5)
+    with pytest.raises(TransferkitError, match="kernel_sizes must be odd"):
+        RandConv(kernel_sizes=(2, 3))
+    with pytest.raises(TransferkitError, match="identity_prob must be in"):
+        RandConv(identity_prob=1.0)
+    with pytest.raises(TransferkitError, match="consistency_weight must be >= 0"):
+        RandConv(consistency_weight=float("nan"))
+    with pytest.raises(TransferkitError, match="n_views must be"):
+        RandConv(n_views=0)
+    assert registry.build("method", "randconv", {"kernel_sizes": "1,3"}).kernel_sizes == (1, 3)
+
+
+def test_randconv_trains_on_one_domain_of_images():
+    X, y, sd = _arrays(_domains(n=40), ["d0"], method="randconv")
+    t = Trainer(_net(), RandConv(), TrainerConfig(epochs=1, batch_size=8, device="cpu"))
+    t.fit(X, y, sd)
+    assert np.isfinite(t.history[-1]["loss"]) and "consistency" in t.history[-1]
