@@ -205,8 +205,15 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
     averages: dict[tuple[str, str], float] = {}
     for selection in SELECTIONS:
         if not any(r["selection"] == selection for r in rows):
-            continue  # runs recorded before these rows existed (digits has no select: rows yet)
-        lines += [f"## {selection}", "", "| method | average | " + " | ".join(tasks) + " | seconds per run |",
+            continue  # every run was recorded before these rows existed
+        lines += [f"## {selection}", ""]
+        these = sorted({int(r["seed"]) for r in rows if r["selection"] == selection})
+        if these != seeds:  # e.g. the select: rows of runs re-made after the per-epoch scorers came
+            lines += [
+                f"Seeds of these rows: {', '.join(map(str, these))} (the other seeds' runs have none).",
+                "",
+            ]
+        lines += ["| method | average | " + " | ".join(tasks) + " | seconds per run |",
                   "|---|---|" + "---|" * (len(tasks) + 1)]  # fmt: skip
         for m in methods:
             cells, means = [], []
