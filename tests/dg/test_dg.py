@@ -663,6 +663,13 @@ def test_randconv_refuses_vectors_and_bad_settings():
         RandConv(consistency_weight=float("nan"))
     with pytest.raises(TransferkitError, match="n_views must be"):
         RandConv(n_views=0)
+    with pytest.raises(TransferkitError, match="settings must be numbers.*kernel_sizes='three'"):
+        RandConv(kernel_sizes="three")
+    with pytest.raises(TransferkitError, match="settings must be numbers.*identity_prob='half'"):
+        RandConv(identity_prob="half")
+    # one 1x1 grey image: no spread to standardize by, and the view stays finite
+    one = torch.ones(1, 1, 1, 1)
+    assert torch.isfinite(random_convolution(one, (3,))).all()
     assert registry.build("method", "randconv", {"kernel_sizes": "1,3"}).kernel_sizes == (1, 3)
 
 

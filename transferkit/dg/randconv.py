@@ -35,7 +35,9 @@ def random_convolution(
     c = x.shape[1]
     w = torch.randn(c, c, k, k, device=x.device, dtype=x.dtype) / math.sqrt(c * k * k)
     mean = x.detach().mean(dim=(0, 2, 3), keepdim=True)
-    std = x.detach().std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    # (a single value per channel has no spread: nan, read as 1; since the filter is linear without a
+    # bias the scale cancels anyway, and what changes the view is the centring)
+    std = torch.nan_to_num(x.detach().std(dim=(0, 2, 3), keepdim=True), nan=1.0).clamp_min(1e-6)
     z = (x - mean) / std
     out = F.conv2d(z, w, padding=k // 2)
     if mixing:
@@ -95,9 +97,18 @@ class RandConv(DGMethod):
         target_weight: float = 1.0,
     ):
         super().__init__(target_weight=target_weight)
-        sizes = tuple(
-            int(k) for k in (kernel_sizes if isinstance(kernel_sizes, (tuple, list)) else (kernel_sizes,))
-        )
+        try:
+            listed = kernel_sizes if isinstance(kernel_sizes, (tuple, list)) else (kernel_sizes,)
+            sizes = tuple(int(k) for k in listed)
+            identity_prob, consistency_weight = float(identity_prob), float(consistency_weight)
+            n_views_number = float(n_views)
+        except (TypeError, ValueError):
+            raise TransferkitError(
+                "randconv's settings must be numbers: kernel_sizes whole numbers (such as 1,3,5,7), "
+                f"identity_prob, consistency_weight and n_views numbers; got kernel_sizes={kernel_sizes!r}, "
+                f"identity_prob={identity_prob!r}, consistency_weight={consistency_weight!r}, "
+                f"n_views={n_views!r}."
+            ) from None
         if not sizes or any(k < 1 or k % 2 == 0 for k in sizes):
             raise TransferkitError(
                 f"kernel_sizes must be odd sizes >= 1 (so that a filtered image keeps its size), "
@@ -110,7 +121,7 @@ class RandConv(DGMethod):
             )
         if not float(consistency_weight) >= 0.0:
             raise TransferkitError(f"consistency_weight must be >= 0, got {consistency_weight}.")
-        if int(n_views) < 1 or int(n_views) != n_views:
+        if not n_views_number >= 1 or int(n_views_number) != n_views_number:
             raise TransferkitError(f"n_views must be a whole number >= 1, got {n_views}.")
         self.kernel_sizes = sizes
         self.identity_prob = float(identity_prob)
