@@ -75,7 +75,7 @@ SUITES = {
         "dataset": "amazon-reviews",
         "tasks": None,  # every ordered pair
         "settings": {"epochs": 20, "batch_size": 64, "optimizer": "adam", "lr": 0.001, "weight_decay": 0.0},
-        "preprocess": "minilm-embedding",
+        "preprocess": "minilm-embedding:chunks128",
         "target_only": True,
     },
 }  # fmt: skip

