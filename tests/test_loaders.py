@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 
 import numpy as np
 import pytest
@@ -122,3 +123,74 @@ def test_corrupt_local_file_is_reported(tmp_path):
     (tmp_path / "jda_mnist_usps" / "MNIST_vs_USPS.mat").write_bytes(b"garbage")
     with pytest.raises(TransferkitError, match="checksum mismatch"):
         load_dataset("mnist-usps-jda", root=tmp_path)
+
+
+def test_table_labels_missing_markers_and_minus_one(tmp_path):
+    rows = [("domain", "label", "f1")]
+    rows += [("a", lab, i) for i, lab in enumerate(["none", "mild", "severe", "none", "NA", ""])]
+    _csv(tmp_path / "t.csv", rows)
+    ds = load_dataset(tmp_path / "t.csv")
+    assert ds.classes == ("mild", "none", "severe")  # "none" is a class; NA and empty are unknown
+    assert ds.labels("a").tolist() == [1, 0, 2, 1, -1, -1]
+    _csv(tmp_path / "m.csv", [("domain", "label", "f1"), ("a", 0, 1), ("a", 1, 2), ("b", -1, 3)])
+    with pytest.warns(UserWarning, match=r"label -1 \(1 rows\) is read as a class.*leave an unknown"):
+        ds = load_dataset(tmp_path / "m.csv")
+    assert ds.classes == ("-1", "0", "1")
+    _csv(tmp_path / "pm.csv", [("domain", "label", "f1"), ("a", -1, 1), ("a", 1, 2)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # -1 / +1 labels: a common binary coding, no warning
+        assert load_dataset(tmp_path / "pm.csv").classes == ("-1", "1")
+
+
+def test_table_from_excel_with_bom_and_ragged_lines(tmp_path):
+    (tmp_path / "x.csv").write_bytes("\ufeffdomain,label,f1\na,0,1\nb,1,2\n".encode())
+    assert load_dataset(tmp_path / "x.csv").counts() == {"a": 1, "b": 1}
+    (tmp_path / "r.csv").write_text("domain,label,f1\na,0,1\nb,1,2,7\n")
+    with pytest.raises(TransferkitError, match="line 3 has more cells than the header"):
+        load_dataset(tmp_path / "r.csv")
+    (tmp_path / "s.csv").write_text("domain,label,f1\na,0\n")
+    with pytest.raises(TransferkitError, match="line 2 has fewer cells"):
+        load_dataset(tmp_path / "s.csv")
+    (tmp_path / "d.csv").write_text("domain,label,f1\na,0,1\n,1,2\n")
+    with pytest.raises(TransferkitError, match="row 2 has no 'domain'"):
+        load_dataset(tmp_path / "d.csv")
+
+
+def test_parquet_nulls_are_unknown_labels_and_nan_features(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    df = pd.DataFrame({"domain": pd.array(["a", "a", "b", "b"], dtype="string"),
+                       "label": pd.array([1, 2, None, 3], dtype="Int64"),
+                       "x": [0.0, 1.0, 2.0, 3.0], "z": pd.array([1, None, 2, 3], dtype="Int64")})  # fmt: skip
+    df.to_parquet(tmp_path / "t.parquet")
+    ds = load_dataset(tmp_path / "t.parquet")
+    assert ds.classes == ("1", "2", "3") and ds.labels("b").tolist() == [-1, 2]
+    assert np.isnan(ds.X["a"][1, 1]) and ds.X["b"][:, 0].tolist() == [2.0, 3.0]
+
+
+def test_sixteen_bit_images_keep_their_values_and_hidden_files_are_skipped(tmp_path):
+    for cls, value in (("dark", 6553), ("light", 58981)):  # 0.1 and 0.9 of 65535
+        (tmp_path / "scans" / cls).mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), value, np.uint16)).save(tmp_path / "scans" / cls / "0.png")
+    (tmp_path / "scans" / "dark" / "._0.png").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    ds = load_dataset(tmp_path, image_size=4)
+    assert ds.counts() == {"scans": 2}
+    assert np.allclose(ds.X["scans"][:, 0].mean(axis=(1, 2)), [0.1, 0.9], atol=1e-4)
+
+
+def test_a_text_column_is_found_by_its_name_and_runs_from_the_cli(tmp_path, capsys):
+    from transferkit.cli import main
+
+    words = {0: ["awful", "broken", "bad", "poor"], 1: ["great", "lovely", "good", "superb"]}
+    lines = ["domain,label,text"]
+    for dom, extra in (("books", "plot"), ("kitchen", "blender")):
+        for i in range(24):
+            c = i % 2
+            lines.append(f'{dom},{("neg", "pos")[c]},"{words[c][i % 4]} {extra}, {words[c][(i + 1) % 4]}"')
+    (tmp_path / "reviews.csv").write_text("\n".join(lines) + "\n")
+    ds = load_dataset(tmp_path / "reviews.csv")
+    assert ds.modality == "text" and ds.classes == ("neg", "pos")
+    assert main(["run", "--dataset", str(tmp_path / "reviews.csv"), "--source", "books", "--target",
+                 "kitchen", "--method", "source-only", "--quiet"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "preprocessing: tfidf" in out and "100.00" in out

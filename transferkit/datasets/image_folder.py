@@ -7,8 +7,11 @@
       <domain>/<image>             images of a domain without labels (label -1)
 
 Images are read with Pillow, converted to RGB, resized to ``image_size`` and returned as float32
-arrays ``(n, 3, H, W)`` in [0, 1]. Class names are the sorted union of the class folders of all
-domains, so the same name has the same label everywhere.
+arrays ``(n, 3, H, W)`` in [0, 1]: 8-bit images are divided by 255, 16-bit greyscale ones (Pillow's
+modes ``I;16`` and ``I``) by 65535, and float images (``F``) are taken as they are, clipped to [0, 1].
+Hidden files and folders (names starting with a dot, such as macOS's ``._photo.png``) are skipped.
+Class names are the sorted union of the class folders of all domains, so the same name has the same
+label everywhere.
 """
 
 from __future__ import annotations
@@ -24,7 +27,23 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )  # fmt: skip
+
+
+def _as_rgb(im, size) -> np.ndarray:
+    """``(3, H, W)`` float32 in [0, 1]; Pillow's own RGB conversion would turn every 16-bit value above
+    255 white."""
+    from PIL import Image
+
+    if im.mode.startswith("I") or im.mode == "F":
+        scale = 1.0 if im.mode == "F" else 65535.0
+        grey = np.asarray(im.convert("F").resize(size, Image.BILINEAR), dtype=np.float32) / scale
+        return np.repeat(np.clip(grey, 0.0, 1.0)[None], 3, axis=0)
+    rgb = np.asarray(im.convert("RGB").resize(size, Image.BILINEAR), dtype=np.float32)
+    return rgb.transpose(2, 0, 1) / 255.0
 
 
 def load_image_folder(root, image_size: int | tuple[int, int] = 32, name: str | None = None) -> DomainDataset:
@@ -54,8 +73,7 @@ def load_image_folder(root, image_size: int | tuple[int, int] = 32, name: str | 
         for k, (p, _) in enumerate(items):
             try:
                 with Image.open(p) as im:
-                    im = im.convert("RGB").resize(size, Image.BILINEAR)
-                    arr[k] = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
+                    arr[k] = _as_rgb(im, size)
             except (UnidentifiedImageError, OSError) as exc:
                 raise TransferkitError(f"cannot read image {p}: {exc}") from None
         X[d.name] = arr

@@ -1,14 +1,21 @@
 """Your own tabular data: a CSV or parquet file with a domain column and a label column.
 
 Every other numeric column is a feature (or name them with ``feature_columns``); a text column can
-be used instead with ``text_column``. Labels may be integers or class names; an empty label means
-unknown (-1), as for an unlabelled target domain. CSV is read with the standard library; parquet
-needs pandas with pyarrow (``pip install pandas pyarrow``).
+be used instead with ``text_column``, and a column named ``text`` is used so without being named
+(which is how ``transferkit run --dataset reviews.csv`` reads a table of texts).
+Labels may be integers or class names; a missing label means
+unknown (-1), as for an unlabelled target domain: an empty cell, a null in parquet, or one of the
+usual missing-value markers ``NA``, ``N/A``, ``NaN``, ``nan``, ``null``, ``NULL``, ``None``, ``<NA>``
+(spelled exactly so: a class called ``none`` stays a class). A label ``-1`` beside labels counted from
+0 is kept as a class, with a warning, since ``-1`` means unknown in transferkit's arrays. CSV is read
+with the standard library (a byte-order mark, as Excel writes, is fine); parquet needs pandas with
+pyarrow (``pip install pandas pyarrow``).
 """
 
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +23,8 @@ import numpy as np
 from transferkit.domains import UNLABELLED, DomainDataset
 from transferkit.errors import TransferkitError, unknown_name
 
-_MISSING = {"", "na", "nan", "none", "null"}
+_MISSING = {"", "na", "nan", "none", "null"}  # in feature columns, any case
+_MISSING_LABELS = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "<NA>"}  # exactly so
 
 
 def _read_columns(path: Path) -> dict[str, list]:
@@ -28,13 +36,19 @@ def _read_columns(path: Path) -> dict[str, list]:
                 f"reading {path} needs pandas and pyarrow: pip install pandas pyarrow"
             ) from None
         df = pd.read_parquet(path)
-        return {str(c): df[c].tolist() for c in df.columns}
-    with open(path, newline="", encoding="utf-8") as f:
+        # nulls of every kind (None, NaN, pd.NA, NaT) are None, not the text "<NA>" or "nan"
+        return {str(c): [None if pd.isna(v) else v for v in df[c].tolist()] for c in df.columns}
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None:
             raise TransferkitError(f"{path} is empty; expected a header row.")
         cols: dict[str, list] = {c: [] for c in reader.fieldnames}
         for row in reader:
+            if None in row or None in row.values():
+                raise TransferkitError(
+                    f"{path} line {reader.line_num} has {'more' if None in row else 'fewer'} cells than "
+                    f"the header ({len(cols)}); fix that line (a text with a comma needs quotes)."
+                )
             for c in cols:
                 cols[c].append(row[c])
     return cols
@@ -44,11 +58,12 @@ def _as_float(values: list, column: str) -> np.ndarray:
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
         try:
-            out[i] = float(v) if not (isinstance(v, str) and v.strip().lower() in _MISSING) else np.nan
+            missing = v is None or (isinstance(v, str) and v.strip().lower() in _MISSING)
+            out[i] = np.nan if missing else float(v)
         except (TypeError, ValueError):
             raise TransferkitError(
                 f"column '{column}' row {i + 1} holds '{v}', which is not a number; name the numeric "
-                "features with feature_columns, or use text_column for text."
+                "features with feature_columns, or, for texts, call the column 'text' (or pass text_column)."
             ) from None
     return out
 
@@ -69,19 +84,33 @@ def load_table(
     for c in (domain_column, label_column):
         if c not in cols:
             raise unknown_name(f"column in {path.name}", c, cols)
-    domains = [str(d) for d in cols[domain_column]]
+    domains = ["" if d is None else str(d).strip() for d in cols[domain_column]]
+    if "" in domains:
+        raise TransferkitError(
+            f"{path.name}: row {domains.index('') + 1} has no '{domain_column}'; every row needs its domain."
+        )
     raw_labels = ["" if v is None else str(v).strip() for v in cols[label_column]]
-    known = {v for v in raw_labels if v.lower() not in _MISSING}
+    known = {v for v in raw_labels if v not in _MISSING_LABELS}
     try:  # integer labels keep their numeric order
         as_int = {v: int(float(v)) for v in known}
         if any(as_int[v] != float(v) for v in known):
             raise ValueError
         classes = tuple(str(c) for c in sorted(set(as_int.values())))
+        if -1 in as_int.values() and 0 in as_int.values():
+            n = sum(as_int.get(v) == -1 for v in raw_labels)
+            warnings.warn(
+                f"{path.name}: label -1 ({n} rows) is read as a class of its own. In transferkit's arrays -1 "
+                "means 'unknown'; in a table, leave an unknown label's cell empty.",
+                UserWarning,
+                stacklevel=2,
+            )
         index = {v: classes.index(str(as_int[v])) for v in known}
     except ValueError:
         classes = tuple(sorted(known))
         index = {v: classes.index(v) for v in known}
     labels = np.asarray([index.get(v, UNLABELLED) for v in raw_labels], dtype=np.int64)
+    if text_column is None and feature_columns is None and "text" in cols:
+        text_column = "text"
     if text_column is not None:
         if text_column not in cols:
             raise unknown_name(f"column in {path.name}", text_column, cols)
