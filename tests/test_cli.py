@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from transferkit.cli import main
@@ -107,3 +108,78 @@ def test_user_errors_are_one_line_with_exit_code_2(argv, expected, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def _table(path, classes=("cat", "dog"), nan_row=False, targets=("street",)):
+    rng = np.random.default_rng(0)
+    lines = ["domain,label,f1,f2"]
+    for dom in ("shelter", *targets):
+        for i in range(40):
+            c = i % 2
+            x = rng.normal(size=2) + 3 * c + (0.5 if dom != "shelter" else 0)
+            label = classes[c] if dom != "field" else ""  # "field": a target without labels
+            lines.append(f"{dom},{label},{x[0]:.4f},{x[1]:.4f}")
+    if nan_row:
+        lines.append(f"{targets[0]},{classes[0]},nan,1.0")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_run_checks_its_out_folder_and_deep_preprocessing_before_training(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv")
+    (tmp_path / "file").write_text("mine")
+    base = ["run", "--dataset", data, "--source", "shelter", "--target", "street", "--quiet"]
+    assert main([*base, "--method", "coral", "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
+    assert main([*base, "--method", "dann", "--preprocess", "standardize"]) == 2
+    assert "--preprocess is not applied by deep methods (dann" in capsys.readouterr().err
+    assert main([*base, "--method", "deep-source-only", "--set", "epochs=1", "--set", "batch_size=16"]) == 0
+    assert "preprocessing: none;" in capsys.readouterr().out  # what the network really read
+    assert main([*base, "--method", "coral", "deep-source-only", "--preprocess", "standardize"]) == 0
+    assert "preprocessing: standardize for shallow methods, none for deep ones" in capsys.readouterr().out
+
+
+def test_deep_rows_with_nan_are_a_clear_error(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv", nan_row=True)
+    argv = ["run", "--dataset", data, "--source", "shelter", "--target", "street", "--quiet",
+            "--method", "deep-source-only", "--set", "epochs=1"]  # fmt: skip
+    assert main(argv) == 2
+    assert "NaN" in capsys.readouterr().err
+
+
+def test_an_unlabelled_target_is_left_out_of_the_average_and_json_stays_standard(tmp_path):
+    data = _table(tmp_path / "pets.csv", targets=("street", "field"))
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", data, "--source", "shelter", "--target", "street", "field", "--quiet",
+                 "--method", "coral", "--out", str(out)]) == 0  # fmt: skip
+
+    def no_nan(token):
+        raise AssertionError(f"result.json holds {token}, which is not JSON")
+
+    rec = json.loads((out / "result.json").read_text(), parse_constant=no_nan)
+    assert rec["accuracy_per_target"]["field"] is None
+    assert rec["accuracy"] == rec["accuracy_per_target"]["street"] > 80
+
+
+def test_init_with_other_classes_needs_a_new_head(tmp_path, capsys):
+    src = _table(tmp_path / "pets.csv")
+    base = ["--source", "shelter", "--target", "street", "--quiet", "--set", "epochs=1"]
+    assert (
+        main(["run", "--dataset", src, *base, "--method", "deep-source-only", "--out", str(tmp_path / "m")])
+        == 0
+    )
+    other = _table(tmp_path / "zoo.csv", classes=("cat", "zebra"))
+    tune = [
+        "run",
+        "--dataset",
+        other,
+        *base,
+        "--method",
+        "deep-source-only",
+        "--set",
+        f"init={tmp_path / 'm' / 'model'}",
+    ]
+    assert main(tune) == 2
+    err = capsys.readouterr().err
+    assert "predicts the classes ['cat', 'dog']" in err and "new_head=true" in err
+    assert main([*tune, "--set", "new_head=true"]) == 0

@@ -156,6 +156,15 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
     return "\n".join(lines) + "\n"
 
 
+def _applied(entry, dataset, preprocess) -> str:
+    """The preprocessing a method's rows really went through: deep methods take none of the steps."""
+    if entry.role == "deep":
+        from transferkit.deep.runner import input_preprocess
+
+        return input_preprocess(dataset)
+    return " ".join(preprocess)
+
+
 def _job_rows(
     job, dataset, base: RunSpec, preprocess, params, target_labels, select, command
 ) -> tuple[list[dict], list[dict]]:
@@ -175,7 +184,7 @@ def _job_rows(
     common = {
         "suite": base.dataset, "task": f"{source}->{target}", "source": source, "target": target,
         "method": method, "estimator": "" if rec["config"]["estimator"] is None else base.estimator,
-        "preprocess": " ".join(preprocess), "seed": seed, "target_labels": k,
+        "preprocess": _applied(entry, dataset, preprocess), "seed": seed, "target_labels": k,
     }  # fmt: skip
     rows = [
         {**common, "params": json.dumps(method_params, sort_keys=True), "selection": rec["selection"],

@@ -139,6 +139,19 @@ def _launch_torchrun(args) -> int:
     return subprocess.run(cmd).returncode
 
 
+def _preprocess_line(preprocess, methods: list[str], deep: list[str], dataset) -> str:
+    """The preprocessing the run applied, said truthfully when deep methods (which take none) are in it."""
+    from transferkit.deep.runner import input_preprocess
+
+    shallow = " ".join(preprocess) or "none"
+    if not deep:
+        return shallow
+    own = input_preprocess(dataset) or "none"
+    if len(deep) == len(methods) or own == shallow:
+        return own
+    return f"{shallow} for shallow methods, {own} for deep ones"
+
+
 def cmd_run(args) -> int:
     from transferkit.experiment import RunSpec, default_preprocess, load, run, save_record
 
@@ -183,6 +196,14 @@ def cmd_run(args) -> int:
         from transferkit.errors import unknown_name
 
         raise unknown_name("scorer", args.select, _scorer_names())
+    deep = [m for m in methods if registry.entry("method", m).role == "deep"]
+    if deep and len(deep) == len(methods) and kwargs["preprocess"]:
+        raise TransferkitError(
+            f"--preprocess is not applied by deep methods ({', '.join(deep)} train on the rows as they are, "
+            "texts as sentence embeddings); run them without --preprocess, or preprocess the data first."
+        )
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise TransferkitError(f"--out {args.out} is a file; name a folder (it is created if missing).")
     for s in specs:  # every name and setting is checked before any data is read
         entry = registry.entry("method", s.method)
         registry.resolve_params(entry, s.params)
@@ -224,7 +245,7 @@ def cmd_run(args) -> int:
     print(
         f"{dataset_id}: {'+'.join(sources)} -> {'+'.join(targets)}  "
         f"({sum(counts[s] for s in sources)} source, {sum(counts[t] for t in targets)} target samples; "
-        f"preprocessing: {' '.join(preprocess) or 'none'}; seed {args.seed})"
+        f"preprocessing: {_preprocess_line(preprocess, methods, deep, dataset)}; seed {args.seed})"
     )
     print(_table(["method", "selection", "target accuracy %", "seconds"], rows))
     if args.out:
@@ -510,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except TransferkitError as exc:
+        print(f"transferkit: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable --out, a full disk: one line, not a traceback
         print(f"transferkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -443,7 +443,8 @@ def run(
             "seed": spec.seed,
         },
         "selection": ORACLE if entry.requires_target_labels else FIXED,
-        "accuracy": float(np.mean(list(scores.values()))),
+        # a target without labels has no accuracy (NaN): the others are averaged; NaN if none has labels
+        "accuracy": _mean_of_scored(scores),
         "accuracy_per_target": scores,
         "n_source": int(sum(counts[s] for s in spec.sources)),
         "n_target": int(sum(counts[t] for t in spec.targets)),
@@ -455,6 +456,11 @@ def run(
         "command": command if command is not None else " ".join(sys.argv),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _mean_of_scored(scores: dict[str, float]) -> float:
+    scored = [v for v in scores.values() if not np.isnan(v)]
+    return float(np.mean(scored)) if scored else float("nan")
 
 
 def save_record(record: dict, out_dir: str | os.PathLike) -> Path:

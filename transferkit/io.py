@@ -56,6 +56,21 @@ def _default(obj: Any):
     return repr(obj)
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no NaN: null is the standard)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (numpy scalars and arrays become plain values)."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_default, sort_keys=False) + "\n")
+    """Write ``obj`` as indented, standard JSON atomically (numpy scalars and arrays become plain values;
+    NaN and infinities become null, which every JSON reader accepts)."""
+    text = json.dumps(_finite(json.loads(json.dumps(obj, default=_default))), indent=2, allow_nan=False)
+    return atomic_write_text(path, text + "\n")

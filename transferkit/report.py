@@ -206,7 +206,10 @@ def _run_parts(folder: Path) -> tuple[str, list[str]]:
     cfg = rec["config"]
     title = f"{cfg['dataset']}: {cfg['task']} with {cfg['method']['name']}"
     info = [
-        {"item": "accuracy (%)", "value": f"{rec['accuracy']:.2f}"},
+        {
+            "item": "accuracy (%)",
+            "value": "no target labels" if rec["accuracy"] is None else f"{rec['accuracy']:.2f}",
+        },  # fmt: skip
         {"item": "selection", "value": rec["selection"]},
         {"item": "method settings", "value": json.dumps(cfg["method"]["params"], default=str)},
         {"item": "estimator", "value": json.dumps(cfg.get("estimator"), default=str)},

@@ -231,3 +231,12 @@ def test_kernel_methods_refuse_more_rows_than_memory_before_allocating(monkeypat
         clf.fit(X, y, sd)
     monkeypatch.undo()
     assert clf.fit(X, y, sd).predict(X[80:]).shape == (80,)  # where they fit, they run
+
+
+@pytest.mark.parametrize("reg", [-1.0, float("nan"), "abc"])
+def test_coral_says_which_reg_is_wrong(reg):
+    from transferkit.shallow.coral import CORAL
+
+    X, y, sd, *_ = _problem("coral")
+    with pytest.raises(TransferkitError, match=f"CORAL's reg .* must be a number >= 0, got {reg!r}"):
+        CORAL(reg=reg).fit_transform(X, y, sd)

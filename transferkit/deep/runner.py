@@ -61,13 +61,20 @@ def split_settings(settings: dict[str, Any]) -> tuple[dict, dict, dict]:
     return method, trainer, network
 
 
+def input_preprocess(dataset) -> str:
+    """What deep methods do to the rows before the network (they take no ``--preprocess`` steps)."""
+    return "minilm-embedding:chunks128" if dataset.modality == "text" else ""
+
+
 def inputs(dataset, arrays):
     """The network's input rows: images and vectors as float32, texts as cached MiniLM embeddings."""
     if dataset.modality == "text":
         from transferkit.features import cache_dir, embed_by_domain
 
         return embed_by_domain(arrays.X, arrays.sample_domain, cache_dir=cache_dir() / "embeddings")
-    return np.asarray(arrays.X, dtype=np.float32)
+    from transferkit.domains import check_features
+
+    return np.asarray(check_features(arrays.X), dtype=np.float32)  # NaN or inf: the shallow path's error
 
 
 def fit_deep(
@@ -107,6 +114,13 @@ def fit_deep(
         head_hidden = network_settings.get("head_hidden", saved.get("head_hidden"))
         # another kind of head than the saved one is a new head
         new_head = bool(network_settings.get("new_head")) or head_hidden != saved.get("head_hidden")
+        saved_classes = [str(c) for c in saved.get("classes") or []]
+        if not new_head and saved_classes and saved_classes != [str(c) for c in dataset.classes]:
+            raise TransferkitError(
+                f"the saved model in {init} predicts the classes {saved_classes} (in that order), but these "
+                f"data have {[str(c) for c in dataset.classes]}: its head would name the wrong classes. Pass "
+                "new_head=true to train a new head on the saved trunk."
+            )
         model = load_network(init, n_classes, new_head, head_hidden=head_hidden)
         net_spec = {**saved, "head_hidden": head_hidden, "num_classes": n_classes,
                     "classes": list(map(str, dataset.classes))}  # fmt: skip
@@ -141,6 +155,18 @@ def fit_deep(
         apply_lora(model, rank)
         net_spec["lora"] = {"rank": rank}
     method = registry.build("method", spec.method, method_settings)
+    n_source = int((np.asarray(sample_domain) >= 0).sum())
+    if "batch_size" not in spec.params and 2 <= n_source < trainer_settings.get("batch_size", 0):
+        import warnings
+
+        warnings.warn(
+            f"the default batch_size {trainer_settings['batch_size']} is more than the {n_source} source "
+            "rows; "
+            f"using batches of {n_source} (set batch_size to choose).",
+            UserWarning,
+            stacklevel=2,
+        )
+        trainer_settings = {**trainer_settings, "batch_size": n_source}
     config = TrainerConfig(**{**trainer_settings, "seed": spec.seed})
     trainer = Trainer(model, method, config)
     # with a progress bar, the bar and the history show the accuracy on 500 labelled source rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from transferkit.domains import source_mask, target_mask
+from transferkit.errors import TransferkitError
 from transferkit.shallow.base import BaseAdapter
 
 
@@ -55,6 +56,14 @@ class CORAL(BaseAdapter):
         return np.cov(X, rowvar=False) + self.reg * np.eye(X.shape[1])
 
     def _fit(self, X, y, sample_domain):
+        try:
+            reg = float(self.reg)
+        except (TypeError, ValueError):
+            reg = float("nan")
+        if not (np.isfinite(reg) and reg >= 0):
+            raise TransferkitError(
+                f"CORAL's reg (added to each covariance's diagonal) must be a number >= 0, got {self.reg!r}."
+            )
         ct_half = _sym_power(self._cov(X[target_mask(sample_domain)]), 0.5)
         self.maps_ = {
             int(d): _sym_power(self._cov(X[sample_domain == d]), -0.5) @ ct_half
