@@ -157,6 +157,11 @@ def test_an_unlabelled_target_is_left_out_of_the_average_and_json_stays_standard
         raise AssertionError(f"result.json holds {token}, which is not JSON")
 
     rec = json.loads((out / "result.json").read_text(), parse_constant=no_nan)
+    with open(out / "predictions.csv") as f:
+        preds = list(csv.DictReader(f))
+    street = [p for p in preds if p["target"] == "street"]
+    assert {(p["prediction"], p["predicted_class"]) for p in street} == {("0", "cat"), ("1", "dog")}
+    assert {p["label_class"] for p in preds if p["target"] == "field"} == {""}
     assert rec["accuracy_per_target"]["field"] is None
     assert rec["accuracy"] == rec["accuracy_per_target"]["street"] > 80
 

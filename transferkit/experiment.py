@@ -211,11 +211,13 @@ def fit_predict(
 def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_dir, max_rows: int = 2000):
     """Write what a report needs: per-row predictions and a 2-D view of the features.
 
-    ``predictions.csv``: target, row, prediction, label. ``embedding.npz``: a PCA to 2 dimensions of
-    the preprocessed features before adaptation and of the adapted ones (what the classifier sees),
-    for at most ``max_rows`` rows, with their domain and class (source label; the target's true label,
-    read here for evaluation only, as for the accuracy).
+    ``predictions.csv``: target, row, prediction, label (class indices; -1: no label) and the class
+    names, predicted_class and label_class (empty without a label). ``embedding.npz``: a PCA to 2
+    dimensions of the preprocessed features before adaptation and of the adapted ones (what the
+    classifier sees), for at most ``max_rows`` rows, with their domain and class (source label; the
+    target's true label, read here for evaluation only, as for the accuracy).
     """
+    import csv
     import io as _io
 
     from sklearn.decomposition import PCA
@@ -223,11 +225,17 @@ def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_di
     from transferkit.io import atomic_write_bytes, atomic_write_text
 
     out = Path(out_dir)
-    lines = ["target,row,prediction,label"]
+    buf = _io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["target", "row", "prediction", "label", "predicted_class", "label_class"])
+    names = [str(c) for c in dataset.classes]
     for target, pred in predictions.items():
         labels = np.asarray(dataset.labels(target))
-        lines += [f"{target},{i},{int(p)},{int(t)}" for i, (p, t) in enumerate(zip(pred, labels))]
-    atomic_write_text(out / "predictions.csv", "\n".join(lines) + "\n")
+        writer.writerows(
+            [target, i, int(p), int(t), names[int(p)], names[int(t)] if t >= 0 else ""]
+            for i, (p, t) in enumerate(zip(pred, labels))
+        )
+    atomic_write_text(out / "predictions.csv", buf.getvalue())
     if keep.get("network") is not None:  # a deep run's trained network, for init=DIR/model
         from transferkit.nn.saved_model import save_network
 
