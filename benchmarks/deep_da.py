@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 from dg import COLUMNS, _read  # the same results columns and resume reader
 
+from transferkit.features import FEATURES_NAME
 from transferkit.io import atomic_write_text
 
 METHODS = [
@@ -75,7 +76,7 @@ SUITES = {
         "dataset": "amazon-reviews",
         "tasks": None,  # every ordered pair
         "settings": {"epochs": 20, "batch_size": 64, "optimizer": "adam", "lr": 0.001, "weight_decay": 0.0},
-        "preprocess": "minilm-embedding:chunks128",
+        "preprocess": FEATURES_NAME,
         "target_only": True,
     },
 }  # fmt: skip

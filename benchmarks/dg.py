@@ -46,6 +46,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from transferkit.features import FEATURES_NAME
 from transferkit.io import atomic_write_text
 
 COLUMNS = [
@@ -63,7 +64,7 @@ SUITES = {
         "settings": {"epochs": 5, "batch_size": 64, "balance_domains": True, **ADAM},
     },
     "amazon-reviews-dg": {
-        "dataset": "amazon-reviews", "preprocess": "minilm-embedding:chunks128", "lodo_epochs": None,
+        "dataset": "amazon-reviews", "preprocess": FEATURES_NAME, "lodo_epochs": None,
         "settings": {"epochs": 20, "batch_size": 64, "hidden": 256, "balance_domains": True, **ADAM},
     },
 }  # fmt: skip

@@ -40,7 +40,7 @@ COLUMNS = [
 
 def amazon(episodes: int, shots=(1, 5), seed: int = 0) -> list[dict]:
     from transferkit.datasets import load_dataset
-    from transferkit.features import MINILM, cache_dir, embed_texts
+    from transferkit.features import FEATURES_NAME, MINILM, cache_dir, embed_texts
 
     ds = load_dataset("amazon-reviews")
     Z = {d: embed_texts(ds.X[d], cache_dir=cache_dir() / "embeddings", progress=True) for d in ds.domains}
@@ -57,7 +57,7 @@ def amazon(episodes: int, shots=(1, 5), seed: int = 0) -> list[dict]:
                     "suite": "amazon-reviews-fewshot", "task": f"{target} 2-way {k}-shot",
                     "source": f"pretrained:{MINILM}", "target": target, "method": name,
                     "params": json.dumps({"n_way": 2, "k_shot": k, "n_query": 15, "episodes": episodes}),
-                    "estimator": "", "preprocess": "minilm-embedding:chunks128", "seed": seed,
+                    "estimator": "", "preprocess": FEATURES_NAME, "seed": seed,
                     "selection": "fixed-defaults", "target_labels": k,
                     "accuracy": round(res["accuracy"], 2), "ci95": round(res["ci95"], 2),
                     "seconds": round(res["seconds_per_1000_episodes"], 3),

@@ -357,7 +357,7 @@ def cmd_diagnose(args) -> int:
         path = atomic_write_json(Path(args.out) / "diagnosis.json", {
             "dataset": args.dataset, "sources": list(spec.sources), "targets": list(spec.targets),
             "preprocess": list(steps), "seed": args.seed, **report.to_dict(),
-        })  # fmt: skip
+        }, standard=True)  # fmt: skip
         print(f"wrote {path}")
     return 0
 

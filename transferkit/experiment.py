@@ -475,4 +475,4 @@ def save_record(record: dict, out_dir: str | os.PathLike) -> Path:
     """Write ``out_dir/result.json`` atomically and return its path."""
     from transferkit.io import atomic_write_json
 
-    return atomic_write_json(Path(out_dir) / "result.json", record)
+    return atomic_write_json(Path(out_dir) / "result.json", record, standard=True)

@@ -41,6 +41,7 @@ __all__ = [
 MINILM = "all-MiniLM-L6-v2"
 WINDOW = 128  # word pieces per input, special tokens included: MiniLM's training length
 POOLINGS = ("chunks", "truncate")
+FEATURES_NAME = f"minilm-embedding:chunks{WINDOW}"  # how results name the default text features
 
 
 def cache_dir() -> Path:

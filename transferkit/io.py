@@ -69,8 +69,14 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented, standard JSON atomically (numpy scalars and arrays become plain values;
-    NaN and infinities become null, which every JSON reader accepts)."""
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, standard: bool = False) -> Path:
+    """Write ``obj`` as indented JSON atomically (numpy scalars and arrays become plain values).
+
+    ``standard``: NaN and infinities become null, which every JSON reader accepts (records meant for
+    other programs, such as ``result.json``). Without it they are kept as Python writes them, so that
+    a checkpoint's state (a best score of -inf, a NaN loss) reads back exactly.
+    """
+    if not standard:
+        return atomic_write_text(path, json.dumps(obj, indent=2, default=_default) + "\n")
     text = json.dumps(_finite(json.loads(json.dumps(obj, default=_default))), indent=2, allow_nan=False)
     return atomic_write_text(path, text + "\n")

@@ -63,7 +63,9 @@ def split_settings(settings: dict[str, Any]) -> tuple[dict, dict, dict]:
 
 def input_preprocess(dataset) -> str:
     """What deep methods do to the rows before the network (they take no ``--preprocess`` steps)."""
-    return "minilm-embedding:chunks128" if dataset.modality == "text" else ""
+    from transferkit.features import FEATURES_NAME
+
+    return FEATURES_NAME if dataset.modality == "text" else ""
 
 
 def inputs(dataset, arrays):
@@ -161,8 +163,7 @@ def fit_deep(
 
         warnings.warn(
             f"the default batch_size {trainer_settings['batch_size']} is more than the {n_source} source "
-            "rows; "
-            f"using batches of {n_source} (set batch_size to choose).",
+            f"rows; using batches of {n_source} (set batch_size to choose).",
             UserWarning,
             stacklevel=2,
         )
