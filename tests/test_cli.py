@@ -188,3 +188,10 @@ def test_init_with_other_classes_needs_a_new_head(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "predicts the classes ['cat', 'dog']" in err and "new_head=true" in err
     assert main([*tune, "--set", "new_head=true"]) == 0
+
+
+def test_a_misspelt_data_set_is_named_before_the_missing_domains(capsys):
+    assert main(["run", "--dataset", "office-caltec10"]) == 2
+    assert "Did you mean 'office-caltech10'" in capsys.readouterr().err
+    assert main(["run", "--dataset", "office-caltech10"]) == 2
+    assert "name the domains" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The README's two commands are exactly what CI runs."""
+"""The README: its two commands are exactly what CI runs, and its Python example runs as printed."""
 
 from __future__ import annotations
 
@@ -16,3 +16,12 @@ def test_ci_runs_the_readme_commands():
     assert install in ci and test in ci
     assert ci.index(install) < ci.index(test)
     assert "TRANSFERKIT_DATA" in "\n".join(ci)
+
+
+def test_the_readme_python_example_runs_and_prints_what_it_says():
+    readme = (ROOT / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    claimed = float(re.search(r"accuracy = .*# ([0-9.]+), as `transferkit run` prints", block).group(1))
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert round(scope["accuracy"], 2) == claimed

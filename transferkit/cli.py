@@ -173,6 +173,17 @@ def cmd_run(args) -> int:
     sources = args.source or (DEFAULT_RUN["source"] if args.dataset is None else None)
     targets = args.target or (DEFAULT_RUN["target"] if args.dataset is None else None)
     if not sources or not targets:
+        from transferkit.datasets import TABLE_SUFFIXES, list_datasets
+
+        path = Path(dataset_id).expanduser()
+        if (
+            dataset_id not in list_datasets()
+            and not path.is_dir()
+            and path.suffix.lower() not in TABLE_SUFFIXES
+        ):
+            from transferkit.datasets import load_dataset
+
+            load_dataset(dataset_id)  # an unknown name: its error, with the closest ids, comes first
         raise TransferkitError("name the domains: --source S --target T (see `transferkit datasets`).")
     methods = args.method or DEFAULT_METHODS
     settings = registry.parse_settings(args.set)
@@ -466,7 +477,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="trials at once (default: CPU cores; 1: serial)")
     p.add_argument("--address", help="attach to a running Ray cluster (ray://host:10001 or host:6379)")
     p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
-                   help="log every trial to MLflow (default store: OUT/mlruns)")  # fmt: skip
+                   help="log every trial to MLflow (default store: OUT/mlflow.db, SQLite)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
@@ -533,6 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     except TransferkitError as exc:
         print(f"transferkit: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `transferkit methods | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as exc:  # an unwritable --out, a full disk: one line, not a traceback
         print(f"transferkit: error: {exc}", file=sys.stderr)
         return 2
