@@ -194,3 +194,14 @@ def test_a_text_column_is_found_by_its_name_and_runs_from_the_cli(tmp_path, caps
                  "kitchen", "--method", "source-only", "--quiet"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "preprocessing: tfidf" in out and "100.00" in out
+
+
+def test_nan_in_a_table_is_reported_by_domain_row_and_column(tmp_path):
+    _csv(tmp_path / "t.csv", [("domain", "label", "age", "dose"), ("a", 0, 1, 2), ("a", 1, 3, 4),
+                              ("b", "", 5, 6), ("b", "", 7, "nan"), ("b", "", "", 1)])  # fmt: skip
+    ds = load_dataset(tmp_path / "t.csv")
+    with pytest.raises(
+        TransferkitError, match=r"domain 'b' of 't' has NaN in 2 row\(s\), first in its row 2, column 'dose'"
+    ):
+        ds.to_arrays(["a"], ["b"])
+    ds.to_arrays(["a"])  # a clean domain alone is fine

@@ -376,6 +376,22 @@ class DomainDataset:
                 raise unknown_name(f"domain of '{self.name}'", n, self.X)
         return names
 
+    def _check_finite(self, domain: str) -> None:
+        """NaN or infinity in a domain's rows: an error naming the domain, its row and the column."""
+        X = self.X[domain]
+        if not (isinstance(X, np.ndarray) and X.dtype.kind == "f") or np.isfinite(X).all():
+            return
+        flat = X.reshape(len(X), -1)
+        row, col = np.argwhere(~np.isfinite(flat))[0]
+        names = self.extras.get("feature_names") if isinstance(self.extras, dict) else None
+        column = f"column '{names[col]}'" if names and len(names) == flat.shape[1] else f"feature {col}"
+        count = int((~np.isfinite(flat)).any(axis=1).sum())
+        what = "NaN" if np.isnan(flat[row, col]) else "an infinity"
+        raise TransferkitError(
+            f"domain '{domain}' of '{self.name}' has {what} in {count} row(s), first in its row {row + 1}, "
+            f"{column}; fill in or drop those values (for example with the mean of the column)."
+        )
+
     def to_arrays(self, sources: Sequence[str] | str, targets: Sequence[str] | str = ()) -> DomainArrays:
         """Stack the chosen domains into ``X, y, sample_domain`` with target labels hidden.
 
@@ -387,6 +403,8 @@ class DomainDataset:
         overlap = set(sources) & set(targets)
         if overlap:
             raise TransferkitError(f"domain(s) {sorted(overlap)} cannot be both source and target.")
+        for d in [*sources, *targets]:
+            self._check_finite(d)
         Xs, ys, ds, names = [], [], [], {}
         for i, d in enumerate(sources):
             X = np.asarray(self.X[d])
