@@ -127,6 +127,14 @@ def test_pooling_is_checked_and_cached_apart(tmp_path):
     with pytest.raises(TransferkitError, match="no `tokenizer` attribute.*pooling='truncate'"):
         embed_texts(["x"], encoder=NoTokenizer())
     assert embed_texts(["x"], pooling="truncate", encoder=NoTokenizer()).shape == (1, 2)
+
+    class Slow(Counting):  # transformers' Python tokenizers refuse offsets this way
+        def __init__(self):
+            super().__init__()
+            self.tokenizer = lambda text, **kw: (_ for _ in ()).throw(NotImplementedError("no offsets"))
+
+    with pytest.raises(TransferkitError, match="character offsets.*pooling='truncate'"):
+        embed_texts(["x"], encoder=Slow())
     long = " ".join(["a"] * 300)
     enc = Counting()
     chunked = embed_texts([long], cache_dir=tmp_path, encoder=enc)

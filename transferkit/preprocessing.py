@@ -194,11 +194,9 @@ class SentenceEmbedding(_Preprocessing):
         self.pooling = pooling
 
     def _fit(self, X, y, sample_domain):
-        from transferkit.errors import TransferkitError
-        from transferkit.features import POOLINGS
+        from transferkit.features import check_pooling
 
-        if self.pooling not in POOLINGS:
-            raise TransferkitError(f"unknown pooling '{self.pooling}'; choose one of {', '.join(POOLINGS)}.")
+        check_pooling(self.pooling)
 
     def _transform(self, X, sample_domain):
         from transferkit.features import cache_dir, embed_by_domain
