@@ -205,3 +205,27 @@ def test_nan_in_a_table_is_reported_by_domain_row_and_column(tmp_path):
     ):
         ds.to_arrays(["a"], ["b"])
     ds.to_arrays(["a"])  # a clean domain alone is fine
+
+
+def test_semicolon_tab_and_pipe_tables_are_read_by_their_delimiter(tmp_path):
+    rows = ["domain;label;f1;note", 'a;0;1.5;"x; y"', "a;1;2;z", "b;;3;w"]
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(tmp_path / "s.csv", feature_columns=["f1"])
+    assert ds.counts() == {"a": 2, "b": 1}
+    assert ds.X["a"][:, 0].tolist() == [1.5, 2.0]
+    (tmp_path / "t.tsv").write_text("domain\tlabel\tf1\na\t0\t1\nb\t1\t2,5\n")
+    with pytest.raises(TransferkitError, match="'2,5'.*decimal comma: save the table with a decimal point"):
+        load_dataset(tmp_path / "t.tsv")
+    (tmp_path / "p.csv").write_text("domain|label|f1\na|0|1\nb|1|2\n")
+    assert load_dataset(tmp_path / "p.csv").X["b"].tolist() == [[2.0]]
+    # a comma table whose texts hold semicolons keeps the comma
+    (tmp_path / "c.csv").write_text('domain,label,text\na,0,"good; really"\nb,1,"bad; sadly"\n')
+    assert load_dataset(tmp_path / "c.csv").X["a"] == ["good; really"]
+
+
+def test_sniff_delimiter_ignores_quoted_names():
+    from transferkit.datasets.table import sniff_delimiter
+
+    assert sniff_delimiter('"a;b",label,f1\n') == ","
+    assert sniff_delimiter("domain\n") == ","
+    assert sniff_delimiter("domain;label,x;f\n") == ";"

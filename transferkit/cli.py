@@ -43,7 +43,9 @@ def cmd_datasets(args) -> int:
         rows.append([d, domains, info.n_classes, shape, present])
     print(_table(["id", "domains (samples)", "classes", "sample", "present"], rows))
     print(f"\ndata root: {data_root(args.data_root)}   (get a missing data set: transferkit download ID)")
-    print("your own data: --dataset PATH, a folder root/<domain>/<class>/<image> or a .csv/.parquet table")
+    print(
+        "your own data: --dataset PATH, a folder root/<domain>/<class>/<image> or a .csv/.tsv/.parquet table"
+    )
     return 0
 
 

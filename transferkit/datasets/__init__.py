@@ -41,7 +41,7 @@ _DATASETS = {
     "mnist-usps-jda": "transferkit.datasets.mnist_usps_jda",
     "office-caltech10": "transferkit.datasets.office_caltech10",
 }
-TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+TABLE_SUFFIXES = {".csv", ".tsv", ".parquet", ".pq"}
 
 
 def list_datasets() -> list[str]:
@@ -71,7 +71,7 @@ def load_dataset(dataset: str | os.PathLike, root=None, **kwargs) -> DomainDatas
     Parameters
     ----------
     dataset : str or path
-        A built-in id (see :func:`list_datasets`), an image folder, or a ``.csv``/``.parquet`` file.
+        A built-in id (see :func:`list_datasets`), an image folder, or a ``.csv``/``.tsv``/``.parquet`` file.
     root : path, optional
         The data root; default ``$TRANSFERKIT_DATA``, then ``~/.cache/transferkit``.
     **kwargs
@@ -88,7 +88,7 @@ def load_dataset(dataset: str | os.PathLike, root=None, **kwargs) -> DomainDatas
         return load_table(path, **kwargs)
     err = unknown_name("data set", name, _DATASETS)
     raise TransferkitError(
-        f"{err} A path to your own data must be an existing folder of images or a .csv/.parquet file."
+        f"{err} A path to your own data must be an existing folder of images or a .csv/.tsv/.parquet file."
     )
 
 

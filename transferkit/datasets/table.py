@@ -8,8 +8,11 @@ unknown (-1), as for an unlabelled target domain: an empty cell, a null in parqu
 usual missing-value markers ``NA``, ``N/A``, ``NaN``, ``nan``, ``null``, ``NULL``, ``None``, ``<NA>``
 (spelled exactly so: a class called ``none`` stays a class). A label ``-1`` beside labels counted from
 0 is kept as a class, with a warning, since ``-1`` means unknown in transferkit's arrays. CSV is read
-with the standard library (a byte-order mark, as Excel writes, is fine); parquet needs pandas with
-pyarrow (``pip install pandas pyarrow``).
+with the standard library (a byte-order mark, as Excel writes, is fine); its delimiter is the one of
+comma, semicolon, tab and ``|`` that the header row uses most (a ``.tsv`` file is tab-separated), so
+the semicolon files of spreadsheets set to a decimal comma load too (their numbers must use a
+decimal point: a clear error says so otherwise). Parquet needs pandas with pyarrow
+(``pip install pandas pyarrow``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,21 @@ from transferkit.errors import TransferkitError, unknown_name
 
 _MISSING = {"", "na", "nan", "none", "null"}  # in feature columns, any case
 _MISSING_LABELS = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "<NA>"}  # exactly so
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a CSV file's header line: the one of ``DELIMITERS`` it holds most often
+    outside quotes (a comma when it holds none: a table with one column)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for ch in header:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])  # the first of the most frequent: comma on a tie
+    return best if counts[best] > 0 else ","
 
 
 def _read_columns(path: Path) -> dict[str, list]:
@@ -39,7 +57,9 @@ def _read_columns(path: Path) -> dict[str, list]:
         # nulls of every kind (None, NaN, pd.NA, NaT) are None, not the text "<NA>" or "nan"
         return {str(c): [None if pd.isna(v) else v for v in df[c].tolist()] for c in df.columns}
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(f.readline())
+        f.seek(0)
+        reader = csv.DictReader(f, delimiter=delimiter)
         if reader.fieldnames is None:
             raise TransferkitError(f"{path} is empty; expected a header row.")
         cols: dict[str, list] = {c: [] for c in reader.fieldnames}
@@ -54,6 +74,14 @@ def _read_columns(path: Path) -> dict[str, list]:
     return cols
 
 
+def _is_decimal_comma(v: str) -> bool:
+    try:
+        float(v.strip().replace(",", ".", 1))
+    except ValueError:
+        return False
+    return v.count(",") == 1
+
+
 def _as_float(values: list, column: str) -> np.ndarray:
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
@@ -61,9 +89,16 @@ def _as_float(values: list, column: str) -> np.ndarray:
             missing = v is None or (isinstance(v, str) and v.strip().lower() in _MISSING)
             out[i] = np.nan if missing else float(v)
         except (TypeError, ValueError):
+            comma = isinstance(v, str) and _is_decimal_comma(v)
             raise TransferkitError(
-                f"column '{column}' row {i + 1} holds '{v}', which is not a number; name the numeric "
-                "features with feature_columns, or, for texts, call the column 'text' (or pass text_column)."
+                f"column '{column}' row {i + 1} holds '{v}', which is not a number; "
+                + (
+                    "it looks like a decimal comma: save the table with a decimal point (in a "
+                    "spreadsheet, set the decimal separator to '.' before exporting)."
+                    if comma
+                    else "name the numeric features with feature_columns, or, for texts, call the column "
+                    "'text' (or pass text_column)."
+                )
             ) from None
     return out
 
