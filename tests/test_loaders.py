@@ -229,3 +229,21 @@ def test_sniff_delimiter_ignores_quoted_names():
     assert sniff_delimiter('"a;b",label,f1\n') == ","
     assert sniff_delimiter("domain\n") == ","
     assert sniff_delimiter("domain;label,x;f\n") == ";"
+
+
+def test_image_folder_warns_about_images_it_does_not_read(tmp_path):
+    for dom in ("photos", "sketches"):
+        _image(tmp_path / dom / "cat" / "0.png", 10)
+    _image(tmp_path / "photos" / "cat" / "session2" / "1.png", 20)  # one level too deep
+    with pytest.warns(UserWarning, match=r"1 folder\(s\) under a class folder .*photos/cat/session2"):
+        ds = load_dataset(tmp_path, image_size=8)
+    assert ds.counts() == {"photos": 1, "sketches": 1}
+    # the folder of one domain passed as root: its classes read as domains, every image unlabelled
+    one = tmp_path / "one"
+    for cls in ("cat", "dog"):
+        _image(one / cls / "0.png", 30)
+    with pytest.warns(
+        UserWarning, match="no domain folder .* has class folders, so every image is unlabelled"
+    ):
+        ds = load_dataset(one, image_size=8)
+    assert ds.labels("cat").tolist() == [-1]

@@ -11,11 +11,14 @@ arrays ``(n, 3, H, W)`` in [0, 1]: 8-bit images are divided by 255, 16-bit greys
 modes ``I;16`` and ``I``) by 65535, and float images (``F``) are taken as they are, clipped to [0, 1].
 Hidden files and folders (names starting with a dot, such as macOS's ``._photo.png``) are skipped.
 Class names are the sorted union of the class folders of all domains, so the same name has the same
-label everywhere.
+label everywhere. Images deeper down (``<domain>/<class>/<folder>/<image>``) are not read: a warning
+names the folders that hold them, and another one says when no domain has class folders at all
+(every image unlabelled: often the folder of one domain passed as ``root``).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +63,25 @@ def load_image_folder(root, image_size: int | tuple[int, int] = 32, name: str | 
     classes = sorted(
         {c.name for d in domain_dirs for c in d.iterdir() if c.is_dir() and not c.name.startswith(".")}
     )
+    if not classes:
+        warnings.warn(
+            f"no domain folder of {root} has class folders, so every image is unlabelled; a labelled "
+            "domain is root/<domain>/<class>/<image> (if the sub-folders of "
+            f"{root} are the classes of one domain, pass the folder above it).",
+            stacklevel=2,
+        )
+    deeper = sorted(
+        str(sub.relative_to(root)) for d in domain_dirs for c in d.iterdir()
+        if c.is_dir() and not c.name.startswith(".") for sub in c.iterdir()
+        if sub.is_dir() and not sub.name.startswith(".") and _images_in(sub)
+    )  # fmt: skip
+    if deeper:
+        warnings.warn(
+            f"{len(deeper)} folder(s) under a class folder hold images that are not read "
+            f"({', '.join(deeper[:3])}{', ...' if len(deeper) > 3 else ''}): transferkit reads "
+            "root/<domain>/<class>/<image>; move them into their class folder.",
+            stacklevel=2,
+        )
     X, y = {}, {}
     for d in domain_dirs:
         items = [(p, classes.index(c.name)) for c in sorted(d.iterdir()) if c.is_dir()
