@@ -84,3 +84,19 @@ def test_curves_plot_every_metric():
 def test_report_on_a_wrong_folder_is_a_clear_error(tmp_path):
     with pytest.raises(TransferkitError, match="neither results.csv"):
         write_report(tmp_path)
+
+
+def test_a_reused_folder_keeps_no_stale_view_and_warns_about_an_earlier_network(tmp_path):
+    from transferkit.domains import DomainDataset
+    from transferkit.experiment import save_artifacts
+
+    ds = DomainDataset("t", {"a": np.zeros((2, 3)), "b": np.ones((2, 3))},
+                       {"a": np.array([0, 1]), "b": np.array([1, 0])}, ("x", "y"))  # fmt: skip
+    (tmp_path / "embedding.npz").write_bytes(b"an earlier shallow run's view")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.safetensors").write_bytes(b"an earlier deep run's network")
+    with pytest.warns(UserWarning, match="model is a network from an earlier run in this folder"):
+        save_artifacts({"model": None}, {"b": np.array([1, 1])}, ds, tmp_path)
+    assert not (tmp_path / "embedding.npz").exists()
+    assert (tmp_path / "model" / "weights.safetensors").read_bytes() == b"an earlier deep run's network"
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[1:] == ["b,0,1,1,y,y", "b,1,1,0,y,x"]

@@ -215,7 +215,9 @@ def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_di
     names, predicted_class and label_class (empty without a label). ``embedding.npz``: a PCA to 2
     dimensions of the preprocessed features before adaptation and of the adapted ones (what the
     classifier sees), for at most ``max_rows`` rows, with their domain and class (source label; the
-    target's true label, read here for evaluation only, as for the accuracy).
+    target's true label, read here for evaluation only, as for the accuracy); a run without one
+    removes an earlier run's from the folder, and a ``model/`` left by an earlier deep run is kept,
+    with a warning.
     """
     import csv
     import io as _io
@@ -240,8 +242,18 @@ def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_di
         from transferkit.nn.saved_model import save_network
 
         save_network(keep["network"][0], out / "model", keep["network"][1])
+    elif (out / "model").exists():  # a network is a user's work: said, never deleted
+        import warnings
+
+        warnings.warn(
+            f"{out / 'model'} is a network from an earlier run in this folder, not this run's; move or "
+            "delete it (or use a new --out) so that init=DIR/model does not pick up the wrong one.",
+            stacklevel=2,
+        )
     model = keep.get("model")
     if not hasattr(model, "features"):
+        # an earlier run's 2-D view would be drawn in this run's report: it is derived data, removed
+        (out / "embedding.npz").unlink(missing_ok=True)
         return
     X, sd = keep["X"], keep["sample_domain"]
     rng = np.random.default_rng(0)
