@@ -24,6 +24,8 @@ def test_tables_are_sorted_and_resolve():
             assert entry.load() is not None
             if kind != "estimator":
                 assert entry.summary, f"{name} needs a one-line docstring summary"
+            # the one line the CLI and the docs' tables print is plain text: no reST, no LaTeX left
+            assert not any(mark in entry.summary for mark in ("``", ":math:", "\\")), entry.summary
 
 
 @pytest.mark.parametrize("name", METHODS + STEPS)

@@ -134,7 +134,8 @@ class Entry:
         import re
 
         line = doc.strip().splitlines()[0] if doc.strip() else ""
-        return re.sub(r":\w+:`([^`]*)`", r"\1", line)  # plain text: drop reST roles (:math:`x` -> x)
+        line = re.sub(r":\w+:`([^`]*)`", r"\1", line)  # plain text: drop reST roles (:math:`x` -> x)
+        return re.sub(r"``([^`]*)``", r"\1", line)  # and literal quotes (``k`` -> k)
 
     @property
     def requires_target_labels(self) -> bool:

@@ -8,10 +8,11 @@ from transferkit.deep.base import DeepMethod, Forward, Losses
 
 
 class SourceOnly(DeepMethod):
-    r"""Cross-entropy on the labelled source: :math:`\mathcal{L} = \mathcal{L}_s + \lambda \mathcal{L}_t`.
+    r"""Cross-entropy on the labelled source (plus, weighted, on any revealed target labels).
 
-    :math:`\mathcal{L}_t` is the cross-entropy on the target rows whose labels were revealed (few-shot
-    labels, ``--target-labels K``), weighted by ``target_weight`` (:math:`\lambda`); without revealed
+    :math:`\mathcal{L} = \mathcal{L}_s + \lambda \mathcal{L}_t`, where :math:`\mathcal{L}_t` is the
+    cross-entropy on the target rows whose labels were revealed (few-shot labels,
+    ``--target-labels K``), weighted by ``target_weight`` (:math:`\lambda`); without revealed
     labels this is plain source-only training, the baseline every adaptation method must beat.
     Unlabelled target rows are not passed through the network at all: even BatchNorm statistics
     computed on them would be a form of adaptation (AdaBN), which a baseline must not do.
