@@ -110,10 +110,22 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    acc = defaultdict(list)
+    acc, by_seed = defaultdict(list), {}
     for r in rows:
         acc[(r["selection"], r["method"], r["task"])].append(float(r["accuracy"]))
+        by_seed[(r["selection"], r["method"], r["task"], int(r["seed"]))] = float(r["accuracy"])
+
+    def average(selection: str, method: str, over: list[int]) -> float | None:
+        """The mean over held-out domains of the mean over the seeds ``over`` (None when one is missing)."""
+        per_task = [[by_seed.get((selection, method, t, s)) for s in over] for t in tasks]
+        if not over or any(v is None for vs in per_task for v in vs):
+            return None
+        return statistics.mean(statistics.mean(vs) for vs in per_task)
+
     seeds = sorted({int(r["seed"]) for r in rows})
+    # the seeds behind each method's cells: a column of its own when methods were run with different seeds
+    by_method = {m: sorted({int(r["seed"]) for r in rows if r["method"] == m}) for m in methods}
+    uneven = len({tuple(v) for v in by_method.values()}) > 1
     title = f"# {suite}" + (" (QUICK SMOKE TEST: not results)" if quick else "")
     shown = "Command" if len(commands) == 1 else "Commands (each resuming the previous)"
     shown += ": " + ", ".join(f"`{c}`" for c in commands) + "  "
@@ -128,8 +140,8 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
     for selection in SELECTIONS:
         if not any(r["selection"] == selection for r in rows):
             continue
-        lines += [f"## {selection}", "", "| method | average | " + " | ".join(tasks) + " |",
-                  "|---|---|" + "---|" * len(tasks)]  # fmt: skip
+        lines += [f"## {selection}", "", "| method | average | " + " | ".join(tasks) + " |"
+                  + (" seeds |" if uneven else ""), "|---|---|" + "---|" * (len(tasks) + uneven)]  # fmt: skip
         averages = {}
         for m in methods:
             means = [
@@ -140,15 +152,19 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
             averages[m] = avg
             cells = ["" if v is None else f"{v:.2f}" for v in means]
             lines.append(
-                f"| {m} | {'(incomplete)' if avg is None else f'{avg:.2f}'} | " + " | ".join(cells) + " |"
+                f"| {m} | {'(incomplete)' if avg is None else f'{avg:.2f}'} | "
+                + " | ".join(cells)
+                + " |"
+                + (f" {' '.join(map(str, by_method[m]))} |" if uneven else "")
             )
-        erm = averages.get("erm")
-        if erm is not None:
-            better = [
-                f"{m} (+{a - erm:.2f})"
-                for m, a in averages.items()
-                if m != "erm" and a is not None and a > erm
-            ]
+        if "erm" in methods:
+            better = []  # each method against ERM on the seeds both ran
+            for m in methods:
+                common = sorted(set(by_method[m]) & set(by_method["erm"]))
+                a, erm = average(selection, m, common), average(selection, "erm", common)
+                if m != "erm" and a is not None and erm is not None and a > erm:
+                    better.append(f"{m} (+{a - erm:.2f}" + (f", seeds {' '.join(map(str, common))})" if uneven
+                                                             else ")"))  # fmt: skip
             lines += ["", f"Beat ERM on average: {', '.join(better) if better else 'none'}."]
         lines.append("")
     return "\n".join(lines) + "\n"

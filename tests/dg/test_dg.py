@@ -678,3 +678,28 @@ def test_randconv_trains_on_one_domain_of_images():
     t = Trainer(_net(), RandConv(), TrainerConfig(epochs=1, batch_size=8, device="cpu"))
     t.fit(X, y, sd)
     assert np.isfinite(t.history[-1]["loss"]) and "consistency" in t.history[-1]
+
+
+def test_the_dg_summary_compares_each_method_with_erm_on_the_seeds_both_ran():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "dg.py"
+    spec = importlib.util.spec_from_file_location("dg_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def row(method, task, seed, acc):
+        return {"task": task, "method": method, "seed": str(seed), "selection": "training-domain",
+                "accuracy": str(acc), "seconds": "1"}  # fmt: skip
+
+    rows = [row("erm", t, 0, 80) for t in ("a", "b")] + [row("erm", t, 1, 70) for t in ("a", "b")]
+    rows += [row("vrex", t, 0, 79) for t in ("a", "b")]  # below ERM's seed 0, above its mean of 75
+    rows += [row("irm", t, s, 76) for t in ("a", "b") for s in (0, 1)]
+    text = bench.summary(rows, suite="s", commands=["c"], notes=[], quick=False)
+    assert "| erm | 75.00 | 75.00 | 75.00 | 0 1 |" in text and "| vrex | 79.00 | 79.00 | 79.00 | 0 |" in text
+    assert "Beat ERM on average: irm (+1.00, seeds 0 1)." in text
+    even = bench.summary(
+        [r for r in rows if r["seed"] == "0"], suite="s", commands=["c"], notes=[], quick=False
+    )
+    assert "seeds |" not in even and "Beat ERM on average: none." in even
