@@ -79,9 +79,8 @@ class KMM(BaseReweighter):
         src, tgt = source_mask(sample_domain), target_mask(sample_domain)
         Xs, Xt = X[src], X[tgt]
         ns, nt = len(Xs), len(Xt)
-        # the kernel's temporaries, K, its symmetrized copy and ProxQP's copies and workspace: a peak of
-        # 8.3 n_s x n_s float64 matrices above the rows, measured at n_s = 3000
-        check_dense_size(ns, 9, "KMM", rows="the source rows")
+        # K, its symmetrized copy, the solver's copy, its KKT matrix and factorization
+        check_dense_size(ns, 5, "KMM", rows="the source rows")
         self.gamma_ = self.gamma if self.gamma is not None else median_gamma(X[src | tgt])
         K = kernel(Xs, Xs, self.kernel, self.gamma_)
         K = 0.5 * (K + K.T) + 1e-8 * np.eye(ns)
