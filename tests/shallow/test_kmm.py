@@ -109,3 +109,14 @@ def test_defaults_follow_the_documented_rules():
     # a new source row gets the weight of its nearest fitted source row
     new = X[:3] + 1e-6
     assert np.allclose(kmm.compute_weights(new, np.zeros(3, int)), kmm.weights_[:3])
+
+
+def test_an_unfinished_solve_warns_and_says_how_far_it_got():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, _, sd = covariate_shift(ns=120, nt=60)
+    with pytest.warns(ConvergenceWarning, match="after 1 iterations; raise max_iter or tol"):
+        kmm = KMM(max_iter=1, tol=1e-12).fit(X, None, sd)
+    assert kmm.solver_status_ != "solved" and kmm.n_iter_ == 1
+    assert (kmm.weights_ >= 0).all() and (kmm.weights_ <= kmm.B).all()
+    assert KMM().fit(X, None, sd).solver_status_ == "solved"
