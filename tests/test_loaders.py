@@ -247,3 +247,11 @@ def test_image_folder_warns_about_images_it_does_not_read(tmp_path):
     ):
         ds = load_dataset(one, image_size=8)
     assert ds.labels("cat").tolist() == [-1]
+
+
+def test_a_table_that_is_not_utf8_is_a_clear_error(tmp_path):
+    (tmp_path / "w.csv").write_bytes("domain;label;f1\ncafé;0;1\nb;1;2\n".encode("cp1252"))
+    with pytest.raises(
+        TransferkitError, match=r"w.csv is not UTF-8 text \(it holds the byte 0xe9\).*CSV UTF-8"
+    ):
+        load_dataset(tmp_path / "w.csv")

@@ -56,6 +56,16 @@ def _read_columns(path: Path) -> dict[str, list]:
         df = pd.read_parquet(path)
         # nulls of every kind (None, NaN, pd.NA, NaT) are None, not the text "<NA>" or "nan"
         return {str(c): [None if pd.isna(v) else v for v in df[c].tolist()] for c in df.columns}
+    try:
+        return _read_csv(path)
+    except UnicodeDecodeError as exc:
+        raise TransferkitError(
+            f"{path} is not UTF-8 text (it holds the byte {exc.object[exc.start]:#04x}); save it as "
+            "UTF-8 (in Excel: 'CSV UTF-8'), or re-encode it, e.g. iconv -f cp1252 -t utf-8."
+        ) from None
+
+
+def _read_csv(path: Path) -> dict[str, list]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(f.readline())
         f.seek(0)
