@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from transferkit.cli import main
 
@@ -125,18 +126,29 @@ def _table(path, classes=("cat", "dog"), nan_row=False, targets=("street",)):
     return str(path)
 
 
-def test_run_checks_its_out_folder_and_deep_preprocessing_before_training(tmp_path, capsys):
+def test_run_checks_its_out_folder_and_which_preprocessing_deep_methods_take(tmp_path, capsys):
     data = _table(tmp_path / "pets.csv")
     (tmp_path / "file").write_text("mine")
     base = ["run", "--dataset", data, "--source", "shelter", "--target", "street", "--quiet"]
     assert main([*base, "--method", "coral", "--out", str(tmp_path / "file")]) == 2
     assert "--out" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
-    assert main([*base, "--method", "dann", "--preprocess", "standardize"]) == 2
-    assert "--preprocess is not applied by deep methods (dann" in capsys.readouterr().err
     assert main([*base, "--method", "deep-source-only", "--set", "epochs=1", "--set", "batch_size=16"]) == 0
     assert "preprocessing: none;" in capsys.readouterr().out  # what the network really read
+    # on a feature table the steps reach the deep methods too, so the header names one preprocessing
     assert main([*base, "--method", "coral", "deep-source-only", "--preprocess", "standardize"]) == 0
-    assert "preprocessing: standardize for shallow methods, none for deep ones" in capsys.readouterr().out
+    assert "preprocessing: standardize;" in capsys.readouterr().out
+    # images take no steps: --preprocess with only deep methods on them is an error, before training
+    folder = tmp_path / "imgs"
+    for dom in ("a", "b"):
+        for c in ("cat", "dog"):
+            (folder / dom / c).mkdir(parents=True)
+            for i in range(2):
+                Image.new("L", (8, 8), 40 * i + (100 if c == "dog" else 0)).save(
+                    folder / dom / c / f"{i}.png"
+                )
+    argv = ["run", "--dataset", str(folder), "--source", "a", "--target", "b", "--quiet", "--method", "dann"]
+    assert main([*argv, "--preprocess", "standardize"]) == 2
+    assert "--preprocess is not applied by deep methods to image data (dann" in capsys.readouterr().err
 
 
 def test_deep_rows_with_nan_are_a_clear_error(tmp_path, capsys):

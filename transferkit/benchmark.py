@@ -157,11 +157,12 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
 
 
 def _applied(entry, dataset, preprocess) -> str:
-    """The preprocessing a method's rows really went through: deep methods take none of the steps."""
+    """The preprocessing a method's rows really went through: deep methods take the steps on feature
+    vectors only (texts become sentence embeddings, images stay images)."""
     if entry.role == "deep":
         from transferkit.deep.runner import input_preprocess
 
-        return input_preprocess(dataset)
+        return input_preprocess(dataset, preprocess)
     return " ".join(preprocess)
 
 

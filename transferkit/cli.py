@@ -142,13 +142,14 @@ def _launch_torchrun(args) -> int:
 
 
 def _preprocess_line(preprocess, methods: list[str], deep: list[str], dataset) -> str:
-    """The preprocessing the run applied, said truthfully when deep methods (which take none) are in it."""
+    """The preprocessing the run applied, said truthfully when deep methods are in it (they take the
+    steps on feature vectors only: texts become sentence embeddings, images stay as they are)."""
     from transferkit.deep.runner import input_preprocess
 
     shallow = " ".join(preprocess) or "none"
     if not deep:
         return shallow
-    own = input_preprocess(dataset) or "none"
+    own = input_preprocess(dataset, preprocess) or "none"
     if len(deep) == len(methods) or own == shallow:
         return own
     return f"{shallow} for shallow methods, {own} for deep ones"
@@ -210,11 +211,6 @@ def cmd_run(args) -> int:
 
         raise unknown_name("scorer", args.select, _scorer_names())
     deep = [m for m in methods if registry.entry("method", m).role == "deep"]
-    if deep and len(deep) == len(methods) and kwargs["preprocess"]:
-        raise TransferkitError(
-            f"--preprocess is not applied by deep methods ({', '.join(deep)} train on the rows as they are, "
-            "texts as sentence embeddings); run them without --preprocess, or preprocess the data first."
-        )
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise TransferkitError(f"--out {args.out} is a file; name a folder (it is created if missing).")
     for s in specs:  # every name and setting is checked before any data is read
@@ -225,6 +221,14 @@ def cmd_run(args) -> int:
             s.params["progress"] = "true"  # an epoch bar with the loss and the source accuracy
     dataset = load(specs[0])
     dataset.check_domains(list(sources) + list(targets))
+    from transferkit.deep.runner import takes_steps
+
+    if deep and len(deep) == len(methods) and kwargs["preprocess"] and not takes_steps(dataset):
+        raise TransferkitError(
+            f"--preprocess is not applied by deep methods to {dataset.modality} data ({', '.join(deep)} "
+            "train on images as they are, on texts as sentence embeddings); run them without "
+            "--preprocess, or preprocess the data first. The steps do reach deep methods on feature tables."
+        )
     preprocess = (
         specs[0].preprocess if specs[0].preprocess is not None else default_preprocess(dataset, dataset_id)
     )

@@ -103,12 +103,6 @@ def build_classifier(spec: RunSpec, preprocess: tuple[str, ...]):
     from transferkit.shallow.base import DAClassifier
 
     method_entry = registry.entry("method", spec.method)
-    if method_entry.role == "deep":
-        return None, _deep_config(spec)
-    method = registry.build("method", spec.method, spec.params)
-    _with_seed(method, spec.seed, spec.params)
-    estimator = registry.build("estimator", spec.estimator, spec.estimator_params)
-    _with_seed(estimator, spec.seed, spec.estimator_params)
     steps, resolved_steps = [], []
     for text in preprocess:
         name, settings = registry.parse_spec(text)
@@ -116,6 +110,12 @@ def build_classifier(spec: RunSpec, preprocess: tuple[str, ...]):
         _with_seed(step, spec.seed, settings)
         steps.append(step)
         resolved_steps.append({"name": name, "params": step.get_params(deep=False)})
+    if method_entry.role == "deep":  # the steps reach a deep method's feature vectors (see run())
+        return None, {**_deep_config(spec), "preprocess": resolved_steps}
+    method = registry.build("method", spec.method, spec.params)
+    _with_seed(method, spec.seed, spec.params)
+    estimator = registry.build("estimator", spec.estimator, spec.estimator_params)
+    _with_seed(estimator, spec.seed, spec.estimator_params)
     if method_entry.role == "classifier":
         clf = DAClassifier(adapter=None, estimator=method, preprocessing=tuple(steps))
         estimator_config = None
@@ -190,7 +190,9 @@ def fit_predict(
         from transferkit.deep.runner import fit_predict_deep, split_settings
 
         settings = registry.resolve_params(entry, spec.params)
-        preds, history, kept = fit_predict_deep(spec, dataset, y, arrays, *split_settings(settings))
+        preds, history, kept = fit_predict_deep(
+            spec, dataset, y, arrays, *split_settings(settings), preprocess=preprocess
+        )
         if keep is not None:
             keep.update(history=history, sample_domain=arrays.sample_domain,
                         domain_names=arrays.domain_names, **kept)  # fmt: skip
@@ -311,11 +313,10 @@ def select_runs(
         from transferkit.deep.runner import fit_deep, inputs, split_settings
         from transferkit.nn.trainer import TrainerClassifier
 
-        X = inputs(dataset, arrays)
-    else:
-        X = _flat(arrays.X)
     y, sd = arrays.y, arrays.sample_domain
-    train, val = next(DomainShuffleSplit(1, val_fraction, spec.seed).split(X, y, sd))
+    train, val = next(DomainShuffleSplit(1, val_fraction, spec.seed).split(_flat(arrays.X), y, sd))
+    # feature vectors go through the steps fitted on the training part only, as the shallow ones do
+    X = inputs(dataset, arrays, preprocess, fit_rows=train, seed=spec.seed) if deep else _flat(arrays.X)
     scorer_objs = {name: get_scorer(name, random_state=spec.seed) for name in scorers}
     fitted = []
     for params in candidates:
@@ -440,6 +441,11 @@ def run(
     )
     entry = registry.entry("method", spec.method)
     _, config = build_classifier(spec, preprocess)  # validates every name and setting up front
+    if entry.role == "deep":
+        from transferkit.deep.runner import takes_steps
+
+        if not takes_steps(dataset):  # images and texts go to the network without the steps
+            config = {**config, "preprocess": []}
     dataset.check_domains(spec.sources + spec.targets)
     start = time.perf_counter()
     keep: dict | None = {} if (artifacts is not None or entry.role == "deep") else None

@@ -118,7 +118,7 @@ def test_cli_nproc_runs_under_torchrun_and_writes_once(tmp_path):
 
     require_dataset("mnist-usps-jda")
     argv = ["run", "--dataset", "mnist-usps-jda", "--source", "usps", "--target", "mnist", "--method",
-            "deep-source-only", "--set", "epochs=1", "--nproc", "2", "--quiet",
+            "deep-source-only", "--set", "epochs=1", "--preprocess", "none", "--nproc", "2", "--quiet",
             "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     rec = json.loads((tmp_path / "result.json").read_text())

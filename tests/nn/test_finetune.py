@@ -231,7 +231,7 @@ def test_cli_source_model_then_fine_tuned_with_a_frozen_trunk(tmp_path):
     require_dataset("mnist-usps-jda")
     base = ["run", "--dataset", "mnist-usps-jda", "--source", "usps", "--target", "mnist", "--quiet"]
     src = tmp_path / "source"
-    assert main(base + ["--method", "deep-source-only", "--set", "epochs=2", "--out", str(src)]) == 0
+    assert main(base + ["--method", "deep-source-only", "--out", str(src)]) == 0
     source_acc = json.loads((src / "result.json").read_text())["accuracy"]
     view = np.load(src / "embedding.npz")  # the report's 2-D view: inputs before, network features after
     assert view["before"].shape == view["after"].shape == (len(view["domain"]), 2)

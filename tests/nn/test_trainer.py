@@ -172,3 +172,21 @@ def test_unrevealed_target_labels_never_reach_the_loss():
     seen.clear()
     _trainer(Spy(), epochs=1).fit(X, y2, sd)
     assert any(t is not None and (t >= 0).any() for t in seen)
+
+
+def test_min_steps_adds_whole_passes_and_a_given_length_is_kept():
+    from transferkit.deep.runner import split_settings
+
+    X, y, sd, _, _ = _data()  # 120 source rows, batches of 16: 7 steps per pass
+    history = _trainer(epochs=2, min_steps=30).fit(X, y, sd)
+    per_pass = history[0]["step"]
+    assert per_pass == 7 and len(history) == 5 and history[-1]["step"] == 35  # ceil(30 / 7) whole passes
+    assert len(_trainer(epochs=2, min_steps=10).fit(X, y, sd)) == 2  # two passes are 14 steps already
+    assert _trainer(steps=5, min_steps=30).fit(X, y, sd)[-1]["step"] == 5  # exactly steps, when given
+    with pytest.raises(TransferkitError, match="min_steps"):
+        _trainer(min_steps=-1).fit(X, y, sd)
+    # a run's default length has a floor of 500 steps; a length the user gave is kept as given
+    assert split_settings({})[1]["min_steps"] == 500
+    assert split_settings({"epochs": 3})[1]["min_steps"] == 0
+    assert split_settings({"steps": 3})[1]["min_steps"] == 0
+    assert split_settings({"epochs": 3, "min_steps": 50})[1]["min_steps"] == 50

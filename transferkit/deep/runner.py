@@ -1,7 +1,10 @@
 """Running a deep method from a :class:`~transferkit.experiment.RunSpec`: data in, predictions out.
 
 The network follows the data: ``lenet`` for (C, 32, 32) images, an ``mlp`` for feature vectors, and
-all-MiniLM-L6-v2 sentence embeddings (cached) followed by an ``mlp`` for text. Settings given with
+all-MiniLM-L6-v2 sentence embeddings (cached) followed by an ``mlp`` for text. Feature vectors (a
+tabular data set) go through the run's preprocessing steps first, the same steps the shallow
+methods of the run get, fitted on the training rows (labelled sources and unlabelled targets):
+an MLP trains badly on columns of very different scales. Images and texts take no steps. Settings given with
 ``--set`` go to the trainer when they name a :class:`~transferkit.nn.trainer.TrainerConfig` field,
 to the network for ``backbone``/``bottleneck_dim``/``hidden``/``pretrained``, and to the method
 otherwise. ``init=DIR`` starts from a saved network (what ``run --out DIR`` writes under
@@ -19,7 +22,16 @@ import numpy as np
 
 from transferkit.errors import TransferkitError
 
-__all__ = ["NETWORK_SETTINGS", "deep_parameters", "fit_deep", "fit_predict_deep", "inputs", "split_settings"]
+__all__ = [
+    "NETWORK_SETTINGS",
+    "deep_parameters",
+    "fit_deep",
+    "fit_predict_deep",
+    "input_preprocess",
+    "inputs",
+    "split_settings",
+    "takes_steps",
+]
 
 NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
     "backbone": (str, "auto"),
@@ -31,7 +43,9 @@ NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
     "lora_rank": (int, 0),
     "head_hidden": (int | None, None),
 }
-RUN_DEFAULTS = {"epochs": 10, "batch_size": 64, "lr": 0.01, "progress": False}
+# a run's training length: 10 passes, but at least 500 optimizer steps unless the length is given
+# (``epochs`` or ``steps``): with 157 rows and batches of 64, ten passes are 30 steps
+RUN_DEFAULTS = {"epochs": 10, "min_steps": 500, "batch_size": 64, "lr": 0.01, "progress": False}
 
 
 def deep_parameters() -> dict[str, tuple[Any, Any]]:
@@ -55,26 +69,85 @@ def split_settings(settings: dict[str, Any]) -> tuple[dict, dict, dict]:
     method = {k: v for k, v in settings.items() if k not in trainer_keys and k not in NETWORK_SETTINGS}
     trainer = {
         **{k: v for k, v in RUN_DEFAULTS.items()},
+        **({"min_steps": 0} if {"epochs", "steps"} & set(settings) else {}),  # a given length is kept
         **{k: v for k, v in settings.items() if k in trainer_keys},
     }
     network = {k: v for k, v in settings.items() if k in NETWORK_SETTINGS}
     return method, trainer, network
 
 
-def input_preprocess(dataset) -> str:
-    """What deep methods do to the rows before the network (they take no ``--preprocess`` steps)."""
+def takes_steps(dataset) -> bool:
+    """Whether deep methods apply the run's preprocessing steps: to feature vectors only (a tabular
+    data set); images go to the network as they are and texts as sentence embeddings."""
+    return dataset.modality not in ("image", "text")
+
+
+def input_preprocess(dataset, preprocess: tuple[str, ...] = ()) -> str:
+    """What deep methods do to the rows before the network: the steps for feature vectors, the
+    sentence embedding for texts, nothing for images."""
     from transferkit.features import FEATURES_NAME
 
-    return FEATURES_NAME if dataset.modality == "text" else ""
+    if dataset.modality == "text":
+        return FEATURES_NAME
+    return " ".join(preprocess) if takes_steps(dataset) else ""
 
 
-def inputs(dataset, arrays):
-    """The network's input rows: images and vectors as float32, texts as cached MiniLM embeddings."""
+# an MLP on raw columns whose spreads differ by more than this trains badly: the run says so
+SCALE_RATIO_WARNING = 1e3
+
+
+def _warn_unscaled(X: np.ndarray, columns) -> None:
+    import warnings
+
+    sd = X.std(0)
+    live = np.flatnonzero(sd > 0)
+    if len(live) < 2:
+        return
+    hi, lo = live[np.argmax(sd[live])], live[np.argmin(sd[live])]
+    if sd[hi] / sd[lo] <= SCALE_RATIO_WARNING and np.abs(X).max() <= 1e4:
+        return
+
+    def name(j):
+        return f"'{columns[j]}'" if columns is not None and len(columns) == X.shape[1] else f"{j}"
+
+    warnings.warn(
+        f"the feature columns go to the network unscaled: column {name(hi)} spreads {sd[hi]:.3g}, column "
+        f"{name(lo)} {sd[lo]:.3g}, and a network trains badly on such inputs. Pass --preprocess "
+        "standardize (or preprocess=('standardize',) in Python) to scale them.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def inputs(dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, seed: int = 0):
+    """The network's input rows: images as float32, texts as cached MiniLM embeddings, and feature
+    vectors through the preprocessing steps ``preprocess`` (``"name:key=value"`` strings, as for the
+    shallow methods), fitted on the rows ``fit_rows`` (a boolean mask or indices; default all rows,
+    whose target labels are hidden) and applied to every row, each with its own domain."""
     if dataset.modality == "text":
         from transferkit.features import cache_dir, embed_by_domain
 
         return embed_by_domain(arrays.X, arrays.sample_domain, cache_dir=cache_dir() / "embeddings")
-    return np.asarray(arrays.X, dtype=np.float32)  # NaN or inf never get here: to_arrays names them
+    X = np.asarray(arrays.X, dtype=np.float32)  # NaN or inf never get here: to_arrays names them
+    if not takes_steps(dataset) or X.ndim != 2:
+        return X
+    if not preprocess:
+        extras = dataset.extras if isinstance(getattr(dataset, "extras", None), dict) else {}
+        _warn_unscaled(X, extras.get("feature_names"))
+        return X
+    from transferkit import registry
+
+    rows = np.arange(len(X)) if fit_rows is None else np.asarray(fit_rows)
+    sd, y = np.asarray(arrays.sample_domain), np.asarray(arrays.y)
+    Z = X.astype(np.float64)
+    for text in preprocess:
+        name, settings = registry.parse_spec(text)
+        step = registry.build("preprocessing", name, settings)
+        if "random_state" in step.get_params(deep=False) and "random_state" not in settings:
+            step.set_params(random_state=seed)
+        step.fit(Z[rows], np.where(sd[rows] >= 0, y[rows], -1), sd[rows])  # target labels stay hidden
+        Z = np.asarray(step.transform(Z, sd), dtype=np.float64)
+    return Z.astype(np.float32)
 
 
 def fit_deep(
@@ -178,14 +251,17 @@ def fit_deep(
     return trainer, history, net_spec
 
 
-def fit_predict_deep(spec, dataset, y, arrays, method_settings, trainer_settings, network_settings):
-    """Train on all rows (:func:`fit_deep`) and predict every target domain.
+def fit_predict_deep(
+    spec, dataset, y, arrays, method_settings, trainer_settings, network_settings, preprocess=()
+):
+    """Train on all rows (:func:`fit_deep`) and predict every target domain (feature vectors through
+    ``preprocess`` first, see :func:`inputs`).
 
     Returns the predictions per target name, the training history, and what a run keeps for its
     artifacts: ``{"network": (network, network_spec), "model": a view with features(X, sd),
     "X": the inputs flattened}`` (the saved model, and the 2-D view before and after adaptation).
     """
-    X = inputs(dataset, arrays)
+    X = inputs(dataset, arrays, preprocess, seed=spec.seed)
     trainer, history, net_spec = fit_deep(spec, dataset, X, y, arrays.sample_domain, method_settings,
                                           trainer_settings, network_settings)  # fmt: skip
     preds = {}

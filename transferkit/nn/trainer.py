@@ -52,9 +52,11 @@ def seed_everything(seed: int) -> None:
 class TrainerConfig:
     """How to train. Every field can be set from the command line with ``--set name=value``.
 
-    Length: ``epochs`` passes, or exactly ``steps`` optimizer steps when given. Optimizer: ``sgd``
-    (``momentum``, ``nesterov``), ``adam`` or ``adamw``; ``schedule`` ``constant``, ``cosine`` or
-    ``dann`` (DANN's annealing ``lr / (1 + 10 p) ** 0.75``).
+    Length: ``epochs`` passes, or exactly ``steps`` optimizer steps when given; ``min_steps`` adds
+    whole passes until at least that many optimizer steps are taken (a small data set has few
+    batches per pass: ten passes over 157 rows are 30 steps, too few to fit even the source).
+    Optimizer: ``sgd`` (``momentum``, ``nesterov``), ``adam`` or ``adamw``; ``schedule`` ``constant``,
+    ``cosine`` or ``dann`` (DANN's annealing ``lr / (1 + 10 p) ** 0.75``).
 
     Fine-tuning (:mod:`transferkit.nn.finetune`): ``freeze`` fixes parameters by pattern
     (``trunk`` = linear probing), ``trainable_depth`` keeps only the last N blocks trainable,
@@ -86,6 +88,7 @@ class TrainerConfig:
 
     epochs: int = 10
     steps: int | None = None
+    min_steps: int = 0
     batch_size: int = 64
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 0.01
@@ -163,6 +166,8 @@ class Trainer:
             raise TransferkitError(f"epochs must be >= 1 (or give steps), got {c.epochs}.")
         if c.steps is not None and c.steps < 1:
             raise TransferkitError(f"steps must be >= 1, got {c.steps}.")
+        if c.min_steps < 0:
+            raise TransferkitError(f"min_steps must be >= 0 (0: off), got {c.min_steps}.")
         if c.lr <= 0:
             raise TransferkitError(f"the learning rate lr must be > 0, got {c.lr}.")
         if c.unfreeze_every < 0 or c.patience < 0:
@@ -275,7 +280,8 @@ class Trainer:
         if c.reg != "none":  # anchored at the starting weights, before any checkpoint is restored
             regularizers.append(Regularizer(self.model, c.reg, c.reg_alpha, c.reg_beta))
         optimizer = self._optimizer()
-        total = c.steps if c.steps else max(1, c.epochs * len(loader))
+        passes = max(c.epochs, -(-c.min_steps // len(loader)))  # whole passes, at least min_steps steps
+        total = c.steps if c.steps else max(1, passes * len(loader))
         n_epochs = -(-total // len(loader))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: _factor(c.schedule, step / total)
