@@ -92,28 +92,29 @@ def input_preprocess(dataset, preprocess: tuple[str, ...] = ()) -> str:
     return " ".join(preprocess) if takes_steps(dataset) else ""
 
 
-# an MLP on raw columns whose spreads differ by more than this trains badly: the run says so
-SCALE_RATIO_WARNING = 1e3
+# an MLP trains badly on raw columns of large or very unequal spread: the run says so
+LARGE_SPREAD, SPREAD_RATIO = 100.0, 1e3
 
 
 def _warn_unscaled(X: np.ndarray, columns) -> None:
+    """Warn when a column spreads over more than LARGE_SPREAD, or over SPREAD_RATIO times the median
+    column's spread (a median, so that a few nearly constant columns, such as the border pixels of
+    flattened images, do not count)."""
     import warnings
 
-    sd = X.std(0)
+    sd = X.std(0, dtype=np.float64)
     live = np.flatnonzero(sd > 0)
     if len(live) < 2:
         return
-    hi, lo = live[np.argmax(sd[live])], live[np.argmin(sd[live])]
-    if sd[hi] / sd[lo] <= SCALE_RATIO_WARNING and np.abs(X).max() <= 1e4:
+    hi = live[np.argmax(sd[live])]
+    typical = float(np.median(sd[live]))
+    if sd[hi] <= LARGE_SPREAD and sd[hi] <= SPREAD_RATIO * typical:
         return
-
-    def name(j):
-        return f"'{columns[j]}'" if columns is not None and len(columns) == X.shape[1] else f"{j}"
-
+    name = f"'{columns[hi]}'" if columns is not None and len(columns) == X.shape[1] else f"{hi}"
     warnings.warn(
-        f"the feature columns go to the network unscaled: column {name(hi)} spreads {sd[hi]:.3g}, column "
-        f"{name(lo)} {sd[lo]:.3g}, and a network trains badly on such inputs. Pass --preprocess "
-        "standardize (or preprocess=('standardize',) in Python) to scale them.",
+        f"the feature columns go to the network unscaled: column {name} spreads {sd[hi]:.3g} (standard "
+        f"deviation), the median column {typical:.3g}, and a network trains badly on such inputs. Pass "
+        "--preprocess standardize (or preprocess=('standardize',) in Python) to scale them.",
         UserWarning,
         stacklevel=3,
     )
