@@ -42,7 +42,9 @@ def test_unscaled_columns_warn_naming_them_and_standardized_ones_train():
     ds = _scaled_table()
     ds.extras = {"feature_names": ["price_cents", "ratio"]}
     arrays = ds.to_arrays(["s"], ["t"])
-    with pytest.warns(UserWarning, match=r"column 'price_cents' spreads 9.81e\+03 .*--preprocess standardize"):
+    with pytest.warns(
+        UserWarning, match=r"column 'price_cents' spreads 9.81e\+03 .*--preprocess standardize"
+    ):
         inputs(ds, arrays)
     # rows already on a small scale do not warn, nearly constant columns (image borders) or not
     rng = np.random.default_rng(1)

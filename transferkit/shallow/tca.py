@@ -109,7 +109,8 @@ class TCA(BaseAdapter):
             F = Xtr - self.mean_
             self.train_ = None
         else:
-            # K, K - mean, K H K, P A P with its temporaries, the eigensolver's copy
+            # K, K - mean, K H K, P A P with its temporaries, the eigensolver's copy: a peak of 6.3 dense
+            # n x n float64 matrices above the rows, measured at n = 2000 (6.2 at 3000)
             check_dense_size(ns + nt, 7, "TCA with kernel='rbf'")
             self.gamma_ = float(self.gamma) if self.gamma is not None else median_gamma(Xtr)
             F = kernel(Xtr, Xtr, "rbf", self.gamma_)
