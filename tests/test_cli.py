@@ -133,7 +133,8 @@ def test_run_checks_its_out_folder_and_which_preprocessing_deep_methods_take(tmp
     assert main([*base, "--method", "coral", "--out", str(tmp_path / "file")]) == 2
     assert "--out" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
     assert main([*base, "--method", "deep-source-only", "--set", "epochs=1", "--set", "batch_size=16"]) == 0
-    assert "preprocessing: none;" in capsys.readouterr().out  # what the network really read
+    # a user's table is scaled by the source's statistics unless told otherwise, for every method
+    assert "preprocessing: standardize:per_domain=false;" in capsys.readouterr().out
     # on a feature table the steps reach the deep methods too, so the header names one preprocessing
     assert main([*base, "--method", "coral", "deep-source-only", "--preprocess", "standardize"]) == 0
     assert "preprocessing: standardize;" in capsys.readouterr().out
@@ -207,3 +208,28 @@ def test_a_misspelt_data_set_is_named_before_the_missing_domains(capsys):
     assert "Did you mean 'office-caltech10'" in capsys.readouterr().err
     assert main(["run", "--dataset", "office-caltech10"]) == 2
     assert "name the domains" in capsys.readouterr().err
+
+
+def test_one_failing_method_does_not_cost_the_others(tmp_path, capsys):
+    # an unscaled column (spread 1e4, scaling switched off) makes the MLP's loss leave the finite
+    # numbers; the shallow method beside it still runs and its result is written
+    rng = np.random.default_rng(0)
+    lines = ["domain,label,price_cents,ratio"]
+    for dom, shift in (("shop", 0.0), ("web", 0.5)):
+        for i in range(60):
+            c = i % 2
+            lines.append(
+                f"{dom},{'ab'[c]},{rng.normal(0, 1e4):.1f},{2 * c - 1 + shift + rng.normal(0, 0.3):.3f}"
+            )
+    data = tmp_path / "prices.csv"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    argv = ["run", "--dataset", str(data), "--source", "shop", "--target", "web", "--quiet", "--method",
+            "deep-source-only", "knn", "--preprocess", "none", "--out", str(out)]  # fmt: skip
+    with pytest.warns(UserWarning, match="unscaled"):
+        assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "deep-source-only failed: the loss became inf" in captured.err
+    assert "1 of 2 methods failed (deep-source-only)" in captured.err
+    assert "failed" in captured.out and (out / "knn" / "result.json").exists()
+    assert not (out / "deep-source-only" / "result.json").exists()

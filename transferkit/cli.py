@@ -232,6 +232,10 @@ def cmd_run(args) -> int:
     preprocess = (
         specs[0].preprocess if specs[0].preprocess is not None else default_preprocess(dataset, dataset_id)
     )
+    from transferkit.experiment import build_classifier
+
+    for s in specs:  # a misspelt step or setting is said once, before any training
+        build_classifier(s, preprocess)
     command = args.command or args.invocation
     rows, records = [], []
 
@@ -240,12 +244,22 @@ def cmd_run(args) -> int:
             return None
         return Path(args.out) if len(specs) == 1 else Path(args.out) / spec.method
 
-    selected = {}
+    selected, done, failed = {}, [], []
     for i, spec in enumerate(specs):
-        if args.select:
-            spec, selected[spec.method] = _select_for_run(spec, dataset, preprocess, args.select)
-            specs[i] = spec
-        rec = run(spec, dataset=dataset, command=command, artifacts=_dir(spec) if main_process else None)
+        try:
+            if args.select:
+                spec, selected[spec.method] = _select_for_run(spec, dataset, preprocess, args.select)
+                specs[i] = spec
+            rec = run(spec, dataset=dataset, command=command, artifacts=_dir(spec) if main_process else None)
+        except TransferkitError as exc:
+            if len(specs) == 1:
+                raise
+            # one method failing (a diverging loss, a solver that gives up) does not cost the others
+            print(f"transferkit: {spec.method} failed: {exc}", file=sys.stderr)
+            failed.append(spec.method)
+            rows.append([spec.method, "failed", "-", "-"])
+            continue
+        done.append(spec)
         if spec.method in selected and selected[spec.method]:
             rec["selection"] = f"select:{args.select}"
             rec["candidates"] = selected[spec.method]
@@ -266,9 +280,13 @@ def cmd_run(args) -> int:
     )
     print(_table(["method", "selection", "target accuracy %", "seconds"], rows))
     if args.out:
-        for spec, rec in zip(specs, records):
+        for spec, rec in zip(done, records):
             path = save_record(rec, _dir(spec))
             print(f"wrote {path}")
+    if failed:
+        print(f"transferkit: {len(failed)} of {len(specs)} methods failed ({', '.join(failed)}); the "
+              "others' results stand", file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 

@@ -84,13 +84,22 @@ class RunSpec:
         return f"{'+'.join(self.sources)}->{'+'.join(self.targets)}"
 
 
+# a user's table: every column scaled by the source's mean and spread (the scaling a model trained on
+# the source alone would use, so no adaptation hides in it). Raw columns of very different scales stall
+# libsvm for minutes at large C and make a network's loss diverge.
+USER_TABLE_STEPS = ("standardize:per_domain=false",)
+
+
 def default_preprocess(dataset: DomainDataset, dataset_id: str) -> tuple[str, ...]:
-    """The standard steps of a built-in data set; TF-IDF for text and none otherwise."""
+    """The standard steps of a built-in data set; for a user's data TF-IDF for texts, the source's
+    standardization (:data:`USER_TABLE_STEPS`) for feature tables and none for images."""
     from transferkit.datasets import dataset_info, list_datasets
 
     if dataset_id in list_datasets():
         return dataset_info(dataset_id).preprocess
-    return ("tfidf",) if dataset.modality == "text" else ()
+    if dataset.modality == "text":
+        return ("tfidf",)
+    return () if dataset.modality == "image" else USER_TABLE_STEPS
 
 
 def _with_seed(obj, seed: int, explicit: dict) -> None:
