@@ -432,7 +432,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         nargs="*",
         metavar="STEP",
         help="preprocessing steps NAME[:key=value,...] in order, or 'none' "
-        "(default: the data set's standard steps)",
+        "(default: a built-in data set's standard steps; for your own table standardize:per_domain=false, "
+        "for texts tfidf, for images none)",
     )
     p.add_argument(
         "--set",
