@@ -83,3 +83,28 @@ def test_images_take_no_steps():
                    params={"epochs": 1, "batch_size": 8}, preprocess=("standardize",))  # fmt: skip
     rec = run(spec, dataset=ds)
     assert rec["config"]["preprocess"] == []
+
+
+def test_label_reading_steps_see_only_the_source_labels_and_the_revealed_ones(monkeypatch):
+    # the target's true labels never reach a step (garbage ones give the same inputs); the labels a
+    # semi-supervised run reveals do, as in the shallow composer
+    from transferkit.preprocessing import SelectKBest
+
+    ds = _scaled_table()
+    garbage = DomainDataset("scaled", ds.X, {"s": ds.y["s"], "t": 1 - np.asarray(ds.y["t"])}, ds.classes)
+    steps = ("standardize:per_domain=false", "select-k-best:k=1")
+    a, b = ds.to_arrays(["s"], ["t"]), garbage.to_arrays(["s"], ["t"])
+    np.testing.assert_array_equal(inputs(ds, a, steps), inputs(garbage, b, steps))
+    assert inputs(ds, a, steps).shape == (400, 1)
+    seen = []
+    fit = SelectKBest._fit
+    monkeypatch.setattr(
+        SelectKBest, "_fit", lambda self, X, y, sd: (seen.append(np.array(y)), fit(self, X, y, sd))[1]
+    )
+    target = a.sample_domain < 0
+    inputs(ds, a, steps)
+    assert (seen[-1][target] == -1).all() and (seen[-1][~target] == a.y[~target]).all()
+    revealed = a.y.copy()
+    revealed[np.flatnonzero(target)[:3]] = np.asarray(ds.y["t"])[:3]
+    inputs(ds, a, steps, labels=revealed)
+    np.testing.assert_array_equal(seen[-1], revealed)

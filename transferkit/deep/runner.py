@@ -120,11 +120,13 @@ def _warn_unscaled(X: np.ndarray, columns) -> None:
     )
 
 
-def inputs(dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, seed: int = 0):
+def inputs(dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, seed: int = 0, labels=None):
     """The network's input rows: images as float32, texts as cached MiniLM embeddings, and feature
     vectors through the preprocessing steps ``preprocess`` (``"name:key=value"`` strings, as for the
-    shallow methods), fitted on the rows ``fit_rows`` (a boolean mask or indices; default all rows,
-    whose target labels are hidden) and applied to every row, each with its own domain."""
+    shallow methods), fitted on the rows ``fit_rows`` (a boolean mask or indices; default all rows)
+    and applied to every row, each with its own domain. Steps that read labels see ``labels``
+    (default ``arrays.y``, whose target labels are hidden; a semi-supervised run passes the few it
+    revealed, as the shallow composer does)."""
     if dataset.modality == "text":
         from transferkit.features import cache_dir, embed_by_domain
 
@@ -139,14 +141,15 @@ def inputs(dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, see
     from transferkit import registry
 
     rows = np.arange(len(X)) if fit_rows is None else np.asarray(fit_rows)
-    sd, y = np.asarray(arrays.sample_domain), np.asarray(arrays.y)
+    sd = np.asarray(arrays.sample_domain)
+    y = np.asarray(arrays.y if labels is None else labels)
     Z = X.astype(np.float64)
     for text in preprocess:
         name, settings = registry.parse_spec(text)
         step = registry.build("preprocessing", name, settings)
         if "random_state" in step.get_params(deep=False) and "random_state" not in settings:
             step.set_params(random_state=seed)
-        step.fit(Z[rows], np.where(sd[rows] >= 0, y[rows], -1), sd[rows])  # target labels stay hidden
+        step.fit(Z[rows], y[rows], sd[rows])
         Z = np.asarray(step.transform(Z, sd), dtype=np.float64)
     return Z.astype(np.float32)
 
@@ -262,7 +265,7 @@ def fit_predict_deep(
     artifacts: ``{"network": (network, network_spec), "model": a view with features(X, sd),
     "X": the inputs flattened}`` (the saved model, and the 2-D view before and after adaptation).
     """
-    X = inputs(dataset, arrays, preprocess, seed=spec.seed)
+    X = inputs(dataset, arrays, preprocess, seed=spec.seed, labels=y)  # y: the revealed target labels only
     trainer, history, net_spec = fit_deep(spec, dataset, X, y, arrays.sample_domain, method_settings,
                                           trainer_settings, network_settings)  # fmt: skip
     preds = {}
