@@ -107,18 +107,25 @@ def _with_seed(obj, seed: int, explicit: dict) -> None:
         obj.set_params(random_state=seed)
 
 
+def build_steps(preprocess: tuple[str, ...], seed: int) -> tuple[list, list[dict]]:
+    """The preprocessing steps named by ``"name:key=value"`` strings (seeded by ``seed`` unless they
+    set ``random_state``), and their resolved settings for the record. Shallow and deep runs share it."""
+    steps, resolved = [], []
+    for text in preprocess:
+        name, settings = registry.parse_spec(text)
+        step = registry.build("preprocessing", name, settings)
+        _with_seed(step, seed, settings)
+        steps.append(step)
+        resolved.append({"name": name, "params": step.get_params(deep=False)})
+    return steps, resolved
+
+
 def build_classifier(spec: RunSpec, preprocess: tuple[str, ...]):
     """The composed classifier of a run, and the resolved settings of each part."""
     from transferkit.shallow.base import DAClassifier
 
     method_entry = registry.entry("method", spec.method)
-    steps, resolved_steps = [], []
-    for text in preprocess:
-        name, settings = registry.parse_spec(text)
-        step = registry.build("preprocessing", name, settings)
-        _with_seed(step, spec.seed, settings)
-        steps.append(step)
-        resolved_steps.append({"name": name, "params": step.get_params(deep=False)})
+    steps, resolved_steps = build_steps(preprocess, spec.seed)
     if method_entry.role == "deep":  # the steps reach a deep method's feature vectors (see run())
         return None, {**_deep_config(spec), "preprocess": resolved_steps}
     method = registry.build("method", spec.method, spec.params)

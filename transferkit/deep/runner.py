@@ -138,17 +138,13 @@ def inputs(dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, see
         extras = dataset.extras if isinstance(getattr(dataset, "extras", None), dict) else {}
         _warn_unscaled(X, extras.get("feature_names"))
         return X
-    from transferkit import registry
+    from transferkit.experiment import build_steps
 
     rows = np.arange(len(X)) if fit_rows is None else np.asarray(fit_rows)
     sd = np.asarray(arrays.sample_domain)
     y = np.asarray(arrays.y if labels is None else labels)
     Z = X.astype(np.float64)
-    for text in preprocess:
-        name, settings = registry.parse_spec(text)
-        step = registry.build("preprocessing", name, settings)
-        if "random_state" in step.get_params(deep=False) and "random_state" not in settings:
-            step.set_params(random_state=seed)
+    for step in build_steps(preprocess, seed)[0]:
         step.fit(Z[rows], y[rows], sd[rows])
         Z = np.asarray(step.transform(Z, sd), dtype=np.float64)
     return Z.astype(np.float32)
