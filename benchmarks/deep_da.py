@@ -57,6 +57,7 @@ METHODS = [
     "mcc",
     "pseudo-label",
     "fixmatch",
+    "adamatch",
 ]
 SUITES = {
     "digits": {

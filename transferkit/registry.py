@@ -40,6 +40,7 @@ __all__ = [
 
 # name -> "module:Class". Sorted; one line per method.
 METHODS: dict[str, str] = {
+    "adamatch": "transferkit.deep.adamatch:AdaMatch",
     "cdan": "transferkit.deep.cdan:CDAN",
     "cdan-e": "transferkit.deep.cdan:CDANE",
     "coral": "transferkit.shallow.coral:CORAL",

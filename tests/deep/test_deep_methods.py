@@ -1,4 +1,4 @@
-"""The deep adaptation methods: DAN, Deep CORAL, CDAN(+E), MCC, pseudo-labelling and FixMatch.
+"""The deep adaptation methods: DAN, Deep CORAL, CDAN(+E), MCC, pseudo-labelling, FixMatch and AdaMatch.
 
 For each: one step is finite and its adaptation term reaches the trunk; the loss of a fixed batch
 equals a naive recomputation (explicit loops and direct formulas); no target label is read in
@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from transferkit import registry
+from transferkit.deep.adamatch import AdaMatch, adamatch_ramp
 from transferkit.deep.cdan import CDAN, CDANE
 from transferkit.deep.dan import DAN
 from transferkit.deep.deep_coral import DeepCORAL
@@ -30,13 +31,19 @@ from transferkit.deep.mcc import MCC
 from transferkit.deep.pseudo_label import PseudoLabel, ramp, select_pseudo_labels
 from transferkit.domains import mask_target_labels
 from transferkit.nn.batch import DABatch
+from transferkit.nn.losses import align_distributions
 from transferkit.nn.model import build_network
 from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
 from transferkit.selection import score_every_epoch
 
-NAMES = ["cdan", "cdan-e", "dan", "deep-coral", "fixmatch", "mcc", "pseudo-label"]
+NAMES = ["adamatch", "cdan", "cdan-e", "dan", "deep-coral", "fixmatch", "mcc", "pseudo-label"]
 # settings under which every adaptation term is active on an untrained network
-ACTIVE = {"fixmatch": {"threshold": 0.0}, "pseudo-label": {"warmup": 0.0, "rampup": 0.0}}
+ACTIVE = {
+    "adamatch": {"threshold": 0.0},
+    "fixmatch": {"threshold": 0.0},
+    "pseudo-label": {"warmup": 0.0, "rampup": 0.0},
+}
+VIEWS = ("adamatch", "cdan-e", "fixmatch")  # random augmentations or the randomized CDAN map
 K = 3
 
 
@@ -132,7 +139,7 @@ def test_one_step_is_finite_and_the_adaptation_term_reaches_the_trunk(name):
 
 
 def test_lenet_step_reaches_the_first_convolution():
-    for name in ("cdan-e", "fixmatch"):  # the randomized CDAN map (forced: 500 x 3 < 4096) and views
+    for name in VIEWS:  # the randomized CDAN map (forced: 500 x 3 < 4096) and views
         model, method = _setup(name, backbone="lenet", **({"max_dim": 100} if name == "cdan-e" else {}))
         method.loss(model, _batch(n=4), 0.5).total.backward()
         assert model.backbone[0].weight.grad.abs().sum() > 0
@@ -355,6 +362,58 @@ def test_fixmatch_views_are_seeded_per_step():
     assert float(s1.min()) >= float(x.min()) - 1e-6 and float(s1.max()) <= float(x.max()) + 1e-6
 
 
+def test_adamatch_matches_a_naive_aligned_relative_threshold_on_its_views():
+    model, method = _eval(*_setup("adamatch", weight=1.5))
+    batch = _batch(n=10)
+    g = method.step_generator()  # eval mode: the step does not move on, so loss() draws the same views
+    ws, ss = weak_augment(batch.x_source, g), strong_augment(batch.x_source, g)
+    wt, st = weak_augment(batch.x_target, g), strong_augment(batch.x_target, g)
+    with torch.no_grad():
+        _, z = model.forward_features_and_logits(torch.cat([ws, wt]))
+        _, z_strong = model.forward_features_and_logits(torch.cat([ss, st]))
+    zs, zt = _rows(z[:10].double()), _rows(z[10:].double())
+    ps, pt = [_softmax(r) for r in zs], [_softmax(r) for r in zt]
+    mean_s = [sum(p[k] for p in ps) / 10 for k in range(K)]
+    mean_t = [sum(p[k] for p in pt) / 10 for k in range(K)]
+    aligned = []
+    for p in pt:
+        q = [p[k] * mean_s[k] / mean_t[k] for k in range(K)]
+        aligned.append([v / sum(q) for v in q])
+    source_conf = sum(max(p) for p in ps) / 10
+    conf = sorted(max(q) for q in aligned)
+    method.threshold = (conf[4] + conf[5]) / 2 / source_conf  # half the target rows pass
+    expected = 0.0
+    for q, rs in zip(aligned, _rows(z_strong[10:].double())):
+        if max(q) >= method.threshold * source_conf:
+            expected += _ce(rs, q.index(max(q)))
+    for progress, mu in ((0.25, 0.5), (0.5, 1.0), (0.9, 1.0), (0.0, 0.0)):
+        assert adamatch_ramp(progress) == pytest.approx(mu)
+        losses = _loss(method, model, batch, progress)
+        assert float(losses.parts["consistency"]) == pytest.approx(
+            1.5 * mu * expected / 10, rel=1e-4, abs=1e-12
+        )
+    assert expected > 0
+    assert float(losses.parts["source_ce"]) == pytest.approx(
+        _mean_ce(z[:10].double(), batch.y_source), rel=1e-4
+    )
+    strong_ce = _mean_ce(z_strong[:10].double(), batch.y_source)
+    assert float(losses.parts["source_strong_ce"]) == pytest.approx(strong_ce, rel=1e-4)
+
+
+def test_distribution_alignment_scales_back_a_class_that_grows_on_the_target_only():
+    p_source = torch.tensor([[0.5, 0.3, 0.2], [0.3, 0.4, 0.3]])
+    same = align_distributions(p_source, p_source)
+    assert torch.allclose(same, p_source)  # the target predicted like the source: unchanged
+    # the target drifting onto class 0: rows leaning to class 0 by a little are handed back to the
+    # class the source would give them; a row that is clearly class 0 keeps it
+    p_target = torch.tensor([[0.45, 0.40, 0.15], [0.50, 0.10, 0.40], [0.90, 0.05, 0.05], [0.6, 0.3, 0.1]])
+    q = align_distributions(p_target, p_source)
+    assert torch.allclose(q.sum(1), torch.ones(4))
+    assert q.mean(0)[0] < p_target.mean(0)[0]
+    assert q[0].argmax() == 1 and q[1].argmax() == 2 and q[2].argmax() == 0
+    assert isinstance(registry.build("method", "adamatch"), AdaMatch)
+
+
 # the augmentations against naive pixel loops
 
 
@@ -515,7 +574,7 @@ def test_scoring_the_target_every_epoch_leaves_the_run_unchanged(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_seeded_runs_are_identical(name):
-    images = name in ("fixmatch", "cdan-e")  # the image augmentations and the randomized map
+    images = name in VIEWS  # the image augmentations and the randomized map
     settings = {"max_dim": 10} if name == "cdan-e" else {}
     X, y, sd = _data(images=images)
     y[sd < 0] = -1
@@ -530,7 +589,7 @@ def test_seeded_runs_are_identical(name):
     assert not _same(a, c)
 
 
-@pytest.mark.parametrize("name", ["cdan-e", "fixmatch"])
+@pytest.mark.parametrize("name", VIEWS)
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, name):
     X, y, sd = _data(images=True)
     y[sd < 0] = -1

@@ -165,11 +165,16 @@ class FixMatch(DeepMethod):
         self.aug_seed.fill_(int(torch.randint(0, 2**31 - 1, ())))
         self.aug_step.zero_()
 
-    def views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weak and strong views of this step (training mode moves on to the next step's draws)."""
+    def step_generator(self) -> torch.Generator:
+        """The generator of this step's views (training mode moves on to the next step's draws)."""
         g = torch.Generator().manual_seed(int(self.aug_seed) * 1_000_003 + int(self.aug_step))
         if self.training:
             self.aug_step += 1
+        return g
+
+    def views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weak and strong views of this step (training mode moves on to the next step's draws)."""
+        g = self.step_generator()
         return weak_augment(x, g), strong_augment(x, g)
 
     def loss(self, model: nn.Module, batch: DABatch, progress: float) -> Losses:

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "adamatch_loss",
+    "align_distributions",
     "cdan_map",
     "consistency_loss",
     "coral_loss",
@@ -136,4 +138,35 @@ def consistency_loss(logits_weak: torch.Tensor, logits_strong: torch.Tensor, thr
     with torch.no_grad():
         conf, pseudo = F.softmax(logits_weak, dim=1).max(1)
         mask = (conf >= threshold).float()
+    return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
+
+
+def align_distributions(p_target: torch.Tensor, p_source: torch.Tensor) -> torch.Tensor:
+    """AdaMatch's distribution alignment: each target row's class probabilities multiplied by the
+    ratio of the source batch's mean prediction to the target batch's, then renormalized.
+
+    A class the network already gives most target rows (the start of a collapse) is scaled down; a
+    class the source predicts as often as the target keeps its probabilities.
+    """
+    ratio = p_source.mean(0) / p_target.mean(0).clamp_min(torch.finfo(p_target.dtype).tiny)
+    q = p_target * ratio
+    return q / q.sum(1, keepdim=True)
+
+
+def adamatch_loss(
+    logits_source: torch.Tensor,
+    logits_weak: torch.Tensor,
+    logits_strong: torch.Tensor,
+    threshold: float = 0.9,
+) -> torch.Tensor:
+    """AdaMatch: cross-entropy of the strong target view against pseudo-labels of the weak view after
+    distribution alignment, kept where their confidence reaches ``threshold`` times the source rows'
+    mean confidence (the relative threshold). The mean is over all target rows; no gradient flows
+    through the pseudo-labels.
+    """
+    with torch.no_grad():
+        p_source = F.softmax(logits_source, dim=1)
+        q = align_distributions(F.softmax(logits_weak, dim=1), p_source)
+        conf, pseudo = q.max(1)
+        mask = (conf >= threshold * p_source.max(1).values.mean()).to(logits_strong.dtype)
     return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
