@@ -414,6 +414,23 @@ def test_distribution_alignment_scales_back_a_class_that_grows_on_the_target_onl
     assert isinstance(registry.build("method", "adamatch"), AdaMatch)
 
 
+@pytest.mark.parametrize(
+    "name,settings,message",
+    [
+        ("adamatch", {"weight": -2.0}, "weight must be a finite number >= 0, got -2.0"),
+        ("fixmatch", {"weight": float("nan")}, "weight must be a finite number >= 0, got nan"),
+        ("adamatch", {"threshold": 1.5}, "threshold must be in \\[0, 1\\], got 1.5"),
+        ("fixmatch", {"threshold": -0.1}, "threshold must be in \\[0, 1\\], got -0.1"),
+        ("mcc", {"target_weight": -1.0}, "target_weight must be a finite number >= 0, got -1.0"),
+    ],
+)
+def test_settings_out_of_range_are_refused_with_their_name(name, settings, message):
+    from transferkit.errors import TransferkitError
+
+    with pytest.raises(TransferkitError, match=message):
+        registry.build("method", name, settings)
+
+
 # the augmentations against naive pixel loops
 
 

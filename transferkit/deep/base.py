@@ -10,12 +10,14 @@ both domains together in every method.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DABatch
 
 __all__ = ["DeepMethod", "Forward", "Losses", "weighted_cross_entropy"]
@@ -70,6 +72,8 @@ class DeepMethod(nn.Module):
 
     def __init__(self, target_weight: float = 1.0):
         super().__init__()
+        if not (math.isfinite(float(target_weight)) and target_weight >= 0):
+            raise TransferkitError(f"target_weight must be a finite number >= 0, got {target_weight}.")
         self.target_weight = target_weight
 
     #: whether :meth:`finish` replaces the trained weights (weight averaging): then no scorer may

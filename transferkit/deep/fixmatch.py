@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferkit.deep.base import DeepMethod, Losses
+from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DABatch
 from transferkit.nn.losses import consistency_loss
 
@@ -156,6 +157,12 @@ class FixMatch(DeepMethod):
 
     def __init__(self, weight: float = 1.0, threshold: float = 0.95, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
+        if not (math.isfinite(float(weight)) and weight >= 0):
+            raise TransferkitError(
+                f"{type(self).__name__}'s weight must be a finite number >= 0, got {weight}."
+            )
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise TransferkitError(f"{type(self).__name__}'s threshold must be in [0, 1], got {threshold}.")
         self.weight = weight
         self.threshold = threshold
         self.register_buffer("aug_seed", torch.zeros((), dtype=torch.int64))
