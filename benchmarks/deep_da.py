@@ -3,6 +3,9 @@
 Suites:
 
 * ``digits``: MNIST -> USPS, USPS -> MNIST, MNIST -> MNIST-M (test splits, (3, 32, 32) images, a LeNet).
+* ``digits-input-norm``: ``digits`` with each image standardized per channel before the LeNet
+  (``input_norm=true``, the input normalization of Shu et al., ICLR 2018), the same for every method
+  and task: brightness, contrast and colour are taken out of the images of both domains.
 * ``mnist-usps-jda``: the JDA split (2000 MNIST, 1800 USPS): its 256-d rows are 16x16 grey images,
   given back their shape and resized to (3, 32, 32) (bilinear, the same for both domains) for the LeNet.
 * ``amazon-reviews``: the 12 ordered pairs of books, dvd, electronics and kitchen; all-MiniLM-L6-v2
@@ -65,6 +68,12 @@ SUITES = {
         "tasks": [("mnist", "usps"), ("usps", "mnist"), ("mnist", "mnist_m")],
         "settings": {"epochs": 10, "batch_size": 64, "lr": 0.01},
         "preprocess": "",
+    },
+    "digits-input-norm": {
+        "dataset": "digits",
+        "tasks": [("mnist", "usps"), ("usps", "mnist"), ("mnist", "mnist_m")],
+        "settings": {"epochs": 10, "batch_size": 64, "lr": 0.01, "input_norm": True},
+        "preprocess": "each image standardized per channel (input_norm)",
     },
     "mnist-usps-jda": {
         "dataset": "mnist-usps-jda",

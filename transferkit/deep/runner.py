@@ -6,7 +6,8 @@ tabular data set) go through the run's preprocessing steps first, the same steps
 methods of the run get, fitted on the training rows (labelled sources and unlabelled targets):
 an MLP trains badly on columns of very different scales. Images and texts take no steps. Settings given with
 ``--set`` go to the trainer when they name a :class:`~transferkit.nn.trainer.TrainerConfig` field,
-to the network for ``backbone``/``bottleneck_dim``/``hidden``/``pretrained``, and to the method
+to the network for ``backbone``/``bottleneck_dim``/``hidden``/``pretrained``/``input_norm`` (each
+image standardized per channel before the backbone), and to the method
 otherwise. ``init=DIR`` starts from a saved network (what ``run --out DIR`` writes under
 ``DIR/model``) instead of building one, with a new head when ``new_head`` is set or the label set
 differs in size: the source model a fine-tuning run transfers. ``lora_rank=R`` adds LoRA adapters
@@ -42,6 +43,7 @@ NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
     "new_head": (bool, False),
     "lora_rank": (int, 0),
     "head_hidden": (int | None, None),
+    "input_norm": (bool, False),
 }
 # a run's training length: 10 passes, but at least 500 optimizer steps unless the length is given
 # (``epochs`` or ``steps``): with 157 rows and batches of 64, ten passes are 30 steps
@@ -194,6 +196,12 @@ def fit_deep(
                 f"data have {[str(c) for c in dataset.classes]}: its head would name the wrong classes. Pass "
                 "new_head=true to train a new head on the saved trunk."
             )
+        saved_norm = bool(saved.get("input_norm", False))
+        if "input_norm" in network_settings and bool(network_settings["input_norm"]) != saved_norm:
+            raise TransferkitError(
+                f"the saved model in {init} was trained with input_norm={str(saved_norm).lower()}; its trunk "
+                "expects inputs normalized that way. Leave input_norm out to keep it."
+            )
         model = load_network(init, n_classes, new_head, head_hidden=head_hidden)
         net_spec = {**saved, "head_hidden": head_hidden, "num_classes": n_classes,
                     "classes": list(map(str, dataset.classes))}  # fmt: skip
@@ -210,9 +218,11 @@ def fit_deep(
             options["pretrained"] = True
         model = build_network(backbone, n_classes, in_shape=X.shape[1:],
                               bottleneck_dim=network_settings.get("bottleneck_dim"),
-                              head_hidden=network_settings.get("head_hidden"), **options)  # fmt: skip
+                              head_hidden=network_settings.get("head_hidden"),
+                              input_norm=bool(network_settings.get("input_norm")), **options)  # fmt: skip
         net_spec = {"backbone": backbone, "num_classes": n_classes, "in_shape": list(X.shape[1:]),
                     "bottleneck_dim": network_settings.get("bottleneck_dim"),
+                    "input_norm": bool(network_settings.get("input_norm")),
                     "head_hidden": network_settings.get("head_hidden"),
                     "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
                                 if k != "pretrained"},

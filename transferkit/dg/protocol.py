@@ -116,7 +116,7 @@ def _network(in_shape: tuple[int, ...], n_classes: int, network: Mapping[str, An
     if network.get("pretrained"):
         options["pretrained"] = True
     return build_network(backbone, n_classes, in_shape=in_shape, bottleneck_dim=network.get("bottleneck_dim"),
-                         **options)  # fmt: skip
+                         input_norm=bool(network.get("input_norm")), **options)  # fmt: skip
 
 
 def _train(method: str, settings: Mapping[str, Any], X, y, sd, *, n_classes: int, seed: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Network", "build_network", "lenet", "make_head", "mlp"]
+__all__ = ["Network", "build_network", "lenet", "make_head", "mlp", "standardize_images"]
 
 
 def make_head(feature_dim: int, num_classes: int, hidden: int | None = None) -> nn.Module:
@@ -21,14 +21,18 @@ class Network(nn.Module):
     """``backbone -> bottleneck -> head``; ``features`` is what adaptation losses look at.
 
     The head is linear, or a small MLP with ``head_hidden`` units (linear probing with an MLP head:
-    ``freeze=trunk``).
+    ``freeze=trunk``). With ``input_norm`` each image is standardized per channel before the
+    backbone (instance normalization of the input, no parameters): an image's brightness, contrast
+    and colour cast are removed, the shift between grey MNIST and colour MNIST-M among them (Shu et
+    al., *A DIRT-T Approach to Unsupervised Domain Adaptation*, ICLR 2018, normalize their inputs so).
     """
 
     def __init__(
         self, backbone: nn.Module, feature_dim: int, num_classes: int, bottleneck_dim: int | None = None,
-        head_hidden: int | None = None,
+        head_hidden: int | None = None, input_norm: bool = False,
     ):  # fmt: skip
         super().__init__()
+        self.input_norm = bool(input_norm)
         self.backbone = backbone
         if bottleneck_dim:
             self.bottleneck = nn.Sequential(
@@ -43,6 +47,8 @@ class Network(nn.Module):
         self.head = make_head(feature_dim, num_classes, head_hidden)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_norm:
+            x = standardize_images(x)
         return self.bottleneck(self.backbone(x))
 
     def forward_features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,6 +57,17 @@ class Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def standardize_images(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Each image of a ``(N, C, H, W)`` batch minus its channel's mean over the pixels, divided by
+    ``sqrt(variance + eps)`` (the biased variance): ``torch.nn.functional.instance_norm`` without
+    parameters. A constant channel becomes zeros."""
+    if x.ndim != 4:
+        raise ValueError(
+            f"standardize_images takes (N, C, H, W) images, got a tensor of shape {tuple(x.shape)}"
+        )
+    return nn.functional.instance_norm(x, eps=eps)
 
 
 def lenet(in_channels: int = 3) -> tuple[nn.Module, int]:
@@ -80,13 +97,21 @@ def build_network(
     bottleneck_dim: int | None = None,
     pretrained: bool = False,
     head_hidden: int | None = None,
+    input_norm: bool = False,
     **kw,
 ) -> Network:
     """A :class:`Network` on the backbone ``backbone`` of :mod:`transferkit.nn.backbones` (``lenet`` for
     (C, 32, 32) images, ``mlp`` for vectors, torchvision/EfficientNet-Lite0/``timm:<name>`` ImageNet
     networks); ``pretrained`` loads the backbone's ImageNet weights, ``kw`` are backbone options
-    (``hidden``/``dropout`` for ``mlp``, ``input_size``/``normalize`` for ImageNet backbones)."""
+    (``hidden``/``dropout`` for ``mlp``, ``input_size``/``normalize`` for ImageNet backbones);
+    ``input_norm`` standardizes each (C, H, W) image per channel before the backbone."""
+    from transferkit.errors import TransferkitError
     from transferkit.nn.backbones import build_backbone
 
+    if input_norm and len(tuple(in_shape)) != 3:
+        raise TransferkitError(
+            f"input_norm standardizes (C, H, W) images per channel; these rows have shape {tuple(in_shape)}. "
+            "Leave input_norm out for feature vectors (their preprocessing steps scale them)."
+        )
     trunk, d = build_backbone(backbone, in_shape, pretrained=pretrained, **kw)
-    return Network(trunk, d, num_classes, bottleneck_dim, head_hidden)
+    return Network(trunk, d, num_classes, bottleneck_dim, head_hidden, input_norm=input_norm)

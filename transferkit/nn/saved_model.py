@@ -33,7 +33,7 @@ WEIGHTS, SPEC = "model.safetensors", "network.json"
 
 def save_network(network: torch.nn.Module, folder, spec: dict[str, Any]) -> Path:
     """Write ``network``'s weights and its ``spec`` (``backbone``, ``num_classes``, ``in_shape``,
-    optional ``bottleneck_dim``, backbone ``options`` and ``classes``); return the folder."""
+    optional ``bottleneck_dim``, ``input_norm``, backbone ``options`` and ``classes``); return the folder."""
     from safetensors.torch import save
 
     from transferkit.io import atomic_write_bytes, atomic_write_json
@@ -76,7 +76,7 @@ def load_network(
     net = build_network(
         spec["backbone"], int(spec["num_classes"]), in_shape=tuple(spec["in_shape"]),
         bottleneck_dim=spec.get("bottleneck_dim"), head_hidden=spec.get("head_hidden"),
-        **_options(spec.get("options", {})),
+        input_norm=bool(spec.get("input_norm", False)), **_options(spec.get("options", {})),
     )  # fmt: skip
     if spec.get("lora"):  # adapters first, so that their weights have somewhere to go
         from transferkit.nn.lora import apply_lora
