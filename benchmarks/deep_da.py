@@ -6,6 +6,7 @@ Suites:
 * ``digits-input-norm``: ``digits`` with each image standardized per channel before the LeNet
   (``input_norm=true``, the input normalization of Shu et al., ICLR 2018), the same for every method
   and task: brightness, contrast and colour are taken out of the images of both domains.
+  ``mnist-usps-jda-input-norm`` is ``mnist-usps-jda`` with the same setting.
 * ``mnist-usps-jda``: the JDA split (2000 MNIST, 1800 USPS): its 256-d rows are 16x16 grey images,
   given back their shape and resized to (3, 32, 32) (bilinear, the same for both domains) for the LeNet.
 * ``amazon-reviews``: the 12 ordered pairs of books, dvd, electronics and kitchen; all-MiniLM-L6-v2
@@ -80,6 +81,13 @@ SUITES = {
         "tasks": [("mnist", "usps"), ("usps", "mnist")],
         "settings": {"epochs": 30, "batch_size": 64, "lr": 0.01},
         "preprocess": "16x16 rows as images, resized to 32x32",
+        "images": 16,
+    },
+    "mnist-usps-jda-input-norm": {
+        "dataset": "mnist-usps-jda",
+        "tasks": [("mnist", "usps"), ("usps", "mnist")],
+        "settings": {"epochs": 30, "batch_size": 64, "lr": 0.01, "input_norm": True},
+        "preprocess": "16x16 rows as 32x32 images, each standardized per channel (input_norm)",
         "images": 16,
     },
     "amazon-reviews": {
