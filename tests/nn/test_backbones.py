@@ -234,3 +234,14 @@ def test_a_network_with_input_norm_does_not_see_brightness_contrast_or_colour_ca
         assert not torch.allclose(plain(x * gain + offset), plain(x), rtol=1e-2, atol=1e-2)
     with pytest.raises(TransferkitError, match="input_norm standardizes .* shape \\(6,\\)"):
         build_network("mlp", 3, in_shape=(6,), input_norm=True)
+
+
+def test_input_norm_on_pretrained_weights_warns_and_the_dg_protocol_passes_it_on(monkeypatch):
+    import transferkit.nn.backbones as backbones
+    from transferkit.dg.protocol import _network
+
+    monkeypatch.setattr(backbones, "build_backbone", lambda name, in_shape, pretrained=False, **kw: lenet(3))
+    with pytest.warns(UserWarning, match="input_norm=true with pretrained weights"):
+        build_network("resnet18", 10, in_shape=(3, 32, 32), pretrained=True, input_norm=True)
+    assert _network((3, 32, 32), 10, {"input_norm": True}).input_norm
+    assert not _network((3, 32, 32), 10, {}).input_norm

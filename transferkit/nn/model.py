@@ -113,5 +113,15 @@ def build_network(
             f"input_norm standardizes (C, H, W) images per channel; these rows have shape {tuple(in_shape)}. "
             "Leave input_norm out for feature vectors (their preprocessing steps scale them)."
         )
+    if input_norm and pretrained:
+        import warnings
+
+        warnings.warn(
+            f"input_norm=true with pretrained weights: {backbone}'s own input normalization then sees "
+            "standardized images, not the [0, 1] pixels its weights were trained on; input_norm is meant "
+            "for networks trained from scratch.",
+            UserWarning,
+            stacklevel=2,
+        )
     trunk, d = build_backbone(backbone, in_shape, pretrained=pretrained, **kw)
     return Network(trunk, d, num_classes, bottleneck_dim, head_hidden, input_norm=input_norm)
