@@ -70,24 +70,11 @@ SUITES = {
         "settings": {"epochs": 10, "batch_size": 64, "lr": 0.01},
         "preprocess": "",
     },
-    "digits-input-norm": {
-        "dataset": "digits",
-        "tasks": [("mnist", "usps"), ("usps", "mnist"), ("mnist", "mnist_m")],
-        "settings": {"epochs": 10, "batch_size": 64, "lr": 0.01, "input_norm": True},
-        "preprocess": "each image standardized per channel (input_norm)",
-    },
     "mnist-usps-jda": {
         "dataset": "mnist-usps-jda",
         "tasks": [("mnist", "usps"), ("usps", "mnist")],
         "settings": {"epochs": 30, "batch_size": 64, "lr": 0.01},
         "preprocess": "16x16 rows as images, resized to 32x32",
-        "images": 16,
-    },
-    "mnist-usps-jda-input-norm": {
-        "dataset": "mnist-usps-jda",
-        "tasks": [("mnist", "usps"), ("usps", "mnist")],
-        "settings": {"epochs": 30, "batch_size": 64, "lr": 0.01, "input_norm": True},
-        "preprocess": "16x16 rows as 32x32 images, each standardized per channel (input_norm)",
         "images": 16,
     },
     "amazon-reviews": {
@@ -98,6 +85,18 @@ SUITES = {
         "target_only": True,
     },
 }  # fmt: skip
+
+
+def _with_input_norm(base: str, preprocess: str) -> dict:
+    """The suite ``base`` with every image standardized per channel (``input_norm``), all else equal."""
+    cfg = SUITES[base]
+    return {**cfg, "settings": {**cfg["settings"], "input_norm": True}, "preprocess": preprocess}
+
+
+SUITES["digits-input-norm"] = _with_input_norm("digits", "each image standardized per channel (input_norm)")
+SUITES["mnist-usps-jda-input-norm"] = _with_input_norm(
+    "mnist-usps-jda", "16x16 rows as 32x32 images, each standardized per channel (input_norm)"
+)
 EPOCH_SCORERS = ("entropy", "snd", "mixval")  # label-free: they read target predictions only
 SELECTIONS = ("fixed-defaults", *(f"select:{s}" for s in EPOCH_SCORERS), "oracle")
 
