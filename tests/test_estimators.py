@@ -1,0 +1,100 @@
+"""The default final classifier, LinearSVMCV: the published protocol, and the budget of its CV fits."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.svm import SVC
+from sklearn.utils.estimator_checks import check_estimator
+
+from transferkit.estimators import LinearSVMCV
+
+CS = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3)
+SMALL = (1e-2, 1e-1, 1.0)  # for the tests that need no slow fit
+
+
+def _overlapping(seed=0, n=150, d=3, k=3):
+    """Low-dimensional classes that no hyperplane separates: libsvm is slow there at large C."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    X = rng.normal(size=(n, d)) * 3.0 + y[:, None] * 0.8
+    return X, y
+
+
+def _reference(X, y, sample_weight=None, Cs=CS, folds=None):
+    """scikit-learn's own grid search over the same folds, with no iteration limit."""
+    folds = folds or StratifiedKFold(2, shuffle=True, random_state=0)
+    params = {} if sample_weight is None else {"sample_weight": sample_weight}
+    return GridSearchCV(SVC(kernel="linear"), {"C": list(Cs)}, cv=folds).fit(X, y, **params)
+
+
+def test_without_a_budget_it_is_the_published_grid_search():
+    X, y = _overlapping()
+    ours = LinearSVMCV(CS[:5], max_iter=None).fit(X, y)  # up to C=10: the large C are slow here
+    ref = _reference(X, y, Cs=CS[:5])
+    assert ours.best_C_ == ref.best_params_["C"]
+    assert ours.n_capped_ == 0
+    np.testing.assert_array_equal(ours.decision_function(X), ref.decision_function(X))
+
+
+def test_sample_weights_reach_the_folds_and_the_final_fit():
+    X, y = _overlapping(seed=1)
+    w = np.random.default_rng(2).uniform(0.1, 3.0, len(y))
+    ours = LinearSVMCV(SMALL, max_iter=None).fit(X, y, sample_weight=w)
+    ref = _reference(X, y, sample_weight=w, Cs=SMALL)
+    assert ours.best_C_ == ref.best_params_["C"]
+    np.testing.assert_array_equal(ours.decision_function(X), ref.decision_function(X))
+    unweighted = LinearSVMCV(SMALL, max_iter=None).fit(X, y)
+    assert not np.array_equal(unweighted.decision_function(X), ours.decision_function(X))
+
+
+def test_a_budget_stops_only_the_cv_fits_and_never_the_returned_model():
+    X, y = _overlapping()
+    Cs, budget = (1e-2, 1.0, 1e2), 500
+    folds = list(StratifiedKFold(2, shuffle=True, random_state=0).split(X, y))
+    needed = {
+        c: max(SVC(kernel="linear", C=c).fit(X[tr], y[tr]).n_iter_.max() for tr, _ in folds) for c in Cs
+    }
+    finished = [c for c in Cs if needed[c] < budget]
+    assert 0 < len(finished) < len(Cs), f"the data must make some fits long and some short: {needed}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the budget's stops are counted, not shown
+        capped = LinearSVMCV(Cs, max_iter=budget).fit(X, y)
+    assert capped.n_capped_ > 0
+    # the final model is a complete fit at the chosen C, even a C whose CV fits hit the budget
+    only_long = LinearSVMCV((1e2,), max_iter=budget).fit(X, y)
+    final = SVC(kernel="linear", C=1e2).fit(X, y)
+    assert final.n_iter_.max() > budget
+    np.testing.assert_array_equal(only_long.svm_.n_iter_, final.n_iter_)
+    np.testing.assert_array_equal(only_long.decision_function(X), final.decision_function(X))
+    # the budget changes nothing but the fits that reach it: every C whose folds all finish within it
+    # scores exactly as in the unlimited search
+    full = _reference(X, y, Cs=Cs)
+    for i, c in enumerate(Cs):
+        if c in finished:
+            assert capped.cv_scores_[c] == full.cv_results_["mean_test_score"][i]
+
+
+def test_bad_budget_is_a_clear_error():
+    X, y = _overlapping()
+    with pytest.raises(ValueError, match="max_iter"):
+        LinearSVMCV(max_iter=0).fit(X, y)
+
+
+def test_sklearn_contract():
+    # the one expected failure is libsvm's own (scikit-learn lists it for SVC): weights scale each
+    # row's C, which is not the same optimization problem as repeating the row, within tolerance
+    check_estimator(
+        LinearSVMCV(Cs=(0.1, 1.0)),
+        expected_failed_checks={"check_sample_weight_equivalence_on_dense_data": "as SVC"},
+    )
+
+
+def test_a_splitter_can_replace_the_number_of_folds():
+    X, y = _overlapping()
+    folds = StratifiedKFold(3, shuffle=True, random_state=5)
+    ours = LinearSVMCV(SMALL, cv=folds, max_iter=None).fit(X, y)
+    ref = _reference(X, y, Cs=SMALL, folds=folds)
+    assert ours.cv_scores_ == dict(zip(SMALL, ref.cv_results_["mean_test_score"]))
+    assert ours.best_C_ == ref.best_params_["C"]
