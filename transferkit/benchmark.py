@@ -167,9 +167,13 @@ def _applied(entry, dataset, preprocess) -> str:
 
 
 def _job_rows(
-    job, dataset, base: RunSpec, preprocess, params, target_labels, select, command
+    job, dataset, base: RunSpec, preprocess, params, target_labels, select, command, warm_torch=False
 ) -> tuple[list[dict], list[dict]]:
-    """One task x method x seed: result rows (fixed defaults, then selections) and scored candidates."""
+    """One task x method x seed: result rows (fixed defaults, then selections) and scored candidates.
+
+    ``warm_torch`` imports torch first (see :func:`run_suite`)."""
+    if warm_torch:
+        import torch  # noqa: F401
     candidate_rows: list[dict] = []
     (source, target), method, seed = job
     entry = registry.entry("method", method)
@@ -270,8 +274,16 @@ def run_suite(
         dataset=suite, estimator=estimator, estimator_params=dict(estimator_params or {}),
         preprocess=preprocess, data_root=data_root,
     )  # fmt: skip
+    # joblib's loky workers restart when their memory grows by 300 MB after their first job (a leak
+    # guard). torch's import alone does that, so a worker whose first job was shallow restarted at its
+    # first deep one and paid its imports again (12 restarts and a "worker stopped" warning in the
+    # 21-method office-caltech10 suite). Importing torch at the start of every job puts it in the
+    # reference instead.
+    warm = n_jobs > 1 and any(registry.entry("method", m).role == "deep" for m in methods)
     work = (
-        delayed(_job_rows)(job, dataset, base, preprocess, params, target_labels, tuple(select), command)
+        delayed(_job_rows)(
+            job, dataset, base, preprocess, params, target_labels, tuple(select), command, warm
+        )
         for job in jobs_list
     )
     results = Parallel(n_jobs=n_jobs, return_as="generator")(work) if n_jobs > 1 else (
