@@ -8,6 +8,7 @@ cross-validation on the source; :class:`LinearSVMCV` does exactly that, so it is
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from sklearn import config_context
@@ -54,7 +55,7 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
     [1]
     """
 
-    def __init__(self, Cs: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3), cv: int = 2,
+    def __init__(self, Cs: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3), cv: Any = 2,
                  random_state: int | None = 0, scale: bool = False,
                  max_iter: int | None = 1_000_000):  # fmt: skip
         self.Cs = Cs
