@@ -76,10 +76,14 @@ def test_a_budget_stops_only_the_cv_fits_and_never_the_returned_model():
             assert capped.cv_scores_[c] == full.cv_results_["mean_test_score"][i]
 
 
-def test_bad_budget_is_a_clear_error():
+def test_bad_budget_or_grid_is_a_clear_error():
     X, y = _overlapping()
     with pytest.raises(ValueError, match="max_iter"):
         LinearSVMCV(max_iter=0).fit(X, y)
+    # a C of 0 or below made every fold fail inside the grid search (a page of libsvm tracebacks)
+    for Cs in [(), (0.0, 1.0), (-1.0,), ("a",), (float("nan"),)]:
+        with pytest.raises(ValueError, match="Cs must be a non-empty list of positive numbers"):
+            LinearSVMCV(Cs=Cs).fit(X, y)
 
 
 def test_sklearn_contract():

@@ -74,6 +74,15 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
                 f"LinearSVMCV's max_iter must be a positive whole number of iterations or None (no "
                 f"limit), got {self.max_iter!r}."
             )
+        try:
+            Cs = [float(c) for c in self.Cs]
+        except (TypeError, ValueError):
+            Cs = []
+        if not Cs or not all(np.isfinite(c) and c > 0 for c in Cs):
+            raise TransferkitError(
+                f"LinearSVMCV's Cs must be a non-empty list of positive numbers (values of the SVM's C), "
+                f"got {self.Cs!r}."
+            )
         X, y = validate_data(self, X, y, accept_sparse=False)
         check_classification_targets(y)
         self.scaler_ = None
