@@ -12,9 +12,11 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from transferkit import registry
 from transferkit.deep.adamatch import AdaMatch, adamatch_ramp
+from transferkit.deep.base import Forward
 from transferkit.deep.cdan import CDAN, CDANE
 from transferkit.deep.dan import DAN
 from transferkit.deep.deep_coral import DeepCORAL
@@ -302,15 +304,24 @@ def test_pseudo_label_selection_matches_naive_ranks():
     assert torch.equal(only_threshold, probs.max(1).values >= 0.8)
 
 
-def test_pseudo_label_loss_matches_by_hand_and_waits_for_the_warm_up():
+@pytest.mark.parametrize("align", [False, True])
+def test_pseudo_label_loss_matches_by_hand_and_waits_for_the_warm_up(align):
     assert (
         ramp(0.05, 0.1, 0.2) == 0.0 and ramp(0.2, 0.1, 0.2) == pytest.approx(0.5) and ramp(0.9, 0.1, 0.2) == 1
     )
-    model, method = _eval(*_setup("pseudo-label", weight=2.0, threshold=0.5, portion=0.3))
+    model, method = _eval(*_setup("pseudo-label", weight=2.0, threshold=0.5, portion=0.3, align=align))
     batch = _batch(n=12)
     _, zs, _, zt = _forward(model, batch)
     rows = _rows(zt)
-    probs = [_softmax(r) for r in rows]
+    raw = [_softmax(r) for r in rows]
+    probs = raw
+    if align:  # each class scaled by (mean source probability) / (mean target probability), renormalized
+        p_source = [_softmax(r) for r in _rows(zs)]
+        ratio = [
+            sum(p[k] for p in p_source) / len(p_source) / (sum(p[k] for p in raw) / len(raw))
+            for k in range(K)
+        ]
+        probs = [[p[k] * ratio[k] / sum(p[j] * ratio[j] for j in range(K)) for k in range(K)] for p in raw]
     labels = [p.index(max(p)) for p in probs]
     total = 0.0
     for i, p in enumerate(probs):
@@ -322,6 +333,28 @@ def test_pseudo_label_loss_matches_by_hand_and_waits_for_the_warm_up():
     assert expected > 0 and float(losses.parts["pseudo_ce"]) == pytest.approx(expected, rel=1e-4)
     assert float(losses.total) == pytest.approx(_mean_ce(zs, batch.y_source) + expected, rel=1e-4)
     assert float(_loss(method, model, batch, 0.05).parts["pseudo_ce"]) == 0.0
+
+
+def test_pseudo_label_alignment_scales_back_a_class_the_target_overpredicts():
+    # the source predicts the three classes evenly, the target favours class 0 (a collapse beginning)
+    g = torch.Generator().manual_seed(5)
+    zs = torch.randn(30, K, generator=g)
+    zt = torch.randn(30, K, generator=g) + torch.tensor([1.5, 0.0, 0.0])
+    out = Forward(torch.zeros(30, 2), zs, torch.zeros(30, 2), zt)
+    batch = DABatch(torch.zeros(30, 2), torch.zeros(30, dtype=torch.long), torch.zeros(30, 2))
+    counts = {}
+    for align in (False, True):
+        method = PseudoLabel(threshold=2.0, portion=1.0, warmup=0.0, rampup=0.0, align=align)
+        probs = torch.softmax(zt, 1)
+        if align:
+            probs = align_distributions(probs, torch.softmax(zs, 1))
+        pseudo = probs.argmax(1)
+        counts[align] = torch.bincount(pseudo, minlength=K).tolist()
+        # every row is kept (portion 1): the loss is the mean cross-entropy against these labels
+        expected = float(F.cross_entropy(zt, pseudo))
+        assert float(method.adaptation(out, batch, 1.0)["pseudo_ce"]) == pytest.approx(expected, rel=1e-5)
+    assert counts[False][0] > 20  # unaligned: most rows take the favoured class
+    assert counts[True][0] < counts[False][0] and min(counts[True]) > 0
 
 
 def test_fixmatch_matches_a_naive_consistency_on_its_views():
