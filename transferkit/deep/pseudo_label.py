@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from transferkit.deep.base import DeepMethod
+from transferkit.errors import TransferkitError
 from transferkit.nn.losses import align_distributions
 
 __all__ = ["PseudoLabel", "ramp", "select_pseudo_labels"]
@@ -86,6 +87,8 @@ class PseudoLabel(DeepMethod):
         target_weight: float = 1.0,
     ):
         super().__init__(target_weight=target_weight)
+        if not isinstance(align, bool):  # a string such as "false" would otherwise count as on
+            raise TransferkitError(f"align must be true or false, got {align!r}.")
         self.align = align
         self.weight = weight
         self.threshold = threshold
