@@ -107,3 +107,44 @@ def test_listing_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
     assert out == "False"
+
+
+def _flags(kind: str, name: str) -> list[str]:
+    import inspect
+
+    signature = inspect.signature(registry.entry(kind, name).load().__init__)
+    return [p.name for p in signature.parameters.values() if isinstance(p.default, bool)]
+
+
+FLAGS = [
+    (kind, name, flag)
+    for kind in ("method", "preprocessing")
+    for name in registry.list_methods(kind=kind)
+    for flag in _flags(kind, name)
+]
+
+
+def test_every_flag_is_found():
+    found = {(name, flag) for _, name, flag in FLAGS}
+    expected = {
+        ("dan", "warmup"),
+        ("pseudo-label", "align"),
+        ("jda", "normalize_rows"),
+        ("self-training", "class_balance"),
+        ("cdan", "entropy_conditioning"),
+        ("standardize", "per_domain"),
+    }
+    assert expected <= found  # fmt: skip
+
+
+@pytest.mark.parametrize("kind,name,flag", FLAGS)
+def test_a_flag_refuses_a_string_from_python(kind, name, flag):
+    # from Python the string "false" is a true value: each method refuses it (the command line turns
+    # ``flag=false`` into False before the method sees it)
+    assert getattr(registry.build(kind, name, {flag: "false"}), flag) is False
+    cls = registry.entry(kind, name).load()
+    with pytest.raises(TransferkitError, match=f"{flag} must be true or false, got 'false'"):
+        est = cls(**{flag: "false"})  # deep methods check at construction, estimators when fitted
+        X, y, sd = shifted_blobs(n=40, seed=0)
+        y[np.flatnonzero(sd < 0)[4:]] = -1  # four target labels revealed, for the methods that need some
+        est.fit(X, y, sd)

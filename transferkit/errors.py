@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["TransferkitError", "DataMissingError", "did_you_mean", "unknown_name"]
+__all__ = ["TransferkitError", "DataMissingError", "check_flag", "did_you_mean", "unknown_name"]
 
 
 class TransferkitError(ValueError):
@@ -39,3 +39,16 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> TransferkitErr
     return TransferkitError(
         f"unknown {kind} '{name}'.{did_you_mean(name, choices)} Valid: {', '.join(choices)}."
     )
+
+
+def check_flag(name: str, value) -> bool:
+    """``value`` as a bool, or a :class:`TransferkitError` when it is not ``True``/``False``.
+
+    A setting such as ``warmup="false"`` passed from Python would otherwise count as on (a non-empty
+    string is true); the command line turns ``warmup=false`` into ``False`` before it gets here.
+    """
+    if isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_":  # numpy's bool
+        return bool(value)
+    raise TransferkitError(f"{name} must be true or false, got {value!r}.")

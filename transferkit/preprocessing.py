@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from transferkit.domains import source_mask
+from transferkit.errors import check_flag
 from transferkit.shallow.base import BaseAdapter
 
 __all__ = ["RowNormalize", "SelectKBest", "SharedPCA", "Standardize", "Tfidf"]
@@ -54,6 +55,8 @@ class Standardize(_Preprocessing):
         return mean, std
 
     def _fit(self, X, y, sample_domain):
+        for flag in ("per_domain", "with_mean", "with_std"):
+            check_flag(flag, getattr(self, flag))
         if self.per_domain:
             self.stats_ = {int(d): self._stats(X[sample_domain == d]) for d in np.unique(sample_domain)}
         else:
@@ -110,6 +113,7 @@ class SharedPCA(_Preprocessing):
     def _fit(self, X, y, sample_domain):
         from sklearn.decomposition import PCA
 
+        check_flag("whiten", self.whiten)
         n = self.n_components
         if isinstance(n, float) and n >= 1:
             n = int(n)
@@ -168,6 +172,7 @@ class Tfidf(_Preprocessing):
     def _fit(self, X, y, sample_domain):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        check_flag("sublinear_tf", self.sublinear_tf)
         self.vectorizer_ = TfidfVectorizer(
             max_features=self.max_features,
             ngram_range=(1, self.ngram_max),

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferkit.deep.base import DeepMethod
+from transferkit.errors import check_flag
 from transferkit.nn.losses import cdan_map, dann_lambda, entropy_weights, grad_reverse
 
 
@@ -41,7 +42,7 @@ class CDAN(DeepMethod):
     ):
         super().__init__(target_weight=target_weight)
         self.weight = weight
-        self.entropy_conditioning = entropy_conditioning
+        self.entropy_conditioning = check_flag("entropy_conditioning", entropy_conditioning)
         self.disc_hidden = disc_hidden
         self.random_dim = random_dim
         self.max_dim = max_dim

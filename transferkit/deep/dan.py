@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from transferkit.deep.base import DeepMethod
+from transferkit.errors import check_flag
 from transferkit.nn.losses import dann_lambda, mmd2
 
 
@@ -40,8 +41,8 @@ class DAN(DeepMethod):
     ):
         super().__init__(target_weight=target_weight)
         self.weight = weight
-        self.warmup = warmup
-        self.match_logits = match_logits
+        self.warmup = check_flag("warmup", warmup)
+        self.match_logits = check_flag("match_logits", match_logits)
         self.multipliers = tuple(float(m) for m in multipliers)
 
     def adaptation(self, out, batch, progress):

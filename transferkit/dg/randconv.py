@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from transferkit.deep.base import Forward, Losses
 from transferkit.dg.base import DGMethod
-from transferkit.errors import TransferkitError
+from transferkit.errors import TransferkitError, check_flag
 
 
 def random_convolution(
@@ -125,7 +125,7 @@ class RandConv(DGMethod):
             raise TransferkitError(f"n_views must be a whole number >= 1, got {n_views}.")
         self.kernel_sizes = sizes
         self.identity_prob = float(identity_prob)
-        self.mixing = bool(mixing)
+        self.mixing = check_flag("mixing", mixing)
         self.consistency_weight = float(consistency_weight)
         self.n_views = int(n_views)
 

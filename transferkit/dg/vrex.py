@@ -6,6 +6,7 @@ import torch
 
 from transferkit.deep.base import Losses
 from transferkit.dg.base import DGMethod, domain_risks, source_domains, source_weights
+from transferkit.errors import check_flag
 
 
 class AnnealedPenalty(DGMethod):
@@ -17,7 +18,7 @@ class AnnealedPenalty(DGMethod):
         super().__init__(target_weight=target_weight)
         self.weight = weight
         self.anneal_steps = anneal_steps
-        self.rescale = rescale
+        self.rescale = check_flag("rescale", rescale)
         self.register_buffer("update_count", torch.zeros((), dtype=torch.long))
 
     def penalty_weight(self) -> float:

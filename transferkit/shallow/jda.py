@@ -10,7 +10,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
-from transferkit.errors import TransferkitError
+from transferkit.errors import TransferkitError, check_flag
 
 
 def jda_mmd_vectors(y_source, pseudo_target, classes) -> np.ndarray:
@@ -154,6 +154,8 @@ class JDA(ClassifierMixin, BaseEstimator):
             )
         if self.gamma is not None and not self.gamma > 0:
             raise TransferkitError(f"gamma must be > 0 (or None for the median heuristic), got {self.gamma}.")
+        check_flag("normalize_rows", self.normalize_rows)
+        check_flag("normalize_embedding", self.normalize_embedding)
 
     def fit(self, X, y, sample_domain=None):
         from scipy.linalg import eigh

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, source_mask, target_mask
-from transferkit.errors import TransferkitError
+from transferkit.errors import TransferkitError, check_flag
 from transferkit.shallow.regularized_transfer import check_predict_input
 
 
@@ -165,6 +165,8 @@ class SelfTraining(ClassifierMixin, BaseEstimator):
             raise TransferkitError("SelfTraining needs 0 < fraction <= 1 and n_rounds >= 1.")
         if self.threshold is not None and not 0 <= self.threshold < 1:
             raise TransferkitError(f"threshold must be in [0, 1) or None, got {self.threshold}.")
+        check_flag("class_balance", self.class_balance)
+        check_flag("freeze_hyperparameters", self.freeze_hyperparameters)
         tgt = target_mask(sd)
         labelled = y >= 0  # source rows and any revealed target rows; other target labels are -1
         rows = np.flatnonzero(tgt & ~labelled)  # the rows to pseudo-label

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from transferkit.domains import source_mask
-from transferkit.errors import TransferkitError
+from transferkit.errors import TransferkitError, check_flag
 from transferkit.shallow.base import BaseAdapter
 
 
@@ -49,6 +49,7 @@ class SharedLDA(BaseAdapter):
 
         if self.n_components is not None and self.n_components < 1:
             raise TransferkitError(f"n_components must be >= 1 (or None), got {self.n_components}.")
+        check_flag("center_domains", self.center_domains)
         if y is None:
             raise TransferkitError("SharedLDA learns from the source labels; pass y.")
         X = np.asarray(X, dtype=np.float64)
