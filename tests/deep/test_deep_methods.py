@@ -7,6 +7,7 @@ unsupervised mode; seeded runs are identical; revealed target labels add the ``t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -34,7 +35,7 @@ from transferkit.deep.pseudo_label import PseudoLabel, ramp, select_pseudo_label
 from transferkit.domains import mask_target_labels
 from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DABatch
-from transferkit.nn.losses import align_distributions
+from transferkit.nn.losses import adamatch_loss, align_distributions
 from transferkit.nn.model import build_network
 from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
 from transferkit.selection import score_every_epoch
@@ -362,6 +363,16 @@ def test_pseudo_label_alignment_scales_back_a_class_the_target_overpredicts():
     with pytest.raises(TransferkitError, match="align must be true or false"):
         PseudoLabel(align="false")
     assert registry.build("method", "pseudo-label", {"align": "false"}).align is False  # as --set parses it
+    # with source row weights the source's class mix is their weighted mean: integer weights act as
+    # repeating each source row that often
+    w = torch.arange(30) % 3
+    method = PseudoLabel(threshold=0.6, portion=0.0, warmup=0.0, rampup=0.0)
+    weighted = method.adaptation(out, dataclasses.replace(batch, w_source=w.float()), 1.0)["pseudo_ce"]
+    repeated = Forward(torch.zeros(int(w.sum()), 2), zs.repeat_interleave(w, dim=0), out.f_target, zt)
+    assert float(weighted) == pytest.approx(
+        float(method.adaptation(repeated, batch, 1.0)["pseudo_ce"]), rel=1e-6
+    )
+    assert float(weighted) != pytest.approx(float(method.adaptation(out, batch, 1.0)["pseudo_ce"]), rel=1e-3)
 
 
 def test_fixmatch_matches_a_naive_consistency_on_its_views():
@@ -452,6 +463,25 @@ def test_distribution_alignment_scales_back_a_class_that_grows_on_the_target_onl
     assert q.mean(0)[0] < p_target.mean(0)[0]
     assert q[0].argmax() == 1 and q[1].argmax() == 2 and q[2].argmax() == 0
     assert isinstance(registry.build("method", "adamatch"), AdaMatch)
+
+
+def test_alignment_with_source_weights_is_alignment_over_the_rows_repeated_by_their_weights():
+    g = torch.Generator().manual_seed(3)
+    p_source = torch.softmax(torch.randn(4, 3, generator=g) * 2, 1)
+    p_target = torch.softmax(torch.randn(6, 3, generator=g) * 2, 1)
+    counts = torch.tensor([3, 0, 1, 2])  # integer weights: the same as repeating each row that often
+    repeated = p_source.repeat_interleave(counts, dim=0)
+    weighted = align_distributions(p_target, p_source, counts.float())
+    assert torch.allclose(weighted, align_distributions(p_target, repeated), atol=1e-6)
+    assert not torch.allclose(weighted, align_distributions(p_target, p_source), atol=1e-3)
+    assert torch.allclose(align_distributions(p_target, p_source, torch.full((4,), 0.5)),
+                          align_distributions(p_target, p_source), atol=1e-6)  # fmt: skip
+    # AdaMatch's loss: the weighted batch against the repeated one (pseudo-labels and relative threshold)
+    zs, zw, zst = torch.randn(4, 3, generator=g) * 3, torch.randn(6, 3, generator=g) * 3, torch.randn(6, 3)
+    for threshold in (0.5, 0.9):
+        assert float(adamatch_loss(zs, zw, zst, threshold, counts.float())) == pytest.approx(
+            float(adamatch_loss(zs.repeat_interleave(counts, dim=0), zw, zst, threshold)), rel=1e-6
+        )
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,9 @@ of the JDA split). AdaMatch adds three things, all label-free:
   a network that has first learnt the source.
 
 The source is fitted on both its weak and its strong view (the network learns the strong
-augmentation on labelled rows before it is asked to be consistent under it on the target).
+augmentation on labelled rows before it is asked to be consistent under it on the target). With
+source row weights (per-domain or per-sample), the source's mean prediction and mean confidence are
+their weighted means, as its loss is.
 AdaMatch's random logit interpolation (a device for BatchNorm networks that run source and target in
 separate passes) is left out: here every pass already carries both domains.
 """
@@ -77,6 +79,8 @@ class AdaMatch(FixMatch):
             "source_strong_ce": weighted_cross_entropy(logits_strong[:n], batch.y_source, batch.w_source),
             "consistency": self.weight
             * adamatch_ramp(progress)
-            * adamatch_loss(out.logits_source, out.logits_target, logits_strong[n:], self.threshold),
+            * adamatch_loss(
+                out.logits_source, out.logits_target, logits_strong[n:], self.threshold, batch.w_source
+            ),
         }
         return Losses(sum(parts.values()), parts)

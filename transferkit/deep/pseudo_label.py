@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from transferkit.deep.base import DeepMethod
-from transferkit.errors import TransferkitError
+from transferkit.errors import check_flag
 from transferkit.nn.losses import align_distributions
 
 __all__ = ["PseudoLabel", "ramp", "select_pseudo_labels"]
@@ -67,7 +67,8 @@ class PseudoLabel(DeepMethod):
     :math:`\hat y_i` (class balance; 0 turns it off). With ``align`` (the default) the softmax is
     first aligned with the source batch's, :math:`q_i \propto \mathrm{softmax}(z^t_i) \odot \bar p_s /
     \bar q` (:func:`~transferkit.nn.losses.align_distributions`; :math:`\bar p_s`, :math:`\bar q` the
-    batch means of the source and target predictions), and :math:`\hat y_i`, the threshold and the
+    batch means of the source and target predictions; with source row weights the source's is their
+    weighted mean), and :math:`\hat y_i`, the threshold and the
     ranks are taken from :math:`q_i`. Pseudo-labels are recomputed every step and
     carry no gradient. :math:`\alpha(p)` is Lee's schedule: 0 while the network warms up on the
     source (``warmup``, a fraction of training), then linear up to ``weight`` over ``rampup``.
@@ -87,9 +88,7 @@ class PseudoLabel(DeepMethod):
         target_weight: float = 1.0,
     ):
         super().__init__(target_weight=target_weight)
-        if not isinstance(align, bool):  # a string such as "false" would otherwise count as on
-            raise TransferkitError(f"align must be true or false, got {align!r}.")
-        self.align = align
+        self.align = check_flag("align", align)  # a string such as "false" would otherwise count as on
         self.weight = weight
         self.threshold = threshold
         self.portion = portion
@@ -101,7 +100,7 @@ class PseudoLabel(DeepMethod):
         with torch.no_grad():
             probs = F.softmax(logits, dim=1)
             if self.align:
-                probs = align_distributions(probs, F.softmax(out.logits_source, dim=1))
+                probs = align_distributions(probs, F.softmax(out.logits_source, dim=1), batch.w_source)
             pseudo, mask = select_pseudo_labels(probs, self.threshold, self.portion)
         ce = F.cross_entropy(logits, pseudo, reduction="none")
         alpha = self.weight * ramp(progress, self.warmup, self.rampup)

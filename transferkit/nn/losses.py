@@ -141,14 +141,24 @@ def consistency_loss(logits_weak: torch.Tensor, logits_strong: torch.Tensor, thr
     return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
 
 
-def align_distributions(p_target: torch.Tensor, p_source: torch.Tensor) -> torch.Tensor:
+def align_distributions(
+    p_target: torch.Tensor, p_source: torch.Tensor, w_source: torch.Tensor | None = None
+) -> torch.Tensor:
     """AdaMatch's distribution alignment: each target row's class probabilities multiplied by the
     ratio of the source batch's mean prediction to the target batch's, then renormalized.
 
     A class the network already gives most target rows (the start of a collapse) is scaled down; a
-    class the source predicts as often as the target keeps its probabilities.
+    class the source predicts as often as the target keeps its probabilities. With source row weights
+    ``w_source`` (the trainer's ``w_source``: per-domain or per-sample weights) the source mean is
+    their weighted mean, the class mix the weighted source loss trains towards.
     """
-    ratio = p_source.mean(0) / p_target.mean(0).clamp_min(torch.finfo(p_target.dtype).tiny)
+    tiny = torch.finfo(p_target.dtype).tiny
+    if w_source is None:
+        mean_source = p_source.mean(0)
+    else:
+        w = w_source.to(p_source.dtype)
+        mean_source = (w[:, None] * p_source).sum(0) / w.sum().clamp_min(tiny)
+    ratio = mean_source / p_target.mean(0).clamp_min(tiny)
     q = p_target * ratio
     return q / q.sum(1, keepdim=True)
 
@@ -158,15 +168,21 @@ def adamatch_loss(
     logits_weak: torch.Tensor,
     logits_strong: torch.Tensor,
     threshold: float = 0.9,
+    w_source: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """AdaMatch: cross-entropy of the strong target view against pseudo-labels of the weak view after
     distribution alignment, kept where their confidence reaches ``threshold`` times the source rows'
     mean confidence (the relative threshold). The mean is over all target rows; no gradient flows
-    through the pseudo-labels.
+    through the pseudo-labels. With source row weights ``w_source`` both source means (the class mix
+    of the alignment and the confidence) are weighted means.
     """
     with torch.no_grad():
         p_source = F.softmax(logits_source, dim=1)
-        q = align_distributions(F.softmax(logits_weak, dim=1), p_source)
+        q = align_distributions(F.softmax(logits_weak, dim=1), p_source, w_source)
         conf, pseudo = q.max(1)
-        mask = (conf >= threshold * p_source.max(1).values.mean()).to(logits_strong.dtype)
+        confidence = p_source.max(1).values
+        if w_source is not None:
+            w = w_source.to(confidence.dtype)
+            confidence = (w * confidence).sum() / w.sum().clamp_min(torch.finfo(confidence.dtype).tiny)
+        mask = (conf >= threshold * confidence.mean()).to(logits_strong.dtype)
     return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
