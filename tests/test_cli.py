@@ -233,3 +233,75 @@ def test_one_failing_method_does_not_cost_the_others(tmp_path, capsys):
     assert "1 of 2 methods failed (deep-source-only)" in captured.err
     assert "failed" in captured.out and (out / "knn" / "result.json").exists()
     assert not (out / "deep-source-only" / "result.json").exists()
+
+
+def test_predict_replays_a_saved_table_model_with_its_scaling_and_columns_by_name(tmp_path, capsys):
+    # columns of very different scales: a prediction that skipped the saved scaling, or took the
+    # columns in the new file's order, would not give the run's predictions back
+    rng = np.random.default_rng(1)
+    lines, rows = ["domain,label,f1,f2"], []
+    for dom, shift in (("shelter", 0.0), ("street", 0.7)):
+        for i in range(60):
+            c = i % 2
+            f1, f2 = rng.normal() + 2.5 * c + shift, 1000 * (rng.normal() - 2.0 * c) + 5000
+            lines.append(f"{dom},{('cat', 'dog')[c]},{f1:.4f},{f2:.2f}")
+            rows.append((dom, ("cat", "dog")[c], f1, f2))
+    (tmp_path / "pets.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    argv = ["run", "--dataset", str(tmp_path / "pets.csv"), "--source", "shelter", "--target", "street",
+            "--quiet", "--method", "deep-source-only", "--set", "steps=150", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    rec = json.loads((out / "result.json").read_text())
+    assert rec["accuracy"] > 80  # a network that learnt something: its predictions depend on the inputs
+    with open(out / "predictions.csv") as f:
+        expected = [p["predicted_class"] for p in csv.DictReader(f)]
+    # the new file: columns swapped, labels of the street rows removed, plus an extra column
+    new = ["f2,label,extra,domain,f1"] + [f"{f2:.2f},,1,{dom},{f1:.4f}" for dom, _, f1, f2 in rows]
+    (tmp_path / "new.csv").write_text("\n".join(new) + "\n")
+    target = tmp_path / "street.csv"
+    with pytest.warns(UserWarning, match="columns the model was not trained on are left out: \\['extra'\\]"):
+        code = main(["predict", str(out), "--dataset", str(tmp_path / "new.csv"), "--domains", "street",
+                     "--out", str(target)])  # fmt: skip
+    assert code == 0
+    with open(target) as f:
+        got = list(csv.DictReader(f))
+    assert [p["prediction"] for p in got] == expected and {p["domain"] for p in got} == {"street"}
+    assert all(0.5 <= float(p["confidence"]) <= 1 for p in got) and {p["label"] for p in got} == {""}
+    # with the labels: the same accuracy as the run's, printed
+    assert main(["predict", str(out / "model"), "--dataset", str(tmp_path / "pets.csv"), "--out",
+                 str(tmp_path / "all.csv")]) == 0  # fmt: skip
+    assert f"street: 60 rows  accuracy {rec['accuracy']:.2f}%" in capsys.readouterr().out
+    # a missing column, a model trained after a step whose state is not saved: clear errors
+    (tmp_path / "short.csv").write_text("domain,label,f1\nstreet,cat,1.0\n")
+    assert main(["predict", str(out), "--dataset", str(tmp_path / "short.csv"), "--out", str(target)]) == 2
+    assert "these data lack ['f2']" in capsys.readouterr().err
+    pca = tmp_path / "pca"
+    assert main(["run", "--dataset", str(tmp_path / "pets.csv"), "--source", "shelter", "--target", "street",
+                 "--quiet", "--method", "deep-source-only", "--set", "epochs=1", "--preprocess",
+                 "standardize", "pca:n_components=2", "--out", str(pca)]) == 0  # fmt: skip
+    assert main(["predict", str(pca), "--dataset", str(tmp_path / "pets.csv"), "--out", str(target)]) == 2
+    assert "after the preprocessing step 'pca:n_components=2'" in capsys.readouterr().err
+
+
+def test_predict_refuses_data_of_another_kind_or_shape(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    for dom in ("a", "b"):
+        for c in ("cat", "dog"):
+            (folder / dom / c).mkdir(parents=True)
+            for i in range(3):
+                Image.new("L", (8, 8), 40 * i + (100 if c == "dog" else 0)).save(
+                    folder / dom / c / f"{i}.png"
+                )
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", str(folder), "--source", "a", "--target", "b", "--quiet", "--method",
+                 "deep-source-only", "--set", "steps=100", "--out", str(out)]) == 0  # fmt: skip
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(out), "--dataset", str(folder), "--domains", "b", "--out", str(preds)]) == 0
+    with open(out / "predictions.csv") as f:
+        expected = [p["predicted_class"] for p in csv.DictReader(f)]
+    with open(preds) as f:
+        assert [p["prediction"] for p in csv.DictReader(f)] == expected
+    assert main(["predict", str(out), "--dataset", _table(tmp_path / "pets.csv"), "--out", str(preds)]) == 2
+    assert "was trained on image data; these data are tabular" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), "--dataset", str(folder), "--out", str(preds)]) == 2
+    assert "no saved model in" in capsys.readouterr().err

@@ -397,6 +397,39 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    import csv
+    import io
+
+    from transferkit.datasets import load_dataset
+    from transferkit.io import atomic_write_text
+    from transferkit.nn.saved_model import SPEC
+    from transferkit.predict import predict_saved
+
+    model = Path(args.model)
+    if not (model / SPEC).exists() and (model / "model" / SPEC).exists():
+        model = model / "model"  # the --out folder of a run
+    out = Path(args.out)
+    if out.is_dir():
+        raise TransferkitError(
+            f"--out {out} is a folder; name the CSV file to write, e.g. {out}/predictions.csv."
+        )
+    dataset = load_dataset(args.dataset, args.data_root)
+    results = predict_saved(model, dataset, args.domains)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["domain", "row", "prediction", "confidence", "label"])
+    for name, r in results.items():
+        for i, (k, p, y) in enumerate(zip(r.predictions, r.probabilities.max(1), r.labels)):
+            w.writerow([name, i, r.classes[k], f"{p:.4f}", r.classes[y] if y >= 0 else ""])
+    atomic_write_text(out, buf.getvalue())
+    for name, r in results.items():
+        acc = "" if r.accuracy is None else f"  accuracy {100 * r.accuracy:.2f}% on its labelled rows"
+        print(f"{name}: {len(r.predictions)} rows{acc}")
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from transferkit.report import write_report
 
@@ -540,6 +573,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for diagnosis.json")
     _common(p)
     p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser(
+        "predict", help="classify a data set with a network saved by `transferkit run --out DIR`"
+    )
+    p.add_argument("model", help="DIR/model (or the run's DIR) of a deep run")
+    p.add_argument("--dataset", required=True, help="data set id, or a folder / table of your own data")
+    p.add_argument("--domains", nargs="+", help="the domains to classify (default: all)")
+    p.add_argument(
+        "--out", required=True, help="the CSV to write: domain, row, prediction, confidence, label"
+    )
+    _common(p)
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("report", help="one self-contained HTML file for a run or bench folder")
     p.add_argument("folder", help="the --out folder of `transferkit run` or `transferkit bench`")

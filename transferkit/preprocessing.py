@@ -17,7 +17,7 @@ from transferkit.domains import source_mask
 from transferkit.errors import check_flag
 from transferkit.shallow.base import BaseAdapter
 
-__all__ = ["RowNormalize", "SelectKBest", "SharedPCA", "Standardize", "Tfidf"]
+__all__ = ["RowNormalize", "SelectKBest", "SharedPCA", "Standardize", "Tfidf", "export_steps", "replay_steps"]
 
 
 class _Preprocessing(BaseAdapter):
@@ -209,3 +209,77 @@ class SentenceEmbedding(_Preprocessing):
         sd = np.full(len(X), -1) if sample_domain is None else sample_domain
         Z = embed_by_domain(X, sd, pooling=self.pooling, cache_dir=cache_dir() / "embeddings")
         return np.asarray(Z, dtype=np.float64)
+
+
+# --- replaying fitted steps on new rows (transferkit predict) ------------------------------------
+
+
+def export_steps(steps: list, specs: list[str], domain_names: dict[int, str]) -> list[dict]:
+    """The fitted ``steps`` (built from ``specs``) as JSON-ready records, saved with a network so
+    that :func:`replay_steps` applies the same transformation to new rows. A step that cannot be
+    replayed (fitted PCA, feature selection) is recorded with ``state: None``; a prediction through
+    it is refused, never approximated."""
+    records = []
+    for step, spec in zip(steps, specs):
+        state = None
+        if isinstance(step, RowNormalize):
+            state = {"norm": step.norm}
+        elif isinstance(step, Standardize):
+            stats = {
+                ("source" if key == "source" else domain_names[int(key)]): {
+                    "mean": [float(v) for v in mean],
+                    "std": [float(v) for v in std],
+                }
+                for key, (mean, std) in step.stats_.items()
+            }
+            state = {"per_domain": bool(step.per_domain), "with_mean": bool(step.with_mean),
+                     "with_std": bool(step.with_std), "stats": stats}  # fmt: skip
+        records.append({"step": spec, "state": state})
+    return records
+
+
+def replay_steps(records: list[dict], X: np.ndarray, domains: np.ndarray) -> np.ndarray:
+    """Apply recorded steps (:func:`export_steps`) to the rows ``X``, whose domain names are
+    ``domains``. Per-domain standardization uses the saved statistics of a domain it was fitted on and
+    a new domain's own statistics (as in training, where every domain had its own)."""
+    from sklearn.preprocessing import normalize
+
+    from transferkit.errors import TransferkitError
+
+    Z = np.asarray(X, dtype=np.float64)
+    for record in records:
+        state = record.get("state")
+        if state is None:
+            raise TransferkitError(
+                f"the model was trained after the preprocessing step '{record['step']}', whose fitted state "
+                "is not saved with it, so its inputs cannot be prepared the same way; train it with "
+                "standardize and/or normalize steps (or none) to predict with `transferkit predict`."
+            )
+        if "norm" in state:
+            Z = normalize(Z, norm=state["norm"])
+            continue
+        stats = state["stats"]
+        if not state["per_domain"]:
+            mean, std = (np.asarray(stats["source"][k], dtype=np.float64) for k in ("mean", "std"))
+            Z = (Z - mean) / std
+            continue
+        out = np.empty_like(Z)
+        for name in np.unique(domains):
+            rows = domains == name
+            if name in stats:
+                mean, std = (np.asarray(stats[name][k], dtype=np.float64) for k in ("mean", "std"))
+            else:
+                if rows.sum() < 10:
+                    import warnings
+
+                    warnings.warn(
+                        f"domain '{name}' was not among the training domains: its {int(rows.sum())} rows are "
+                        "standardized with their own statistics (per-domain standardization), which few "
+                        "rows estimate poorly; predict a new domain with more of its rows at once.",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                mean, std = Standardize(True, state["with_mean"], state["with_std"])._stats(Z[rows])
+            out[rows] = (Z[rows] - mean) / std
+        Z = out
+    return Z

@@ -122,13 +122,16 @@ def _warn_unscaled(X: np.ndarray, columns) -> None:
     )
 
 
-def inputs(dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, seed: int = 0, labels=None):
+def inputs(
+    dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, seed: int = 0, labels=None,
+    fitted: list | None = None,
+):  # fmt: skip
     """The network's input rows: images as float32, texts as cached MiniLM embeddings, and feature
     vectors through the preprocessing steps ``preprocess`` (``"name:key=value"`` strings, as for the
     shallow methods), fitted on the rows ``fit_rows`` (a boolean mask or indices; default all rows)
     and applied to every row, each with its own domain. Steps that read labels see ``labels``
     (default ``arrays.y``, whose target labels are hidden; a semi-supervised run passes the few it
-    revealed, as the shallow composer does)."""
+    revealed, as the shallow composer does). A list passed as ``fitted`` receives the fitted steps."""
     if dataset.modality == "text":
         from transferkit.features import cache_dir, embed_by_domain
 
@@ -149,6 +152,8 @@ def inputs(dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, see
     for step in build_steps(preprocess, seed)[0]:
         step.fit(Z[rows], y[rows], sd[rows])
         Z = np.asarray(step.transform(Z, sd), dtype=np.float64)
+        if fitted is not None:
+            fitted.append(step)
     return Z.astype(np.float32)
 
 
@@ -271,9 +276,20 @@ def fit_predict_deep(
     artifacts: ``{"network": (network, network_spec), "model": a view with features(X, sd),
     "X": the inputs flattened}`` (the saved model, and the 2-D view before and after adaptation).
     """
-    X = inputs(dataset, arrays, preprocess, seed=spec.seed, labels=y)  # y: the revealed target labels only
+    steps = []
+    X = inputs(
+        dataset, arrays, preprocess, seed=spec.seed, labels=y, fitted=steps
+    )  # y: revealed target labels
     trainer, history, net_spec = fit_deep(spec, dataset, X, y, arrays.sample_domain, method_settings,
                                           trainer_settings, network_settings)  # fmt: skip
+    # what `transferkit predict` needs to prepare new rows as these were
+    net_spec = {**net_spec, "modality": dataset.modality}
+    if takes_steps(dataset) and X.ndim == 2:
+        from transferkit.preprocessing import export_steps
+
+        names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
+        net_spec["feature_names"] = list(map(str, names)) if names is not None else None
+        net_spec["preprocess"] = export_steps(steps, list(preprocess), arrays.domain_names)
     preds = {}
     for d, name in arrays.domain_names.items():
         if d < 0:

@@ -1,0 +1,137 @@
+"""Predicting with a saved network: new rows prepared as the training rows were, then classified.
+
+``transferkit run --out DIR`` saves every deep run's network under ``DIR/model``; :func:`predict_saved`
+(and ``transferkit predict DIR/model --dataset D``) applies it to any data set of the same kind:
+images as they are, texts through the same sentence embeddings, tables through the run's own fitted
+preprocessing (saved with the network) after their columns are matched to the training columns by
+name. Labels, where the new data have them, are matched to the model's classes by name and scored.
+
+>>> import tempfile, numpy as np
+>>> from transferkit.domains import DomainDataset
+>>> from transferkit.experiment import RunSpec, run
+>>> rng = np.random.default_rng(0)
+>>> X = {d: rng.normal(size=(80, 3)) + [2 * c, 0, 0] for d, c in (("a", 0), ("b", 1))}
+>>> data = DomainDataset("toy", {d: np.vstack([X["a"], X["b"]]) for d in ("s", "t")},
+...                      {d: np.r_[np.zeros(80, int), np.ones(80, int)] for d in ("s", "t")}, ["neg", "pos"])
+>>> out = tempfile.mkdtemp()
+>>> spec = RunSpec("toy", ("s",), ("t",), "deep-source-only", params={"epochs": 3, "progress": False},
+...                preprocess=("standardize:per_domain=false",))
+>>> record = run(spec, dataset=data, artifacts=out)  # writes out/model
+>>> result = predict_saved(f"{out}/model", data, domains=["t"])  # the run's target predictions again
+>>> result["t"].classes, 100 * result["t"].accuracy == record["accuracy"]
+(['neg', 'pos'], True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from transferkit.errors import TransferkitError
+
+__all__ = ["DomainPredictions", "predict_saved"]
+
+
+@dataclass
+class DomainPredictions:
+    """One domain's predictions: class indices into ``classes`` (the model's), their probabilities,
+    and the rows' labels as indices into ``classes`` (-1: no label, or a class the model lacks)."""
+
+    classes: list[str]
+    predictions: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def accuracy(self) -> float | None:
+        """Accuracy over the rows with a label the model knows; ``None`` when there are none."""
+        known = self.labels >= 0
+        return float(np.mean(self.predictions[known] == self.labels[known])) if known.any() else None
+
+
+def _table_rows(spec: dict, dataset, X: np.ndarray) -> np.ndarray:
+    """The table's columns in the training order (matched by name)."""
+    trained = spec.get("feature_names")
+    names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
+    if trained is None or names is None:
+        return X
+    names = [str(n) for n in names]
+    missing = [n for n in trained if n not in names]
+    if missing:
+        raise TransferkitError(
+            f"the model was trained on the columns {trained}; these data lack {missing}. Give the new table "
+            "the same feature columns (their order may differ)."
+        )
+    extra = [n for n in names if n not in trained]
+    if extra:
+        import warnings
+
+        warnings.warn(
+            f"columns the model was not trained on are left out: {extra}", UserWarning, stacklevel=3
+        )
+    return X[:, [names.index(n) for n in trained]]
+
+
+def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> dict[str, DomainPredictions]:
+    """Classify the rows of ``domains`` (default: all) of ``dataset`` with the network saved in
+    ``model_dir``; returns a :class:`DomainPredictions` per domain. No row trains anything here."""
+    import torch
+
+    from transferkit.deep.runner import inputs, takes_steps
+    from transferkit.nn.saved_model import load_network, read_spec
+    from transferkit.preprocessing import replay_steps
+
+    spec = read_spec(model_dir)
+    modality = spec.get("modality")
+    if modality and modality != dataset.modality:
+        raise TransferkitError(
+            f"the model in {model_dir} was trained on {modality} data; these data are {dataset.modality}."
+        )
+    classes = [str(c) for c in spec.get("classes") or range(int(spec["num_classes"]))]
+    names = dataset.check_domains(list(domains) if domains else list(dataset.domains))
+    network = load_network(model_dir).eval()
+    # the data's labels as the model's class indices (by name); a class the model lacks is -1
+    to_model = np.asarray(
+        [classes.index(str(c)) if str(c) in classes else -1 for c in dataset.classes] + [-1]
+    )
+    unknown = sorted({str(c) for c in dataset.classes} - set(classes))
+    if unknown:
+        import warnings
+
+        warnings.warn(
+            f"the labels {unknown} are not among the model's classes {classes}: their rows are predicted "
+            "but not scored.",
+            UserWarning,
+            stacklevel=2,
+        )
+    results = {}
+    for name in names:
+        arrays = dataset.to_arrays([name])  # the domain's own labels, for scoring only
+        if takes_steps(dataset):  # a table: its columns matched by name, then the run's fitted steps
+            X = np.asarray(arrays.X, dtype=np.float32)
+        else:
+            X = inputs(dataset, arrays)  # images as float32, texts as their sentence embeddings
+        if takes_steps(dataset) and X.ndim == 2:
+            if "preprocess" not in spec:
+                raise TransferkitError(
+                    f"the model in {model_dir} was saved without its preprocessing (by an earlier version); "
+                    "train it again to predict tables with it."
+                )
+            X = _table_rows(spec, dataset, X)
+            X = replay_steps(spec["preprocess"], X, np.full(len(X), name, dtype=object)).astype(np.float32)
+        if tuple(X.shape[1:]) != tuple(spec["in_shape"]):
+            raise TransferkitError(
+                f"the model in {model_dir} takes inputs of shape {tuple(spec['in_shape'])}; domain '{name}' "
+                f"gives {tuple(X.shape[1:])}."
+            )
+        probs = []
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                logits = network(torch.as_tensor(X[start : start + batch_size]))
+                probs.append(torch.softmax(logits.float(), 1).numpy())
+        P = np.concatenate(probs) if probs else np.zeros((0, len(classes)), np.float32)
+        y = np.asarray(arrays.y)
+        labels = np.where(y >= 0, to_model[np.where(y >= 0, y, -1)], -1)
+        results[name] = DomainPredictions(classes, P.argmax(1), P, labels)
+    return results
