@@ -208,6 +208,24 @@ def test_augmentation_is_seeded_per_image_and_refuses_vectors():
         build_augmentation("rotate")
 
 
+def test_randconv_augmentation_is_a_random_filter_of_the_batch_or_the_batch_itself():
+    from transferkit.dg.randconv import random_convolution
+
+    x = torch.rand(4, 3, 32, 32)
+    aug = build_augmentation("randconv")
+    views = []
+    for seed in range(12):
+        torch.manual_seed(seed)
+        view = aug(x)
+        torch.manual_seed(seed)  # the same draws as the RandConv method's own views
+        assert torch.equal(view, random_convolution(x, (1, 3, 5, 7), identity_prob=0.5))
+        views.append(view)
+    same = [torch.equal(v, x) for v in views]
+    assert any(same) and not all(same)  # the batch as it is about half of the time
+    assert all(v.shape == x.shape and torch.isfinite(v).all() for v in views)
+    assert build_augmentation("randconv+crop") is not None
+
+
 def test_saved_network_round_trips_and_gets_a_new_head(tmp_path):
     net = _net()
     spec = {"backbone": "mlp", "num_classes": 3, "in_shape": [6], "bottleneck_dim": 8,

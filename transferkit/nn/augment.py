@@ -4,13 +4,18 @@ An augmentation is named by a string of steps joined with ``+``, for example ``c
 source and ``none`` on the target (the usual choice: augment the labelled domain, look at the
 target as it is). Steps, applied to a ``(N, C, H, W)`` batch with an independent draw per image:
 
-=========  =================================================================================
-``crop``   random crop after zero-padding by ``pad`` pixels (default 2 for digits: 1/16 of 32)
-``flip``   random horizontal flip with probability 1/2 (not for digits: a flipped 2 is no 2)
-``jitter`` random brightness and contrast in [0.8, 1.2] per image
-``center`` the identity at the input size (the centre crop of a same-size image)
-``none``   nothing
-=========  =================================================================================
+============  ======================================================================================
+``crop``      random crop after zero-padding by ``pad`` pixels (default 2 for digits: 1/16 of 32)
+``flip``      random horizontal flip with probability 1/2 (not for digits: a flipped 2 is no 2)
+``jitter``    random brightness and contrast in [0.8, 1.2] per image
+``randconv``  a random convolution (RandConv, Xu et al., ICLR 2021): with probability 1/2 the batch as
+              it is, otherwise one random filter (size 1, 3, 5 or 7, He-normal weights) over the whole
+              batch, which keeps shapes and changes texture and colour
+              (:func:`~transferkit.dg.randconv.random_convolution`; the method ``randconv`` adds its
+              consistency loss between views, this step is the augmentation alone)
+``center``    the identity at the input size (the centre crop of a same-size image)
+``none``      nothing
+============  ======================================================================================
 
 Randomness comes from torch's global generator, which the trainer seeds and checkpoints, so
 augmented runs are reproducible and resume exactly.
@@ -50,12 +55,19 @@ def jitter(x: torch.Tensor, strength: float = 0.2) -> torch.Tensor:
     return ((x - mean) * contrast + mean) * bright
 
 
+def randconv(x: torch.Tensor) -> torch.Tensor:
+    from transferkit.dg.randconv import random_convolution
+
+    return random_convolution(x, (1, 3, 5, 7), identity_prob=0.5)
+
+
 STEPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "center": lambda x: x,
     "crop": random_crop,
     "flip": random_flip,
     "jitter": jitter,
     "none": lambda x: x,
+    "randconv": randconv,
 }
 
 
