@@ -124,6 +124,15 @@ FLAGS = [
 ]
 
 
+def test_a_flag_takes_python_and_numpy_bools_only():
+    from transferkit.errors import check_flag
+
+    assert check_flag("f", True) is True and check_flag("f", np.False_) is False
+    for bad in ("true", 1, 0.0, None):
+        with pytest.raises(TransferkitError, match="f must be true or false"):
+            check_flag("f", bad)
+
+
 def test_every_flag_is_found():
     found = {(name, flag) for _, name, flag in FLAGS}
     expected = {

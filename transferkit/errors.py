@@ -47,8 +47,8 @@ def check_flag(name: str, value) -> bool:
     A setting such as ``warmup="false"`` passed from Python would otherwise count as on (a non-empty
     string is true); the command line turns ``warmup=false`` into ``False`` before it gets here.
     """
-    if isinstance(value, bool):
-        return value
-    if type(value).__name__ == "bool_":  # numpy's bool
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):  # numpy's True from a comparison is a flag too
         return bool(value)
     raise TransferkitError(f"{name} must be true or false, got {value!r}.")
