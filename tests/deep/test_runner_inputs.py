@@ -135,3 +135,29 @@ def test_input_norm_is_saved_with_the_network_and_a_fine_tune_cannot_drop_it(tmp
                       params={**init, "input_norm": False})  # fmt: skip
     with pytest.raises(TransferkitError, match="trained with input_norm=true"):
         run(dropped, dataset=ds)
+
+
+def test_replayed_steps_transform_new_rows_as_the_fitted_steps_did():
+    from transferkit.experiment import build_steps
+    from transferkit.preprocessing import export_steps, replay_steps
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(5, 2, size=(30, 3)), rng.normal(-1, 0.5, size=(20, 3))])
+    sd = np.r_[np.zeros(30, int), -np.ones(20, int)]
+    names = {0: "lab", -1: "field"}
+    for specs in (["standardize"], ["standardize:per_domain=false"], ["normalize:norm=l1", "standardize"]):
+        steps, Z = build_steps(tuple(specs), 0)[0], X
+        for step in steps:
+            Z = step.fit(Z, None, sd).transform(Z, sd)
+        records = export_steps(steps, specs, names)
+        domains = np.where(sd == 0, "lab", "field")
+        assert np.allclose(replay_steps(records, X, domains), Z)
+        # one row at a time: a domain seen in training keeps its saved statistics (its own single row
+        # would standardize to zeros)
+        assert np.allclose(replay_steps(records, X[:1], domains[:1]), Z[:1])
+    # a new domain under per-domain standardization: its own statistics, with a warning when few rows
+    (per_domain,) = build_steps(("standardize",), 0)[0]
+    records = export_steps([per_domain.fit(X, None, sd)], ["standardize"], names)
+    with pytest.warns(UserWarning, match="domain 'new' was not among the training domains"):
+        out = replay_steps(records, X[:5], np.full(5, "new"))
+    assert np.allclose(out.mean(0), 0) and np.allclose(out.std(0), 1)
