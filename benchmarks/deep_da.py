@@ -7,6 +7,9 @@ Suites:
   (``input_norm=true``, the input normalization of Shu et al., ICLR 2018), the same for every method
   and task: brightness, contrast and colour are taken out of the images of both domains.
   ``mnist-usps-jda-input-norm`` is ``mnist-usps-jda`` with the same setting.
+* ``digits-randconv``: ``digits`` with every source batch seen through a random convolution half of
+  the time (``augment_source=randconv``, RandConv's augmentation, Xu et al., ICLR 2021), the same for
+  every method and task; the target as it is.
 * ``mnist-usps-jda``: the JDA split (2000 MNIST, 1800 USPS): its 256-d rows are 16x16 grey images,
   given back their shape and resized to (3, 32, 32) (bilinear, the same for both domains) for the LeNet.
 * ``amazon-reviews``: the 12 ordered pairs of books, dvd, electronics and kitchen; all-MiniLM-L6-v2
@@ -97,6 +100,11 @@ SUITES["digits-input-norm"] = _with_input_norm("digits", "each image standardize
 SUITES["mnist-usps-jda-input-norm"] = _with_input_norm(
     "mnist-usps-jda", "16x16 rows as 32x32 images, each standardized per channel (input_norm)"
 )
+SUITES["digits-randconv"] = {
+    **SUITES["digits"],
+    "settings": {**SUITES["digits"]["settings"], "augment_source": "randconv"},
+    "preprocess": "source batches through a random convolution half of the time (augment_source=randconv)",
+}
 EPOCH_SCORERS = ("entropy", "snd", "mixval")  # label-free: they read target predictions only
 SELECTIONS = ("fixed-defaults", *(f"select:{s}" for s in EPOCH_SCORERS), "oracle")
 
