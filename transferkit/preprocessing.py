@@ -242,8 +242,6 @@ def replay_steps(records: list[dict], X: np.ndarray, domains: np.ndarray) -> np.
     """Apply recorded steps (:func:`export_steps`) to the rows ``X``, whose domain names are
     ``domains``. Per-domain standardization uses the saved statistics of a domain it was fitted on and
     a new domain's own statistics (as in training, where every domain had its own)."""
-    from sklearn.preprocessing import normalize
-
     from transferkit.errors import TransferkitError
 
     Z = np.asarray(X, dtype=np.float64)
@@ -255,31 +253,30 @@ def replay_steps(records: list[dict], X: np.ndarray, domains: np.ndarray) -> np.
                 "is not saved with it, so its inputs cannot be prepared the same way; train it with "
                 "standardize and/or normalize steps (or none) to predict with `transferkit predict`."
             )
-        if "norm" in state:
-            Z = normalize(Z, norm=state["norm"])
+        if "norm" in state:  # the steps' own transforms, with their saved state
+            Z = RowNormalize(state["norm"])._transform(Z, None)
             continue
-        stats = state["stats"]
+        step = Standardize(state["per_domain"], state["with_mean"], state["with_std"])
+        arrays = {key: tuple(np.asarray(v[k], dtype=np.float64) for k in ("mean", "std"))
+                  for key, v in state["stats"].items()}  # fmt: skip
         if not state["per_domain"]:
-            mean, std = (np.asarray(stats["source"][k], dtype=np.float64) for k in ("mean", "std"))
-            Z = (Z - mean) / std
+            step.stats_ = {"source": arrays["source"]}
+            Z = step._transform(Z, None)
             continue
-        out = np.empty_like(Z)
-        for name in np.unique(domains):
-            rows = domains == name
-            if name in stats:
-                mean, std = (np.asarray(stats[name][k], dtype=np.float64) for k in ("mean", "std"))
-            else:
-                if rows.sum() < 10:
-                    import warnings
+        names = list(np.unique(domains))
+        step.stats_ = {i: arrays[name] for i, name in enumerate(names) if name in arrays}
+        for name in names:
+            n = int(np.sum(domains == name))
+            if name not in arrays and n < 10:
+                import warnings
 
-                    warnings.warn(
-                        f"domain '{name}' was not among the training domains: its {int(rows.sum())} rows are "
-                        "standardized with their own statistics (per-domain standardization), which few "
-                        "rows estimate poorly; predict a new domain with more of its rows at once.",
-                        UserWarning,
-                        stacklevel=2,
-                    )
-                mean, std = Standardize(True, state["with_mean"], state["with_std"])._stats(Z[rows])
-            out[rows] = (Z[rows] - mean) / std
-        Z = out
+                warnings.warn(
+                    f"domain '{name}' was not among the training domains: its {n} rows are "
+                    "standardized with their own statistics (per-domain standardization), which few "
+                    "rows estimate poorly; predict a new domain with more of its rows at once.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        # a domain without saved statistics gets its own, as Standardize does for any unseen domain
+        Z = step._transform(Z, np.searchsorted(names, domains))
     return Z

@@ -55,7 +55,16 @@ def read_spec(folder) -> dict[str, Any]:
             f"no saved model in {folder}: it needs {SPEC} and {WEIGHTS} (written by `transferkit run ... "
             "--out DIR` for a deep method, under DIR/model)."
         )
-    return json.loads((folder / SPEC).read_text())
+    try:
+        spec = json.loads((folder / SPEC).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TransferkitError(f"{folder / SPEC} is not valid JSON ({exc}); save the model again.") from None
+    if not isinstance(spec, dict) or not {"backbone", "num_classes", "in_shape"} <= set(spec):
+        raise TransferkitError(
+            f"{folder / SPEC} does not describe a network (it needs backbone, num_classes and in_shape); "
+            "save the model again."
+        )
+    return spec
 
 
 def load_network(
