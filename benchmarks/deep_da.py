@@ -185,8 +185,9 @@ def one_run(suite: str, source: str, target: str, method: str, seed: int, thread
     tgt = arrays.sample_domain < 0
     source_labels = arrays.y[~tgt]  # the epochs whose target predictions collapse are passed over
     trainer, history, _ = fit_deep(spec, dataset, X, arrays.y, arrays.sample_domain, *parts,
-                                   eval_sets={"target": (X[tgt], labels)},
-                                   callbacks=[score_every_epoch(X[tgt], EPOCH_SCORERS, source_labels)],
+                                   # the target accuracy and the label-free scores from one pass
+                                   callbacks=[score_every_epoch(X[tgt], EPOCH_SCORERS, source_labels,
+                                                                eval_labels=labels)],
                                    )  # fmt: skip
     last = 100 * float(np.mean(trainer.predict(X[tgt]) == labels))
     best = max([last, *(100 * h["target_acc"] for h in history)])

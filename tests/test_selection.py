@@ -205,7 +205,9 @@ def test_score_every_epoch_marks_collapsed_epochs(monkeypatch):
         def predict(self, X):
             return next(epochs)
 
-    monkeypatch.setattr(trainer_module, "TrainerClassifier", lambda trainer: Network(np.full((40, 2), 0.5)))
+    monkeypatch.setattr(
+        trainer_module, "TrainerClassifier", lambda trainer, rows=None: Network(np.full((40, 2), 0.5))
+    )
     callback = score_every_epoch(np.c_[np.arange(40)], ("entropy",), source_labels=np.arange(40) % 2)
     records = [{}, {}]
     for record in records:

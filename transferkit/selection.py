@@ -332,7 +332,7 @@ def get_scorer(name: str, **params) -> _Scorer:
     return SCORERS[name](**params)
 
 
-def score_every_epoch(X_target, names=("entropy", "snd", "mixval"), source_labels=None):
+def score_every_epoch(X_target, names=("entropy", "snd", "mixval"), source_labels=None, eval_labels=None):
     """A trainer callback that writes target-only scorers into every epoch's record.
 
     ``Trainer.fit(..., callbacks=[score_every_epoch(X_target)])`` adds ``select_<name>`` for each
@@ -343,7 +343,17 @@ def score_every_epoch(X_target, names=("entropy", "snd", "mixval"), source_label
     their own seeded numpy generators: training is unchanged (tested). With ``source_labels``, an
     epoch whose target predictions collapse onto one class (:func:`target_collapse`) is marked
     ``target_collapsed`` (the key ``early_stopping`` writes), and :func:`chosen_epoch` passes over it.
+    With ``eval_labels`` (the labels of ``X_target``, for a benchmark's oracle row: read after the
+    scores, never by them nor by the loss), the epoch's accuracy on them is written as ``target_acc``
+    (the key ``eval_sets={"target": ...}`` writes). The network runs once per epoch on ``X_target``
+    for all of these (:class:`~transferkit.nn.trainer.TrainerClassifier` with ``rows``); SND's and
+    MixVal's extra rows (a subsample, the mixtures) take their own small passes.
     """
+    if eval_labels is not None and len(eval_labels) != len(X_target):
+        raise TransferkitError(
+            f"eval_labels must hold one label per target row: got {len(eval_labels)} labels for "
+            f"{len(X_target)} rows."
+        )
     if len(X_target) == 0:
         raise TransferkitError(
             "score_every_epoch needs the unlabelled target rows to score; X_target is empty."
@@ -360,9 +370,12 @@ def score_every_epoch(X_target, names=("entropy", "snd", "mixval"), source_label
     def callback(trainer, record):
         from transferkit.nn.trainer import TrainerClassifier
 
-        model = TrainerClassifier(trainer)
-        for name, scorer in scorers.items():
-            record[f"select_{name}"] = float(scorer(model, X_target, unlabelled, unlabelled))
+        model = TrainerClassifier(trainer, rows=X_target)  # one pass over X_target, shared
+        scores = {f"select_{name}": float(scorer(model, X_target, unlabelled, unlabelled))
+                  for name, scorer in scorers.items()}  # fmt: skip
+        if eval_labels is not None:  # after the scores: nothing above reads a label
+            record["target_acc"] = float(np.mean(model.predict(X_target) == np.asarray(eval_labels)))
+        record.update(scores)
         if source_labels is not None and target_collapse(model.predict(X_target), source_labels):
             record["target_collapsed"] = True
 

@@ -37,8 +37,8 @@ from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DABatch
 from transferkit.nn.losses import adamatch_loss, align_distributions
 from transferkit.nn.model import build_network
-from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
-from transferkit.selection import score_every_epoch
+from transferkit.nn.trainer import Trainer, TrainerClassifier, TrainerConfig, seed_everything
+from transferkit.selection import get_scorer, score_every_epoch, target_collapse
 
 NAMES = ["adamatch", "cdan", "cdan-e", "dan", "deep-coral", "fixmatch", "mcc", "pseudo-label"]
 # settings under which every adaptation term is active on an untrained network
@@ -654,6 +654,46 @@ def test_scoring_the_target_every_epoch_leaves_the_run_unchanged(name):
     assert _same(a, b)
     assert all(0.0 <= h["target_acc"] <= 1.0 for h in b.history) and "target_acc" not in a.history[0]
     assert all(np.isfinite(h[f"select_{n}"]) for h in b.history for n in ("entropy", "snd", "mixval"))
+
+
+def test_one_pass_scoring_writes_what_a_pass_per_scorer_wrote():
+    # score_every_epoch(..., eval_labels=) runs the network once per epoch over the target rows
+    # (entropy, SND on all of these few rows, MixVal's pseudo-labels, the collapse check and the
+    # accuracy share it): the same records as eval_sets plus a pass for every scorer
+    X, y, sd = _data()
+    hidden = y.copy()
+    hidden[sd < 0] = -1
+    tgt = sd < 0
+    a, b = _trainer("dann"), _trainer("dann")
+    passes = {}
+    for name, trainer in (("a", a), ("b", b)):
+
+        def count(module, args, name=name):
+            if not module.training and len(args[0]) == int(tgt.sum()):
+                passes[name] = passes.get(name, 0) + 1
+
+        trainer.model.register_forward_pre_hook(count)
+    unlabelled = np.full(int(tgt.sum()), -1)
+
+    def pass_per_scorer(trainer, record):  # what score_every_epoch did before it shared a pass
+        model = TrainerClassifier(trainer)
+        for n in ("entropy", "snd", "mixval"):
+            record[f"select_{n}"] = float(get_scorer(n)(model, X[tgt], unlabelled, unlabelled))
+        if target_collapse(model.predict(X[tgt]), y[sd >= 0]):
+            record["target_collapsed"] = True
+
+    a.fit(X, hidden, sd, eval_sets={"target": (X[tgt], y[tgt])}, callbacks=[pass_per_scorer])
+    b.fit(X, hidden, sd, callbacks=[score_every_epoch(X[tgt], source_labels=y[sd >= 0], eval_labels=y[tgt])])
+    keys = ("target_acc", "select_entropy", "select_snd", "select_mixval", "target_collapsed")
+    assert [{k: h.get(k) for k in keys} for h in b.history] == [
+        {k: h.get(k) for k in keys} for h in a.history
+    ]
+    assert _same(a, b) and len(b.history) == 2
+    # per epoch: eval, entropy, SND, MixVal, collapse check, one pass each; then the trainer's own
+    # final collapse check (one pass) in both
+    assert passes == {"a": 5 * 2 + 1, "b": 1 * 2 + 1}
+    with pytest.raises(TransferkitError, match="one label per target row"):
+        score_every_epoch(X[tgt], eval_labels=y[:3])
 
 
 # (4) seeded runs -----------------------------------------------------------------------------------

@@ -358,12 +358,13 @@ class Trainer:
                 record[f"{name}_acc"] = float(np.mean(self.predict(Xe) == np.asarray(ye)))
             stop = False
             if scorer is not None:
-                score = float(scorer(TrainerClassifier(self), X_sel, y_sel, sd_sel))
+                clf = TrainerClassifier(self, rows=X_sel[sd_sel < 0])  # one pass over the target rows
+                score = float(scorer(clf, X_sel, y_sel, sd_sel))
                 record[f"select_{c.early_stopping}"] = score
                 # a network that puts the target into one class is a degenerate optimum of the
                 # target-only scorers (its mixups agree, its predictions are alike): never kept
                 labels = np.asarray(y)[(sd >= 0) & (np.asarray(y) >= 0)]
-                collapsed = not scorer.needs_source and self._collapse(X_sel[sd_sel < 0], labels) is not None
+                collapsed = not scorer.needs_source and self._collapse(clf.rows, labels, clf) is not None
                 if collapsed:
                     record["target_collapsed"] = True
                 if not collapsed and (best is None or score > best[1]):
@@ -421,12 +422,13 @@ class Trainer:
                 stacklevel=3,
             )
 
-    def _collapse(self, X_target, source_labels) -> str | None:
+    def _collapse(self, X_target, source_labels, clf: TrainerClassifier | None = None) -> str | None:
         """:func:`target_collapse` of the network's predictions on ``X_target`` (``None`` with fewer
-        than 20 rows: too few to tell). Reads source labels and predictions only."""
+        than 20 rows: too few to tell), through ``clf`` when given (its remembered pass). Reads
+        source labels and predictions only."""
         if len(X_target) < 20:
             return None
-        return target_collapse(self.predict(X_target), source_labels)
+        return target_collapse((clf or self).predict(X_target), source_labels)
 
     def _warn_target_collapse(self, X, y, sd) -> None:
         """Warn when the final network puts the target rows into one class far more often than the
@@ -461,16 +463,33 @@ class Trainer:
 
 class TrainerClassifier:
     """A trained network seen as a fitted classifier (``predict``, ``predict_proba``, ``features``
-    with the ``sample_domain`` argument of the shallow methods), for the selection scorers."""
+    with the ``sample_domain`` argument of the shallow methods), for the selection scorers.
 
-    def __init__(self, trainer: Trainer):
+    With ``rows`` (network inputs), the network runs on them once, at the first prediction asked
+    for them, and every later prediction on the same rows (the same values: a scorer's copy of them)
+    comes from that pass: the scorers of one epoch (entropy, MixVal, the collapse check, the target
+    accuracy) then share one pass over the target instead of one each. The memory assumes the
+    weights do not change meanwhile: make one such classifier per scoring, not one per run.
+    """
+
+    def __init__(self, trainer: Trainer, rows=None):
         self.trainer = trainer
+        self.rows = None if rows is None else np.asarray(rows)
+        self._proba = None
+
+    def _are_rows(self, X) -> bool:
+        r = self.rows
+        return r is not None and (X is r or (np.shape(X) == r.shape and np.array_equal(X, r)))
 
     def predict_proba(self, X, sample_domain=None):
-        return self.trainer.predict_proba(X)
+        if not self._are_rows(X):
+            return self.trainer.predict_proba(X)
+        if self._proba is None:
+            self._proba = self.trainer.predict_proba(self.rows)
+        return self._proba.copy()
 
     def predict(self, X, sample_domain=None):
-        return self.trainer.predict(X)
+        return self.predict_proba(X).argmax(1)  # as Trainer.predict
 
     def features(self, X, sample_domain=None):
         return self.trainer.features(X)
