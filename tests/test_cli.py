@@ -276,16 +276,22 @@ def test_predict_replays_a_saved_table_model_with_its_scaling_and_columns_by_nam
     assert main(["predict", str(out / "model"), "--dataset", str(tmp_path / "pets.csv"), "--out",
                  str(tmp_path / "all.csv")]) == 0  # fmt: skip
     assert f"street: 60 rows  accuracy {rec['accuracy']:.2f}%" in capsys.readouterr().out
-    # a missing column, a model trained after a step whose state is not saved: clear errors
+    # a missing column: a clear error
     (tmp_path / "short.csv").write_text("domain,label,f1\nstreet,cat,1.0\n")
     assert main(["predict", str(out), "--dataset", str(tmp_path / "short.csv"), "--out", str(target)]) == 2
     assert "these data lack ['f2']" in capsys.readouterr().err
+    # steps with more fitted state, a whitened shared PCA after a selection of columns, replayed too
     pca = tmp_path / "pca"
     assert main(["run", "--dataset", str(tmp_path / "pets.csv"), "--source", "shelter", "--target", "street",
-                 "--quiet", "--method", "deep-source-only", "--set", "epochs=1", "--preprocess",
-                 "standardize", "pca:n_components=2", "--out", str(pca)]) == 0  # fmt: skip
-    assert main(["predict", str(pca), "--dataset", str(tmp_path / "pets.csv"), "--out", str(target)]) == 2
-    assert "after the preprocessing step 'pca:n_components=2'" in capsys.readouterr().err
+                 "--quiet", "--method", "deep-source-only", "--set", "steps=150", "--preprocess",
+                 "standardize", "select-k-best:k=2", "pca:n_components=2,whiten=true", "--out",
+                 str(pca)])  == 0  # fmt: skip
+    with open(pca / "predictions.csv") as f:
+        expected = [p["predicted_class"] for p in csv.DictReader(f)]
+    assert main(["predict", str(pca), "--dataset", str(tmp_path / "new.csv"), "--domains", "street",
+                 "--out", str(target)]) == 0  # fmt: skip
+    with open(target) as f:
+        assert [p["prediction"] for p in csv.DictReader(f)] == expected
 
 
 def test_predict_refuses_data_of_another_kind_or_shape(tmp_path, capsys):

@@ -216,14 +216,21 @@ class SentenceEmbedding(_Preprocessing):
 
 def export_steps(steps: list, specs: list[str], domain_names: dict[int, str]) -> list[dict]:
     """The fitted ``steps`` (built from ``specs``) as JSON-ready records, saved with a network so
-    that :func:`replay_steps` applies the same transformation to new rows. A step that cannot be
-    replayed (fitted PCA, feature selection) is recorded with ``state: None``; a prediction through
-    it is refused, never approximated."""
+    that :func:`replay_steps` applies the same transformation to new rows: a norm, standardization
+    statistics, a shared PCA's mean, axes and variances, the columns a selection kept. A step that
+    cannot be replayed (a text step) is recorded with ``state: None``; a prediction through it is
+    refused, never approximated."""
     records = []
     for step, spec in zip(steps, specs):
         state = None
         if isinstance(step, RowNormalize):
             state = {"norm": step.norm}
+        elif isinstance(step, SharedPCA):
+            pca = step.pca_
+            state = {"pca": {"mean": pca.mean_.tolist(), "components": pca.components_.tolist(),
+                             "whiten": bool(pca.whiten), "variance": pca.explained_variance_.tolist()}}  # fmt: skip
+        elif isinstance(step, SelectKBest):
+            state = {"columns": [int(i) for i in step.selector_.get_support(indices=True)]}
         elif isinstance(step, Standardize):
             stats = {
                 ("source" if key == "source" else domain_names[int(key)]): {
@@ -251,10 +258,20 @@ def replay_steps(records: list[dict], X: np.ndarray, domains: np.ndarray) -> np.
             raise TransferkitError(
                 f"the model was trained after the preprocessing step '{record['step']}', whose fitted state "
                 "is not saved with it, so its inputs cannot be prepared the same way; train it with "
-                "standardize and/or normalize steps (or none) to predict with `transferkit predict`."
+                "normalize, standardize, pca or select-k-best steps (or none) to predict with "
+                "`transferkit predict`."
             )
         if "norm" in state:  # the steps' own transforms, with their saved state
             Z = RowNormalize(state["norm"])._transform(Z, None)
+            continue
+        if "pca" in state:  # sklearn's PCA.transform: centred rows onto the axes, whitened if fitted so
+            pca = {k: np.asarray(v, dtype=np.float64) for k, v in state["pca"].items() if k != "whiten"}
+            Z = (Z - pca["mean"]) @ pca["components"].T
+            if state["pca"]["whiten"]:
+                Z = Z / np.sqrt(pca["variance"])
+            continue
+        if "columns" in state:
+            Z = Z[:, np.asarray(state["columns"], dtype=np.int64)]
             continue
         step = Standardize(state["per_domain"], state["with_mean"], state["with_std"])
         arrays = {key: tuple(np.asarray(v[k], dtype=np.float64) for k in ("mean", "std"))

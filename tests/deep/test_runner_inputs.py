@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -138,6 +139,7 @@ def test_input_norm_is_saved_with_the_network_and_a_fine_tune_cannot_drop_it(tmp
 
 
 def test_replayed_steps_transform_new_rows_as_the_fitted_steps_did():
+    from transferkit.errors import TransferkitError
     from transferkit.experiment import build_steps
     from transferkit.preprocessing import export_steps, replay_steps
 
@@ -145,11 +147,14 @@ def test_replayed_steps_transform_new_rows_as_the_fitted_steps_did():
     X = np.vstack([rng.normal(5, 2, size=(30, 3)), rng.normal(-1, 0.5, size=(20, 3))])
     sd = np.r_[np.zeros(30, int), -np.ones(20, int)]
     names = {0: "lab", -1: "field"}
-    for specs in (["standardize"], ["standardize:per_domain=false"], ["normalize:norm=l1", "standardize"]):
+    y = np.r_[(X[:30, 0] > 5).astype(int), -np.ones(20, int)]  # source labels for select-k-best
+    for specs in (["standardize"], ["standardize:per_domain=false"], ["normalize:norm=l1", "standardize"],
+                  ["standardize", "pca:n_components=2"], ["pca:n_components=2,whiten=true"],
+                  ["select-k-best:k=2", "standardize"]):  # fmt: skip
         steps, Z = build_steps(tuple(specs), 0)[0], X
         for step in steps:
-            Z = step.fit(Z, None, sd).transform(Z, sd)
-        records = export_steps(steps, specs, names)
+            Z = step.fit(Z, y, sd).transform(Z, sd)
+        records = json.loads(json.dumps(export_steps(steps, specs, names)))  # as saved with the network
         domains = np.where(sd == 0, "lab", "field")
         assert np.allclose(replay_steps(records, X, domains), Z)
         # one row at a time: a domain seen in training keeps its saved statistics (its own single row
@@ -161,3 +166,6 @@ def test_replayed_steps_transform_new_rows_as_the_fitted_steps_did():
     with pytest.warns(UserWarning, match="domain 'new' was not among the training domains"):
         out = replay_steps(records, X[:5], np.full(5, "new"))
     assert np.allclose(out.mean(0), 0) and np.allclose(out.std(0), 1)
+    # a step whose state was not saved (a text step): refused, not approximated
+    with pytest.raises(TransferkitError, match="after the preprocessing step 'tfidf'"):
+        replay_steps([{"step": "tfidf", "state": None}], X, domains)
