@@ -227,8 +227,8 @@ def export_steps(steps: list, specs: list[str], domain_names: dict[int, str]) ->
             state = {"norm": step.norm}
         elif isinstance(step, SharedPCA):
             pca = step.pca_
-            state = {"pca": {"mean": pca.mean_.tolist(), "components": pca.components_.tolist(),
-                             "whiten": bool(pca.whiten), "variance": pca.explained_variance_.tolist()}}  # fmt: skip
+            fitted = {"mean": pca.mean_, "components": pca.components_, "variance": pca.explained_variance_}
+            state = {"pca": {**{k: v.tolist() for k, v in fitted.items()}, "whiten": bool(pca.whiten)}}
         elif isinstance(step, SelectKBest):
             state = {"columns": [int(i) for i in step.selector_.get_support(indices=True)]}
         elif isinstance(step, Standardize):
