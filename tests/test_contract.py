@@ -37,7 +37,12 @@ DOCUMENTED = {
 }
 # Checks that wrap the estimator's error in their own message; they fail for the same reason as the
 # "no target rows" ones, for methods that need target rows.
-WRAPPED_NO_TARGET = {"check_positive_only_tag_during_fit", "check_classifiers_one_label"}
+WRAPPED_NO_TARGET = {
+    "check_positive_only_tag_during_fit",
+    "check_classifiers_one_label",
+    "check_classifiers_one_label_sample_weights",
+    "check_sample_weights_pandas_series",
+}
 
 METHODS = [m for m in registry.list_methods() if registry.entry("method", m).role != "deep"]  # shallow
 

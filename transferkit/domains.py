@@ -265,7 +265,12 @@ def predict_domains(sample_domain, n_rows: int, target_domains: Sequence[int]) -
     was fitted with several target domains the rule is ambiguous and the caller must say which.
     """
     if sample_domain is not None:
-        sample_domain = np.asarray(sample_domain, dtype=np.int64)
+        sample_domain = np.asarray(sample_domain)
+        if sample_domain.dtype.kind not in "iu":
+            raise TransferkitError(
+                f"sample_domain must hold integers (>= 0 source, < 0 target), got dtype {sample_domain.dtype}."
+            )
+        sample_domain = sample_domain.astype(np.int64, copy=False)
         if sample_domain.shape != (n_rows,):
             raise TransferkitError(
                 f"sample_domain must have one integer per row ({n_rows}), got shape {sample_domain.shape}."

@@ -9,6 +9,7 @@ rows only.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -71,7 +72,17 @@ class Standardize(_Preprocessing):
         for d in np.unique(sample_domain):
             rows = sample_domain == d
             # a domain unseen in fit (new rows of another domain) uses its own statistics
-            mean, std = self.stats_.get(int(d)) or self._stats(X[rows])
+            saved = self.stats_.get(int(d))
+            if saved is None and rows.sum() < 10:
+                warnings.warn(
+                    f"domain {int(d)} was not seen in fit: its {int(rows.sum())} rows are standardized with "
+                    "their own statistics (per-domain standardization), which so few rows estimate poorly "
+                    "(one row becomes zeros); predict a new domain's rows together, or give them the "
+                    "sample_domain of a fitted domain.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            mean, std = saved or self._stats(X[rows])
             out[rows] = (X[rows] - mean) / std
         return out
 
@@ -285,8 +296,6 @@ def replay_steps(records: list[dict], X: np.ndarray, domains: np.ndarray) -> np.
         for name in names:
             n = int(np.sum(domains == name))
             if name not in arrays and n < 10:
-                import warnings
-
                 warnings.warn(
                     f"domain '{name}' was not among the training domains: its {n} rows are "
                     "standardized with their own statistics (per-domain standardization), which few "
@@ -295,5 +304,8 @@ def replay_steps(records: list[dict], X: np.ndarray, domains: np.ndarray) -> np.
                     stacklevel=2,
                 )
         # a domain without saved statistics gets its own, as Standardize does for any unseen domain
-        Z = step._transform(Z, np.searchsorted(names, domains))
+        # (its warning names the domain by index: the one above names it)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="domain .* was not seen in fit", category=UserWarning)
+            Z = step._transform(Z, np.searchsorted(names, domains))
     return Z

@@ -336,7 +336,9 @@ def test_lora_on_a_timm_network():
 def test_rows_that_do_not_line_up_are_a_clear_error():
     X, y, sd, _ = _data()
     t = Trainer(_net(), SourceOnly(), TrainerConfig(epochs=1, device="cpu"))
-    with pytest.raises(TransferkitError, match="one entry per row"):
+    with pytest.raises(TransferkitError, match="X has 240 rows but y has 239 labels"):
         t.fit(X, y[:-1], sd)
-    with pytest.raises(TransferkitError, match="numeric inputs"):
+    with pytest.raises(TransferkitError, match="sample_domain must hold one integer per row \\(240"):
+        t.fit(X, y, sd[:-1])
+    with pytest.raises(TransferkitError, match="non-numeric values"):
         t.fit(np.array([["a"] * 6] * len(y)), y, sd)

@@ -129,7 +129,11 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, method):
     with pytest.raises(Killed):
         first.fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill_after_two])
     resumed = _trainer(method())
-    resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the same settings: no "other settings" warning
+        resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
     for k, v in _weights(full).items():
         assert torch.equal(v, _weights(resumed)[k]), k
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
@@ -140,12 +144,53 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     t = _trainer(epochs=2)
     t.fit(X, y, sd, checkpoint_dir=tmp_path)
     before = (tmp_path / WEIGHTS).read_bytes()
-    bad = X.copy()
-    bad[0, 0] = np.nan
-    t2 = _trainer(epochs=3)
-    with pytest.raises(TransferkitError, match=r"loss became nan at step \d+"):
-        t2.fit(bad, y, sd, checkpoint_dir=tmp_path, resume=True)
+    t2 = _trainer(epochs=2)
+
+    class Diverging(SourceOnly):  # a loss that turns NaN in the third epoch
+        def loss(self, model, batch, progress):
+            out = super().loss(model, batch, progress)
+            return out if progress < 0.7 else type(out)(out.total * float("nan"), out.parts)
+
+    t2.method = Diverging()
+    t2.config = TrainerConfig(**{**t2.config.__dict__, "epochs": 3})
+    with pytest.warns(UserWarning, match="epochs 2 -> 3"):
+        with pytest.raises(TransferkitError, match=r"loss became nan at step \d+"):
+            t2.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
     assert (tmp_path / WEIGHTS).read_bytes() == before
+
+
+def test_bad_inputs_are_clear_errors_before_training():
+    X, y, sd, Xt, _ = _data()
+    t = _trainer(epochs=1)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(
+        TransferkitError, match="X contains 1 NaN or infinite values \\(first at row 3, feature 2"
+    ):
+        t.fit(bad, y, sd)
+    with pytest.raises(
+        TransferkitError, match="class indices 0..2 \\(the network has 3 outputs\\).*\\[7, 11\\]"
+    ):
+        t.fit(X, np.where(y == 2, 11, np.where(y == 1, 7, y)), sd)
+    with pytest.raises(
+        TransferkitError, match="rows of shape \\(4,\\), but the network takes rows of shape \\(6,\\)"
+    ):
+        t.fit(X[:, :4], y, sd)
+    with pytest.raises(TransferkitError, match="sample_domain must hold one integer per row"):
+        t.fit(X, y, sd.astype(float))
+    t.fit(X, y, sd)
+    with pytest.raises(TransferkitError, match="one row of shape \\(6,\\); pass an array of rows"):
+        t.predict(Xt[0])
+    with pytest.raises(TransferkitError, match="the network takes rows of shape \\(6,\\)"):
+        t.predict_proba(Xt[:, :4])
+    assert t.predict(Xt[:1]).shape == (1,)
+
+
+def test_a_second_fit_starts_a_new_history():
+    X, y, sd, _, _ = _data()
+    t = _trainer(epochs=2)
+    t.fit(X, y, sd)
+    assert [h["epoch"] for h in t.fit(X, y, sd)] == [1, 2]
 
 
 def test_damaged_checkpoint_is_a_clear_error(tmp_path):

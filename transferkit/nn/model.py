@@ -124,4 +124,6 @@ def build_network(
             stacklevel=2,
         )
     trunk, d = build_backbone(backbone, in_shape, pretrained=pretrained, **kw)
-    return Network(trunk, d, num_classes, bottleneck_dim, head_hidden, input_norm=input_norm)
+    net = Network(trunk, d, num_classes, bottleneck_dim, head_hidden, input_norm=input_norm)
+    net.in_shape = tuple(int(s) for s in in_shape)  # what one row must look like (Trainer checks it)
+    return net

@@ -175,6 +175,73 @@ class Trainer:
         if not 0 < c.val_fraction < 1:
             raise TransferkitError(f"val_fraction must be in (0, 1), got {c.val_fraction}.")
 
+    def _warn_changed_config(self, saved: dict) -> None:
+        """Warn when a resumed run's settings differ from the checkpoint's: it then continues, but
+        no longer ends with the weights an uninterrupted run of either setting would have."""
+        import json
+
+        now = json.loads(json.dumps(asdict(self.config)))
+        changed = sorted(k for k in saved if k not in ("progress", "device") and now.get(k) != saved[k])
+        if changed:
+            import warnings
+
+            warnings.warn(
+                "resuming with other settings than the checkpoint's: "
+                + ", ".join(f"{k} {saved[k]!r} -> {now.get(k)!r}" for k in changed)
+                + "; the run continues with the new ones (not the run an uninterrupted training gives).",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _check_rows(self, X, name: str = "X") -> np.ndarray:
+        """``X`` as rows the network takes: numbers, finite, and of the network's row shape when it
+        is known (``build_network`` records it)."""
+        from transferkit.domains import check_features
+
+        shape = getattr(self.model, "in_shape", None)
+        X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+        if shape is not None and X.ndim == len(shape) and tuple(X.shape) == tuple(shape):
+            raise TransferkitError(
+                f"{name} is one row of shape {tuple(X.shape)}; pass an array of rows, e.g. {name}[None]."
+            )
+        X = check_features(X, name=name, allow_nd=True)
+        backbone = getattr(self.model, "backbone", None)
+        flattens = isinstance(backbone, torch.nn.Sequential) and isinstance(backbone[0], torch.nn.Flatten)
+        same = (
+            tuple(X.shape[1:]) == tuple(shape or ())
+            or (  # an MLP takes any rows of as many values
+                flattens and shape is not None and int(np.prod(X.shape[1:])) == int(np.prod(shape))
+            )
+        )
+        if shape is not None and not same:
+            raise TransferkitError(
+                f"{name} has rows of shape {tuple(X.shape[1:])}, but the network takes rows of shape "
+                f"{tuple(shape)}."
+            )
+        return X
+
+    def _check_inputs(self, X, y, sample_domain):
+        """The training rows, checked: finite numbers of the network's row shape, integer labels from
+        0 to the number of outputs - 1 (or -1: unknown), one integer domain per row."""
+        from transferkit.domains import _check_labels
+
+        X = self._check_rows(X)
+        y = _check_labels(y, len(X))
+        sd = np.asarray(sample_domain)
+        if sd.shape != (len(X),) or sd.dtype.kind not in "iu":
+            raise TransferkitError(
+                f"sample_domain must hold one integer per row ({len(X)}: >= 0 source, < 0 target), got "
+                f"shape {sd.shape} and dtype {sd.dtype}."
+            )
+        k = getattr(self.model, "num_classes", None)
+        if k is not None and len(y) and int(y.max()) >= int(k):
+            raise TransferkitError(
+                f"labels must be class indices 0..{int(k) - 1} (the network has {k} outputs), or -1 for "
+                f"unknown; got {sorted(set(np.unique(y[y >= int(k)]).tolist()))[:5]}. Encode class names "
+                "or other codes with sklearn.preprocessing.LabelEncoder."
+            )
+        return X, y, sd.astype(np.int64, copy=False)
+
     def _trainable(self, epoch: int, fixed: set[str], blocks: list[list[str]]) -> None:
         """Set which parameters train in ``epoch``: all but ``fixed``, and under gradual unfreezing
         only the top blocks (a function of the epoch, so resuming reproduces it)."""
@@ -227,6 +294,9 @@ class Trainer:
 
         c = self.config
         self._check_config()
+        X, y, sample_domain = self._check_inputs(X, y, sample_domain)
+        if not resume:  # a new run (scikit-learn's rule for a second fit): nothing of the last one
+            self.history, self.best_epoch = [], None
         distributed.init_from_env()
         rank, n_proc = distributed.world()
         if n_proc > 1 and c.unfreeze_every:
@@ -291,6 +361,7 @@ class Trainer:
             state = load_checkpoint(checkpoint_dir, model=self.model, method=self.method, optimizer=optimizer,
                                     scheduler=scheduler)  # fmt: skip
             start_epoch, step, self.history = state["epoch"], state["step"], state["history"]
+            self._warn_changed_config(state.get("config") or {})
             best = state.get("best")
             if best is not None:
                 best = (best[0], best[1], _load_best(checkpoint_dir))
@@ -443,7 +514,7 @@ class Trainer:
     @torch.no_grad()
     def predict_proba(self, X, batch_size: int = 512) -> np.ndarray:
         self.model.eval()
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        X = torch.as_tensor(np.asarray(self._check_rows(X), dtype=np.float32))
         out = [
             torch.softmax(self.model(X[i : i + batch_size].to(self.device)), 1).cpu()
             for i in range(0, len(X), batch_size)
@@ -456,7 +527,7 @@ class Trainer:
     @torch.no_grad()
     def features(self, X, batch_size: int = 512) -> np.ndarray:
         self.model.eval()
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        X = torch.as_tensor(np.asarray(self._check_rows(X), dtype=np.float32))
         return torch.cat([self.model.features(X[i : i + batch_size].to(self.device)).cpu()
                           for i in range(0, len(X), batch_size)]).numpy()  # fmt: skip
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from transferkit.domains import (
     check_domain_data,
@@ -162,6 +162,30 @@ def _final_has(composer, name: str) -> bool:
     return hasattr(est, name)
 
 
+def _feature_names(X):
+    """A table's column names (a pandas DataFrame with string column names), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not all(isinstance(c, str) for c in columns):
+        return None
+    return np.asarray(list(columns), dtype=object)
+
+
+def _check_sample_weight(sample_weight, n: int):
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TransferkitError("sample_weight must hold numbers, one weight >= 0 per row.") from None
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any():
+        raise TransferkitError(
+            f"sample_weight must hold one finite weight >= 0 per row ({n}), got shape {w.shape}"
+            + (" with negative or non-finite values" if w.shape == (n,) else "")
+            + "."
+        )
+    return w
+
+
 class DAClassifier(ClassifierMixin, BaseEstimator):
     """Preprocessing, then an adapter or reweighter, then a classifier trained on the source.
 
@@ -199,8 +223,13 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
     def _steps(self):
         return list(self.steps_) + ([self.adapter_] if self.adapter_ is not None else [])
 
-    def fit(self, X, y, sample_domain=None):
+    def fit(self, X, y, sample_domain=None, sample_weight=None):
+        """Fit on every row; ``sample_weight`` (one weight >= 0 per row, optional) weighs the source
+        rows in the final classifier's fit, multiplied by the reweighter's weights when there is
+        one (the adapter and the preprocessing steps are fitted on all rows without weights)."""
+        names = _feature_names(X)
         X, y, sd = check_domain_data(X, y, sample_domain, allow_text=True, allow_nd=False)
+        user_weights = _check_sample_weight(sample_weight, len(y))
         # the one place: nothing below sees a target label, unless the method is semi-supervised and
         # the caller deliberately gave a few (see transferkit.domains.few_shot_indices)
         y = mask_target_labels(y, sd, keep_given=self._uses_target_labels())
@@ -219,19 +248,42 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
                 Xt = self.adapter_.fit_transform(Xt, y, sd)
         Xt = check_features(Xt, name="the features after preprocessing", allow_nd=False)
         self.estimator_ = clone(self.estimator) if self.estimator is not None else _default_estimator()
+        if user_weights is not None:
+            weights = user_weights if weights is None else weights * user_weights
         src = source_mask(sd)
         if domain_aware(self.estimator_):
-            self.estimator_.fit(Xt, y, sample_domain=sd)
+            extra = {}
+            if user_weights is not None:
+                if not has_fit_parameter(self.estimator_, "sample_weight"):
+                    raise TransferkitError(
+                        f"{type(self.estimator_).__name__} takes no sample_weight; leave sample_weight out "
+                        "or compose a reweighter with a plain classifier."
+                    )
+                extra["sample_weight"] = weights
+            self.estimator_.fit(Xt, y, sample_domain=sd, **extra)
         elif weights is not None:
             self.estimator_.fit(Xt[src], y[src], sample_weight=weights[src])
         else:
             self.estimator_.fit(Xt[src], y[src])
-        self.classes_ = np.unique(y[src])
+        # the final classifier's classes: a semi-supervised one also learns revealed target classes
+        self.classes_ = np.asarray(getattr(self.estimator_, "classes_", np.unique(y[src])))
         self.n_features_in_ = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         return self
 
     def _apply(self, X, sample_domain):
         check_is_fitted(self, "estimator_")
+        names, fitted = _feature_names(X), getattr(self, "feature_names_in_", None)
+        if names is not None and fitted is not None and list(names) != list(fitted):
+            same = sorted(names) == sorted(fitted)
+            raise TransferkitError(
+                "the columns of X are not the ones the model was fitted with"
+                + (", in that order" if same else f": fitted with {list(fitted)}, got {list(names)}")
+                + "; select them as in fit: X[model.feature_names_in_]."
+            )
         X = check_features(X, allow_nd=False, allow_text=True)
         n_features = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
         if n_features != self.n_features_in_:
@@ -274,6 +326,17 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         return Xt
 
     def score(self, X, y, sample_domain=None, sample_weight=None):
+        """Accuracy on the rows whose label is known: rows labelled -1 (unlabelled target rows, as
+        in a :class:`~transferkit.selection.DomainShuffleSplit` validation fold) are left out."""
         from sklearn.metrics import accuracy_score
 
-        return accuracy_score(y, self.predict(X, sample_domain), sample_weight=sample_weight)
+        y = np.asarray(y)
+        known = y != -1
+        if not known.any():
+            raise TransferkitError(
+                "score needs labelled rows: every label of y is -1 (unknown); a label-free score comes "
+                "from transferkit.selection.get_scorer (entropy, snd, mixval, ...)."
+            )
+        pred = self.predict(X, sample_domain)
+        w = None if sample_weight is None else np.asarray(sample_weight)[known]
+        return accuracy_score(y[known], pred[known], sample_weight=w)

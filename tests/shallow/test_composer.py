@@ -1,0 +1,115 @@
+"""The composer (DAClassifier) as a scikit-learn classifier: weights, classes, column names, scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+
+from transferkit.errors import TransferkitError
+from transferkit.preprocessing import Standardize
+from transferkit.shallow.base import DAClassifier
+from transferkit.shallow.coral import CORAL
+from transferkit.shallow.kmm import KMM
+from transferkit.shallow.self_training import SelfTraining
+
+
+def _data(seed=0, n=60, d=4, k=3):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d)) * 3
+    ys, yt = rng.integers(0, k, n), rng.integers(0, k, n)
+    X = np.vstack([centers[ys] + rng.normal(size=(n, d)), centers[yt] + rng.normal(size=(n, d)) + 1])
+    sd = np.r_[np.zeros(n, int), -np.ones(n, int)]
+    return X, np.r_[ys, -np.ones(n, int)], sd, yt
+
+
+class _Spy(ClassifierMixin, BaseEstimator):
+    """Records the sample weights of its fit (a logistic regression underneath)."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.weights_ = None if sample_weight is None else np.asarray(sample_weight)
+        self.model_ = LogisticRegression(max_iter=500).fit(X, y, sample_weight=sample_weight)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+
+def test_sample_weight_weighs_the_source_rows_and_multiplies_a_reweighters():
+    X, y, sd, _ = _data()
+    w = np.random.default_rng(1).uniform(0.2, 3.0, len(y))
+    plain = DAClassifier(estimator=LogisticRegression(max_iter=500)).fit(X, y, sd, sample_weight=w)
+    direct = LogisticRegression(max_iter=500).fit(X[sd >= 0], y[sd >= 0], sample_weight=w[sd >= 0])
+    assert np.allclose(plain.estimator_.coef_, direct.coef_)
+    kmm_weights = KMM().fit(X, y, sd).compute_weights(X, sd)
+    spy = DAClassifier(KMM(), _Spy()).fit(X, y, sd, sample_weight=w)
+    assert np.allclose(spy.estimator_.weights_, (kmm_weights * w)[sd >= 0])
+    for bad, message in ((w[:5], "one finite weight >= 0 per row"), (-w, "negative or non-finite")):
+        with pytest.raises(TransferkitError, match=message):
+            DAClassifier(CORAL()).fit(X, y, sd, sample_weight=bad)
+    with pytest.raises(TransferkitError, match="SelfTraining takes no sample_weight"):
+        DAClassifier(estimator=SelfTraining()).fit(X, y, sd, sample_weight=w)
+
+
+def test_classes_are_the_final_classifiers_with_a_revealed_target_class():
+    # class 2 exists only in the target, and three of its rows are revealed to a semi-supervised method
+    X, y, sd, yt = _data(k=3)
+    y = np.where((sd >= 0) & (y == 2), 0, y)
+    rows = np.flatnonzero(sd < 0)
+    revealed = rows[np.flatnonzero(yt == 2)[:3]]
+    y[revealed] = 2
+    clf = DAClassifier(estimator=SelfTraining()).fit(X, y, sd)
+    proba = clf.predict_proba(X[sd < 0])
+    assert clf.classes_.tolist() == [0, 1, 2] and proba.shape[1] == 3
+    assert np.array_equal(clf.classes_[proba.argmax(1)], clf.predict(X[sd < 0]))
+
+
+def test_table_columns_are_recorded_and_checked_by_name():
+    X, y, sd, _ = _data()
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    clf = DAClassifier(CORAL()).fit(df, y, sd)
+    assert clf.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+    target = df[sd < 0]
+    with pytest.raises(TransferkitError, match="not the ones the model was fitted with, in that order"):
+        clf.predict(target[["d", "c", "b", "a"]])
+    with pytest.raises(
+        TransferkitError, match="fitted with \\['a', 'b', 'c', 'd'\\], got \\['a', 'b', 'c', 'e'\\]"
+    ):
+        clf.predict(target.rename(columns={"d": "e"}))
+    assert np.array_equal(
+        clf.predict(target[["d", "c", "b", "a"]][clf.feature_names_in_]), clf.predict(X[sd < 0])
+    )
+    assert not hasattr(clf.fit(X, y, sd), "feature_names_in_")  # refitted on plain arrays: no names
+
+
+def test_score_leaves_unlabelled_rows_out():
+    X, y, sd, yt = _data()
+    clf = DAClassifier(CORAL()).fit(X, y, sd)
+    src = sd >= 0
+    assert clf.score(X, y, sd) == pytest.approx(np.mean(clf.predict(X[src], sd[src]) == y[src]))
+    with pytest.raises(TransferkitError, match="every label of y is -1"):
+        clf.score(X[~src], y[~src])
+
+
+def test_predict_domains_must_be_integers():
+    X, y, sd, _ = _data()
+    clf = DAClassifier(CORAL()).fit(X, y, sd)
+    for bad in ([-1.5, -1.5], ["t", "t"]):
+        with pytest.raises(TransferkitError, match="sample_domain must hold integers"):
+            clf.predict(X[:2], bad)
+
+
+def test_an_unseen_domain_with_few_rows_warns_under_per_domain_standardization():
+    X, y, sd, _ = _data()
+    clf = DAClassifier(CORAL(), preprocessing=(Standardize(),)).fit(X, y, sd)
+    with pytest.warns(UserWarning, match="domain -2 was not seen in fit: its 1 rows"):
+        clf.predict(X[:1], [-2])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        clf.predict(X[:1], [-1])  # a fitted domain keeps its statistics: no warning
+        clf.predict(X[:20], np.full(20, -2))  # enough rows of the new domain
