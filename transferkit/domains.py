@@ -268,7 +268,8 @@ def predict_domains(sample_domain, n_rows: int, target_domains: Sequence[int]) -
         sample_domain = np.asarray(sample_domain)
         if sample_domain.dtype.kind not in "iu":
             raise TransferkitError(
-                f"sample_domain must hold integers (>= 0 source, < 0 target), got dtype {sample_domain.dtype}."
+                "sample_domain must hold integers (>= 0 source, < 0 target), got dtype "
+                f"{sample_domain.dtype}."
             )
         sample_domain = sample_domain.astype(np.int64, copy=False)
         if sample_domain.shape != (n_rows,):
