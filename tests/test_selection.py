@@ -77,7 +77,10 @@ def test_dev_matches_its_formula():
     p = clf.predict_proba(X[sd >= 0])
     loss = np.array([-np.log(p[i, y[sd >= 0][i]]) for i in range(len(w))])
     wl = w * loss
-    eta = -np.cov(wl, w)[0, 1] / np.var(w)
+    n = len(w)
+    cov = sum((a - wl.mean()) * (b - w.mean()) for a, b in zip(wl, w)) / (n - 1)
+    var = sum((b - w.mean()) ** 2 for b in w) / (n - 1)  # both unbiased, as in the DEV authors' code
+    eta = -cov / var
     assert got == pytest.approx(-(wl.mean() + eta * w.mean() - eta))
     assert rng is not None
 
@@ -327,3 +330,34 @@ def test_select_runs_marks_candidates_whose_target_predictions_collapse(monkeypa
     assert main(argv) == 0
     rec = json.loads((tmp_path / "r" / "result.json").read_text())
     assert float(rec["config"]["method"]["params"]["reg"]) != 10.0
+
+
+def test_scorers_refuse_to_guess_domains_and_splits_refuse_labelled_targets():
+    X, y_true, sd = shifted_blobs(n=60, d=3, seed=2)
+    two = np.where((sd < 0) & (np.arange(len(sd)) % 2 == 0), -2, sd)  # two target domains
+    y = np.where(sd < 0, -1, y_true)
+    clf = DAClassifier(CORAL()).fit(X, y, two)
+    for name in ("entropy", "source-val"):
+        with pytest.raises(
+            TransferkitError, match="several target domains \\[-2, -1\\].*call the scorer with"
+        ):
+            get_scorer(name)(clf, X, y)
+        assert np.isfinite(get_scorer(name)(clf, X, y, two))  # told the domains: scored
+    with pytest.raises(TransferkitError, match="y holds a label on every target row"):
+        next(DomainShuffleSplit(1).split(X, y_true, sd))
+    assert next(DomainShuffleSplit(1).split(X, y, sd))  # -1 on the target rows: fine
+
+
+def test_mixval_mixes_integer_rows_as_numbers():
+    # counts: the mixture 0.55 * 1 + 0.45 * 2 is 1.45, not the integer 1
+    seen = []
+
+    class Spy(Fixed):
+        def predict(self, X, sample_domain=None):
+            seen.append(np.asarray(X))
+            return np.zeros(len(X), int)
+
+    X = np.arange(40).reshape(20, 2)
+    y = -np.ones(20, int)
+    get_scorer("mixval", n_pairs=10)(Spy(np.full((20, 2), 0.5)), X, y)
+    assert seen[-1].dtype == np.float64 and not np.allclose(seen[-1], np.round(seen[-1]))

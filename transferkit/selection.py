@@ -4,8 +4,11 @@ Every scorer is a callable ``scorer(estimator, X, y, sample_domain=None) -> floa
 better**, so it plugs into scikit-learn's ``GridSearchCV(scoring=...)`` and ``cross_validate``. ``X``
 holds held-out labelled source rows and (unlabelled) target rows; ``y`` has -1 on every target row.
 When ``sample_domain`` is not given (as inside ``GridSearchCV``) it is read off ``y``: rows labelled
--1 are target rows, exactly the convention of :func:`transferkit.domains.check_domain_data`.
-No scorer here ever reads a target label: they are masked before the scorer sees them.
+-1 are target rows, exactly the convention of :func:`transferkit.domains.check_domain_data`. So
+``y`` must hold -1 on the target rows: target labels in ``y`` would be read as held-out *source*
+labels (transferkit's own selection masks them; :class:`DomainShuffleSplit` refuses a ``y`` that
+labels every target row). A model fitted with several target (or source) domains cannot be scored
+with domains read off ``y`` (every target row would be called domain -1): pass ``sample_domain``.
 
 =================  ==========================================================  ===================
 name               what it measures                                            reads
@@ -115,11 +118,27 @@ def _density_ratio(Z: np.ndarray, is_target: np.ndarray, C: float, random_state)
     return (p / (1 - p)) * (n_s / n_t)
 
 
+def _check_domains_readable(estimator) -> None:
+    """Refuse to read domains off ``y`` (all targets -1, all sources 0) for a model that was fitted
+    with several target or source domains: its domain-wise steps would see the wrong domain."""
+    for kind in ("target", "source"):
+        fitted = getattr(estimator, f"{kind}_domains_", None)
+        if fitted is not None and len(fitted) > 1:
+            raise TransferkitError(
+                f"the model was fitted with several {kind} domains {sorted(int(d) for d in fitted)}, but the "
+                "scorer got no sample_domain and reads the domains off y (-1 target, else source), which "
+                "cannot tell them apart; call the scorer with sample_domain (or select with transferkit's "
+                "own selection, transferkit.experiment.select_runs, which passes it)."
+            )
+
+
 class _Scorer:
     name = ""
     needs_source = False
 
     def __call__(self, estimator, X, y=None, sample_domain=None) -> float:
+        if sample_domain is None:
+            _check_domains_readable(estimator)
         X, y, sd = _domains(X, y, sample_domain)
         src, tgt = source_mask(sd) & (y != UNLABELLED), target_mask(sd)
         if self.needs_source and not src.any():
@@ -200,7 +219,8 @@ class DEVScorer(_Scorer):
         known = classes[index] == y[src]
         loss = np.where(known, -np.log(np.clip(proba[np.arange(len(index)), index], 1e-12, None)), 30.0)
         weighted = w * loss
-        var = np.var(w)
+        # both moments with ddof=1 (np.cov's default), as in the DEV authors' code
+        var = np.var(w, ddof=1) if len(w) > 1 else 0.0
         eta = -np.cov(weighted, w)[0, 1] / var if var > 0 else 0.0
         return -(np.mean(weighted) + eta * np.mean(w) - eta)
 
@@ -273,7 +293,9 @@ class MixValScorer(_Scorer):
         i = rng.integers(0, len(rows), self.n_pairs)
         j = rng.integers(0, len(rows), self.n_pairs)
         mixed = self.lam * Xt[i] + (1 - self.lam) * Xt[j]
-        agree = np.asarray(_call(estimator, "predict", mixed.astype(X.dtype), sd[rows][i])) == pseudo[i]
+        # mixtures of integer rows (counts) stay fractional; float32 rows (images) stay float32
+        dtype = X.dtype if X.dtype.kind == "f" else np.float64
+        agree = np.asarray(_call(estimator, "predict", mixed.astype(dtype), sd[rows][i])) == pseudo[i]
         same = pseudo[i] == pseudo[j]
         rates = [agree[m].mean() for m in (same & (i != j), ~same) if m.any()]
         return float(np.mean(rates)) if rates else 0.0
@@ -308,6 +330,12 @@ class DomainShuffleSplit:
         src, tgt = np.flatnonzero(source_mask(sd)), np.flatnonzero(target_mask(sd))
         if not src.size or not tgt.size:
             raise TransferkitError("DomainShuffleSplit needs both source rows and target rows.")
+        if (y[tgt] != UNLABELLED).all():
+            raise TransferkitError(
+                "y holds a label on every target row: the scorers take the rows labelled -1 as the target "
+                "and would read these target labels as held-out source labels. Pass y with -1 on the "
+                "target rows: transferkit.domains.mask_target_labels(y, sample_domain)."
+            )
         inner = StratifiedShuffleSplit(
             self.n_splits, test_size=self.test_size, random_state=self.random_state
         )

@@ -234,6 +234,7 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         # the caller deliberately gave a few (see transferkit.domains.few_shot_indices)
         y = mask_target_labels(y, sd, keep_given=self._uses_target_labels())
         self.target_domains_ = np.unique(sd[target_mask(sd)])
+        self.source_domains_ = np.unique(sd[source_mask(sd)])
         self.steps_ = [clone(step) for step in (self.preprocessing or ())]
         self.adapter_ = clone(self.adapter) if self.adapter is not None else None
         Xt = X
