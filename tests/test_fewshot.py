@@ -84,3 +84,22 @@ def test_bad_episodes_name_the_class_and_the_count():
         sample_episodes(y, 5, 1)
     with pytest.raises(TransferkitError, match="did you mean|Did you mean"):
         classify_episode("protoype", np.zeros((2, 2)), np.array([0, 1]), np.zeros((1, 2)), 2)
+
+
+def test_normalising_classifiers_need_the_center_and_bad_inputs_are_clear_errors():
+    Z, y = _clusters(sep=4.0)
+    Z = Z + 10.0  # not centred: normalising around the origin would blur the classes
+    for name in ("simpleshot", "transductive", "finetune"):
+        with pytest.raises(TransferkitError, match=f"{name} centres the features.*pass center="):
+            evaluate_episodes(Z, y, name, n_way=3, n_episodes=5)
+        with pytest.raises(TransferkitError, match="pass center="):
+            classify_episode(name, Z[:6], np.repeat([0, 1, 2], 2), Z[6:9], 3)
+    assert evaluate_episodes(Z, y, "prototype", n_way=3, n_episodes=5)["accuracy"] > 90  # needs none
+    bad = Z.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(TransferkitError, match="features contains 1 NaN"):
+        evaluate_episodes(bad, y, "prototype", n_way=3, n_episodes=5)
+    with pytest.raises(TransferkitError, match="LabelEncoder"):
+        evaluate_episodes(Z, np.array(list("abcdef"))[y], "prototype", n_way=3, n_episodes=5)
+    with pytest.raises(TransferkitError, match="n_episodes must be >= 1"):
+        evaluate_episodes(Z, y, "prototype", n_way=3, n_episodes=0)

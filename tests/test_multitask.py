@@ -119,6 +119,8 @@ def test_seeded_runs_are_identical_and_both_tasks_are_learned(weighting):
     assert {"a_loss", "b_loss", "a_acc", "b_acc"} <= set(h1[-1])
     acc = evaluate(m1, Xte, yte)
     assert acc["a"] > 0.85 and acc["b"] > 0.8, acc
+    with pytest.raises(TransferkitError, match="X is 1-d"):  # one row, not its features counted as rows
+        evaluate(m1, Xte[0], {"a": yte["a"][:1]})
     if weighting == "uncertainty":
         assert set(h1[-1]) >= {"weight_a", "weight_b"} and h1[-1]["weight_a"] != 1.0
 

@@ -19,7 +19,11 @@ Classifiers (:data:`CLASSIFIERS`):
     fine-tuning and soft k-means prototypes (Ren et al. 2018). Uses the query set's features.
 ``finetune``
     the fine-tuning baseline on a frozen trunk: a logistic-regression head trained on the supports
-    (Chen et al. 2019, "A closer look at few-shot classification", baseline).
+    (Chen et al. 2019, "A closer look at few-shot classification", baseline), on features centred
+    and L2-normalised as SimpleShot's.
+
+``simpleshot``, ``transductive`` and ``finetune`` centre on ``center`` and normalise, so they need it
+(normalising features that are not centred puts every row in one narrow cone: the classes blur).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -102,8 +106,6 @@ def _prototype(Zs, ys, Zq, n_way, center=None):
 
 
 def _simpleshot(Zs, ys, Zq, n_way, center=None):
-    if center is None:
-        raise TransferkitError("simpleshot centres features on the source (base) feature mean; pass center=.")
     return _prototype(_normalize(Zs, center), ys, _normalize(Zq, center), n_way)
 
 
@@ -137,10 +139,22 @@ CLASSIFIERS: dict[str, Callable] = {
 }
 
 
+NEEDS_CENTER = ("finetune", "simpleshot", "transductive")  # they centre on ``center``, then normalise
+
+
+def _check_center(name: str, center) -> None:
+    if name in NEEDS_CENTER and center is None:
+        raise TransferkitError(
+            f"{name} centres the features on the source (base) data's mean feature before normalising "
+            "them; pass center= (for example the mean feature of the source rows)."
+        )
+
+
 def classify_episode(name: str, Zs, ys, Zq, n_way: int, center=None) -> np.ndarray:
     """Labels (0..n_way-1) for the query features ``Zq`` from supports ``Zs`` with labels ``ys``."""
     if name not in CLASSIFIERS:
         raise unknown_name("few-shot classifier", name, CLASSIFIERS)
+    _check_center(name, center)
     return CLASSIFIERS[name](np.asarray(Zs, np.float64), np.asarray(ys), np.asarray(Zq, np.float64), n_way,
                              center=center)  # fmt: skip
 
@@ -150,12 +164,17 @@ def evaluate_episodes(
     n_episodes: int = 600, center=None, random_state: int | None = 0, class_names=None,
 ) -> dict:  # fmt: skip
     """Mean accuracy (%) over episodes, its 95% confidence interval, and the time per 1000 episodes."""
-    Z = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
-    labels = np.asarray(labels)
+    from transferkit.domains import _check_labels, check_features
+
+    if classifier not in CLASSIFIERS:
+        raise unknown_name("few-shot classifier", classifier, CLASSIFIERS)
+    Z = np.asarray(check_features(features, name="features"), dtype=np.float64).reshape(len(features), -1)
     if len(Z) != len(labels):
         raise TransferkitError(f"{len(Z)} feature rows but {len(labels)} labels; they must match.")
-    if classifier == "simpleshot" and center is None:
-        raise TransferkitError("simpleshot needs center= (the mean feature of the source/base data).")
+    labels = _check_labels(labels, len(Z))  # integers (class indices), -1 for unknown
+    if int(n_episodes) < 1:
+        raise TransferkitError(f"n_episodes must be >= 1, got {n_episodes}.")
+    _check_center(classifier, center)
     episodes = sample_episodes(labels, n_way, k_shot, n_query, n_episodes, random_state, class_names)
     start = time.perf_counter()
     accs = np.empty(len(episodes))

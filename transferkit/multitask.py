@@ -473,7 +473,9 @@ def evaluate(model: MultiTaskNetwork, X, targets: Mapping[str, np.ndarray], batc
     unknown = [t for t in targets if t not in model.task_classes]
     if unknown:
         raise unknown_name("task", str(unknown[0]), model.tasks)
-    n = len(X)
+    from transferkit.domains import check_features
+
+    n = len(check_features(X))  # a 1-d row is an error here, not n features counted as rows
     for t, y in targets.items():
         if len(y) != n:
             raise TransferkitError(f"X has {n} rows but task '{t}' has {len(y)} labels.")

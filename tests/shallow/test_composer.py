@@ -113,3 +113,16 @@ def test_an_unseen_domain_with_few_rows_warns_under_per_domain_standardization()
         warnings.simplefilter("error", UserWarning)
         clf.predict(X[:1], [-1])  # a fitted domain keeps its statistics: no warning
         clf.predict(X[:20], np.full(20, -2))  # enough rows of the new domain
+
+
+def test_a_semi_supervised_method_given_every_target_label_warns():
+    X, y, sd, yt = _data()
+    full = np.where(sd < 0, np.r_[np.zeros(60, int), yt], y)
+    with pytest.warns(UserWarning, match="every target row \\(60\\) has a label in y"):
+        DAClassifier(estimator=SelfTraining()).fit(X, full, sd)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        DAClassifier(CORAL()).fit(X, full, sd)  # masked anyway: nothing to warn about
+        DAClassifier(estimator=SelfTraining()).fit(X, y, sd)

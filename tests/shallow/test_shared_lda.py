@@ -65,6 +65,12 @@ def test_bad_input_gives_a_clear_error():
         SharedLDA(n_components=0).fit(X, y, sd)
     with pytest.raises(TransferkitError, match="not seen at fit"):
         SharedLDA().fit(X, y, sd).transform(Xt, np.full(len(Xt), -2))
+    tiny = np.r_[np.flatnonzero((sd >= 0) & (y == 0))[:1], np.flatnonzero((sd >= 0) & (y == 1))[:1],
+                 np.flatnonzero(sd < 0)]  # fmt: skip
+    with pytest.raises(
+        TransferkitError, match="more source rows than source classes.*got 2 rows for 2 classes"
+    ):
+        SharedLDA().fit(X[tiny], y[tiny], sd[tiny])
 
 
 def test_projection_is_fishers_direction_with_ledoit_wolf_scatter():

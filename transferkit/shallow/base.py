@@ -230,6 +230,18 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         names = _feature_names(X)
         X, y, sd = check_domain_data(X, y, sample_domain, allow_text=True, allow_nd=False)
         user_weights = _check_sample_weight(sample_weight, len(y))
+        tgt = target_mask(sd)
+        if self._uses_target_labels() and tgt.any() and (y[tgt] != -1).all():
+            import warnings
+
+            warnings.warn(
+                f"every target row ({int(tgt.sum())}) has a label in y, and this method learns from the "
+                "target labels it is given (semi-supervised), so it trains on all of them; give -1 for "
+                "the labels a user would not have (transferkit.domains.few_shot_indices reveals a few "
+                "per class).",
+                UserWarning,
+                stacklevel=2,
+            )
         # the one place: nothing below sees a target label, unless the method is semi-supervised and
         # the caller deliberately gave a few (see transferkit.domains.few_shot_indices)
         y = mask_target_labels(y, sd, keep_given=self._uses_target_labels())

@@ -60,6 +60,11 @@ class SharedLDA(BaseAdapter):
         k = n_classes - 1 if self.n_components is None else min(self.n_components, n_classes - 1)
         if k < 1:
             raise TransferkitError("SharedLDA needs at least 2 source classes.")
+        if src.sum() <= n_classes:  # scikit-learn's LDA estimates a within-class covariance
+            raise TransferkitError(
+                f"SharedLDA needs more source rows than source classes to estimate the within-class "
+                f"spread: got {int(src.sum())} rows for {n_classes} classes."
+            )
         self.lda_ = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto", n_components=k)
         self.lda_.fit(Xc[src], y[src])
         # one global scale: unit average variance of the source projection (see TCA)
