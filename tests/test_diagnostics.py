@@ -123,3 +123,97 @@ def test_diagnose_works_on_a_users_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "recommendation:" in out
     assert re.search(r"most drifting features: f[012] \(KS", out), out
+
+
+def _reshaped(diag, shift, n=300):
+    """Three classes in 5-d; the target is the same classes through a rotation and axis scaling ``diag``,
+    its mean moved to the source's plus ``shift``."""
+    rng = np.random.default_rng(0)
+    ys = rng.integers(0, 3, n)
+    Xs = rng.normal(size=(n, 5)) + 2 * np.eye(5)[ys]
+    yt = rng.integers(0, 3, n)  # only shapes the target, never passed
+    A = np.diag(diag) @ np.linalg.qr(rng.normal(size=(5, 5)))[0]
+    Xt = (rng.normal(size=(n, 5)) + 2 * np.eye(5)[yt]) @ A
+    return Xs, ys, Xt + Xs.mean(0) - Xt.mean(0) + shift
+
+
+def test_alignment_test_and_advice_do_not_depend_on_the_features_units():
+    Xs, ys, Xt = _reshaped([4.0, 0.25, 3.0, 0.3, 1.0], 2.0)
+    metres = diagnose(Xs, ys, Xt, n_permutations=30)
+    km = diagnose(Xs * 1e-3, ys, Xt * 1e-3, n_permutations=30)
+    # before: a fixed ridge of 1 swamped the covariances of the small values, CORAL did nothing
+    assert km.mmd2_aligned == pytest.approx(metres.mmd2_aligned, rel=1e-6, abs=1e-9)
+    assert km.mmd2_aligned < 0.2 * km.mmd2
+    assert km.recommendation == metres.recommendation
+    assert km.recommendation.startswith("feature alignment"), str(km)
+    assert km.summary == metres.summary
+
+
+def test_a_significant_mmd_that_a_linear_classifier_cannot_see_is_a_shift():
+    # same means, other covariance: the proxy A-distance is 0, the MMD test is significant
+    Xs, ys, Xt = _reshaped([3.0, 0.3, 2.5, 0.4, 1.0], 0.0)
+    rep = diagnose(Xs, ys, Xt, n_permutations=30)
+    assert rep.proxy_a_distance < 0.2 and rep.mmd_p_value < 0.05
+    assert rep.mmd2_aligned < 0.5 * rep.mmd2  # an affine alignment removes most of it
+    assert rep.recommendation.startswith("feature alignment"), str(rep)
+    assert "hard to tell apart" not in str(rep)
+    assert "linear domain classifier cannot see" in rep.summary[0]
+    assert "reweighting is not advised" in rep.summary[0]
+
+
+def test_without_a_significant_mmd_a_large_proxy_a_distance_is_not_called_hard_to_tell_apart():
+    rng = np.random.default_rng(1)
+    Xs, Xt = rng.normal(size=(60, 3)), rng.normal(size=(60, 3)) + 1.5
+    rep = diagnose(Xs, _labels(Xs), Xt, n_permutations=10)  # p can never reach 0.05 with 10
+    assert rep.proxy_a_distance > 0.2 and rep.mmd_p_value >= 0.05
+    assert rep.recommendation.startswith("little covariate shift")
+    assert "hard to tell apart" not in str(rep) and "no significant difference" in rep.summary[0]
+    assert any("cannot go below 0.091" in s and "at least 19" in s for s in rep.summary), rep.summary
+
+
+def test_the_report_names_classes_by_their_names():
+    Xs, ys, Xt = _reshaped([3.0, 0.3, 2.5, 0.4, 1.0], 0.0, n=150)
+    rep = diagnose(Xs, ys, Xt, n_permutations=5, class_names=("10", "20", "30"))
+    assert list(rep.per_class_distance) == ["10", "20", "30"]
+    assert rep.label_shift["classes"] == ["10", "20", "30"]
+    text = str(rep)
+    assert re.search(r"in source spreads\): 10 [\d.]+, 20 [\d.]+, 30 [\d.]+$", text, re.M), text
+    far = [s for s in rep.summary if s.startswith("classes whose target rows")]
+    assert far and "10" in far[0] and not re.search(r"\b[012]\b", far[0]), far
+    # two classes of the same name stay apart
+    dup = diagnose(Xs, ys, Xt, n_permutations=5, class_names=["a", "a", "b"])
+    assert list(dup.per_class_distance) == ["a (class 0)", "a (class 1)", "b"]
+    # without class_names, the labels themselves name the classes
+    assert list(diagnose(Xs, ys * 10 + 10, Xt, n_permutations=5).per_class_distance) == ["10", "20", "30"]
+    with pytest.raises(TransferkitError, match="indices into class_names"):
+        diagnose(Xs, ys, Xt, n_permutations=5, class_names=["a", "b"])
+
+
+@pytest.mark.parametrize("n", [0, -5, 2.5])
+def test_fewer_than_one_permutation_is_a_clear_error(n):
+    Xs = _gauss(40, 2, 0)
+    with pytest.raises(TransferkitError, match=r"n_permutations .* >= 1; use 200"):
+        diagnose(Xs, _labels(Xs), _gauss(40, 2, 1), n_permutations=n)
+
+
+def test_few_rows_of_many_features_are_projected_on_as_many_components_as_they_hold():
+    # 40 small images' worth of pixels: more columns (300) than max_features, fewer rows than 200
+    rng = np.random.default_rng(0)
+    Xs, Xt = rng.normal(size=(20, 300)), rng.normal(size=(20, 300)) + 0.5
+    ys = np.arange(20) % 2
+    rep = diagnose(Xs, ys, Xt, n_permutations=20)
+    assert rep.n_features == 300 and 0.0 <= rep.proxy_a_distance <= 2.0
+    assert any("projected on 39 principal components, not 200" in s for s in rep.summary), rep.summary
+
+
+def test_text_features_are_a_clear_error(tmp_path, capsys):
+    texts = np.array(["a good book", "a bad film", "great read", "dull plot", "fine", "poor"] * 2)
+    with pytest.raises(TransferkitError, match="not numbers.*--preprocess tfidf"):
+        diagnose(texts, np.arange(12) % 2, texts)
+    lines = ["domain,label,text"] + [f"{d},{'pos' if i % 2 else 'neg'},{t}"
+                                     for d in ("books", "dvd") for i, t in enumerate(texts)]  # fmt: skip
+    (tmp_path / "reviews.csv").write_text("\n".join(lines) + "\n")
+    argv = ["diagnose", "--dataset", str(tmp_path / "reviews.csv"), "--source", "books", "--target", "dvd",
+            "--preprocess", "none", "--permutations", "20"]  # fmt: skip
+    assert main(argv) == 2
+    assert "not numbers" in capsys.readouterr().err
