@@ -90,3 +90,90 @@ def test_ray_workers_run_trials_in_their_own_processes_with_the_same_results(tmp
 def test_bad_sweep_files_are_clear_errors(tmp_path, text, match):
     with pytest.raises(TransferkitError, match=match):
         _spec(tmp_path, text)
+
+
+def _table(path, n=8):
+    """A tiny two-domain table: classes a/b, two features, the target shifted."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lines = ["domain,label,f1,f2"]
+    for d, shift in (("src", 0.0), ("tgt", 0.5)):
+        for c, centre in (("a", 0.0), ("b", 3.0)):
+            for x in rng.normal(centre + shift, 1.0, size=(n, 2)):
+                lines.append(f"{d},{c},{x[0]:.4f},{x[1]:.4f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+TABLE_SPEC = "dataset: {dataset}\nmethods:\n  coral: {{reg: [0.1, 10.0]}}\n{extra}"
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        ("tasks: [src->tgt]\nseeds: [zero]\n", r"'seeds' must be a list of whole numbers.*'zero'"),
+        ("tasks: [src->tgt]\nseeds: [-1]\n", r"'seeds' must be .* from 0 to 4294967295"),
+        ("tasks: [src->tgt]\nsamples: many\n", r"'samples' must be a whole number 0 or more, got 'many'"),
+        ("tasks: [src->tgt]\ntarget_labels: x\n", r"'target_labels' must be a whole number"),
+        ("tasks: [src->tgt]\nseeds: []\n", r"'seeds' must be a list of at least one seed"),
+        ("tasks: []\n", r"'tasks' must be a list of SOURCE->TARGET tasks"),
+        ("tasks: [src->tgt]\nselect: 3\n", r"'select' must be a scorer name or a list"),
+        ("tasks: [src->tgt]\nestimator: 'logreg:C=0'\n", r"estimator 'logreg' rejected .*'C' parameter"),
+    ],
+)
+def test_wrongly_typed_or_empty_keys_are_clear_errors_before_any_trial(tmp_path, extra, match):
+    with pytest.raises(TransferkitError, match=match):
+        _spec(tmp_path, TABLE_SPEC.format(dataset="office-caltech10", extra=extra))
+
+
+def test_a_sweep_file_that_is_not_utf8_is_a_clear_error(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_bytes(b"\xff\xfe bad")
+    with pytest.raises(TransferkitError, match="not UTF-8"):
+        load_spec(path)
+
+
+def test_one_scorer_may_be_named_without_a_list(tmp_path):
+    spec = _spec(tmp_path, TABLE_SPEC.format(dataset="office-caltech10", extra="select: entropy\n"))
+    assert spec.select == ["entropy"]
+
+
+def test_empty_tasks_or_seeds_given_directly_are_errors(tmp_path):
+    from dataclasses import replace
+
+    spec = _spec(tmp_path, TABLE_SPEC.format(dataset="office-caltech10", extra=""))
+    with pytest.raises(TransferkitError, match="no task"):
+        run_sweep(replace(spec, tasks=[]), tmp_path / "out", workers=1, quiet=True)
+    with pytest.raises(TransferkitError, match="no seed"):
+        run_sweep(
+            replace(spec, tasks=[("dslr", "webcam")], seeds=[]), tmp_path / "out", workers=1, quiet=True
+        )
+
+
+def test_a_sweep_runs_on_your_own_table_given_by_a_path_relative_to_the_sweep_file(tmp_path, monkeypatch):
+    _table(tmp_path / "mine.csv")
+    text = TABLE_SPEC.format(dataset="mine.csv", extra="tasks: [src->tgt]\nselect: entropy\n")
+    spec = _spec(tmp_path, text)
+    monkeypatch.chdir(tmp_path.parent)  # the path is read from the sweep file's folder, not from here
+    res = run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    assert res == {**res, "trials": 2, "ran": 2}
+    rows = _rows(tmp_path / "out" / "results.csv")
+    assert {r["selection"] for r in rows} == {"select:entropy", "oracle"}
+    assert all(r["task"] == "src->tgt" and 0 <= float(r["accuracy"]) <= 100 for r in rows)
+    no_tasks = _spec(tmp_path, TABLE_SPEC.format(dataset=str(tmp_path / "mine.csv"), extra=""))
+    with pytest.raises(TransferkitError, match=r"name the tasks .*src->tgt.*domains: src, tgt"):
+        run_sweep(no_tasks, tmp_path / "out2", workers=1, quiet=True)
+
+
+@pytest.mark.parametrize("damage", ["{trunc", '{"a": 1}', "[]"])
+def test_a_damaged_trial_file_on_resume_is_a_clear_error_naming_it(tmp_path, damage):
+    _table(tmp_path / "mine.csv")
+    spec = _spec(tmp_path, TABLE_SPEC.format(dataset="mine.csv", extra="tasks: [src->tgt]\n"))
+    run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    victim = sorted((tmp_path / "out" / "trials").glob("*.json"))[0]
+    victim.write_text(damage)
+    with pytest.raises(TransferkitError, match=rf"{victim.name} is not a finished trial's record.*delete it"):
+        run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    victim.unlink()  # as the message says: the trial runs again
+    assert run_sweep(spec, tmp_path / "out", workers=1, quiet=True)["ran"] == 1

@@ -8,11 +8,16 @@ A sweep is a YAML file::
       tca: {mu: [0.1, 1.0], n_components: [10, 30]}
       source-only: {}
     tasks: all                    # or a list such as ["caltech->amazon", "amazon->webcam"]
-    seeds: [0, 1]
+    seeds: [0, 1]                 # at least one
     samples: 0                    # > 0: that many random settings per method instead of the full grid
-    select: [entropy, snd, mixval]  # label-free scorers that pick each method's setting
+    select: [entropy, snd, mixval]  # label-free scorers that pick each method's setting (or one: entropy)
     estimator: linear-svm-cv      # optional, as for `transferkit run`
     target_labels: 0              # optional
+
+``dataset`` may also be your own data, as for ``transferkit run --dataset PATH``: a folder of images or a
+``.csv``/``.tsv``/``.parquet`` table (a relative path is read from the sweep file's folder, else from the
+working folder), with its ``tasks`` listed. Every key is checked, and every method setting and the
+estimator built, before any trial runs.
 
 ``transferkit sweep SPEC.yaml --out DIR`` expands it into trials (one per task x method x seed x
 setting), runs each as a Ray task in its own worker process (a local Ray instance with
@@ -42,7 +47,7 @@ import json
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +71,41 @@ class SweepSpec:
     data_root: str | None = None
 
 
+def _fail(path, key: str, expected: str, got) -> TransferkitError:
+    return TransferkitError(f"{path}: '{key}' must be {expected}, got {got!r}.")
+
+
+def _int(path, key: str, value, high: int | None = None, what: str = "a whole number") -> int:
+    """A whole number in ``[0, high)`` (YAML's true/false are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (high and value >= high):
+        raise _fail(path, key, f"{what} {f'from 0 to {high - 1}' if high else '0 or more'}", value)
+    return value
+
+
+def _check_built(kind: str, name: str, settings: dict[str, str]) -> None:
+    """Build a method or estimator as a trial would, with scikit-learn's own range checks, so a bad
+    setting is an error now and not when the trials run."""
+    obj = registry.build(kind, name, settings)
+    if hasattr(obj, "_parameter_constraints") and hasattr(obj, "_validate_params"):
+        try:
+            obj._validate_params()
+        except ValueError as exc:
+            raise TransferkitError(f"{kind} '{name}' rejected its settings {settings}: {exc}") from None
+
+
+def _resolve_dataset(value: str, folder: Path) -> str:
+    """A built-in id as it is; a relative path to your own data is read from the sweep file's folder
+    (then from the working folder), and kept absolute so every worker finds it."""
+    from transferkit.datasets import list_datasets
+
+    if value in list_datasets():
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute() and (folder / path).exists():
+        path = folder / path
+    return str(path.resolve()) if path.exists() else value
+
+
 def load_spec(path) -> SweepSpec:
     """Read and check a sweep file; every name and setting is validated before anything runs."""
     import yaml
@@ -73,10 +113,12 @@ def load_spec(path) -> SweepSpec:
     from transferkit.selection import list_scorers
 
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise TransferkitError(f"no sweep file at {path}.")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise TransferkitError(f"{path} is not UTF-8 text; save the sweep file as UTF-8 YAML.") from None
     except yaml.YAMLError as exc:
         raise TransferkitError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -85,15 +127,22 @@ def load_spec(path) -> SweepSpec:
              "data_root"}  # fmt: skip
     unknown = set(raw) - known
     if unknown:
-        raise TransferkitError(f"unknown keys in {path}: {sorted(unknown)}; valid: {sorted(known)}.")
+        raise TransferkitError(f"unknown keys in {path}: {sorted(unknown, key=str)}; valid: {sorted(known)}.")
     if "dataset" not in raw or "methods" not in raw:
         raise TransferkitError(f"{path} needs 'dataset' and 'methods'.")
+    if not isinstance(raw["dataset"], str) or not raw["dataset"].strip():
+        raise _fail(path, "dataset", "a data set id or a path to your own data", raw["dataset"])
+    data_root = raw.get("data_root")
+    if data_root is not None and not isinstance(data_root, str):
+        raise _fail(path, "data_root", "a folder", data_root)
     methods = raw["methods"]
     if isinstance(methods, list):
         methods = {m: {} for m in methods}
     if not isinstance(methods, dict) or not methods:
         raise TransferkitError("'methods' must map method names to grids (or list method names).")
     for name, grid in methods.items():
+        if not isinstance(name, str):
+            raise _fail(path, "methods", "keyed by method names", name)
         entry = registry.entry("method", name)
         grid = grid or {}
         if not isinstance(grid, dict):
@@ -104,29 +153,47 @@ def load_spec(path) -> SweepSpec:
                 raise TransferkitError(f"the grid of '{name}' gives no value for '{key}'.")
             for v in values:  # parsed as a --set value would be
                 registry.resolve_params(entry, {key: str(v)})
+                if entry.role != "deep":  # and built, so an out-of-range value fails now
+                    _check_built("method", name, {key: str(v)})
         methods[name] = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
     tasks = raw.get("tasks", "all")
     parsed = None
     if tasks != "all":
+        if tasks is None or tasks == []:
+            raise _fail(path, "tasks", 'a list of SOURCE->TARGET tasks, or "all" (the default)', tasks)
         parsed = []
         for t in tasks if isinstance(tasks, list) else [tasks]:
-            source, sep, target = str(t).partition("->")
-            if not sep:
+            source, sep, target = t.partition("->") if isinstance(t, str) else ("", "", "")
+            if not sep or not source.strip() or not target.strip():
                 raise TransferkitError(f"a task is written SOURCE->TARGET, got '{t}'.")
+            if (source.strip(), target.strip()) in parsed:
+                raise TransferkitError(f"{path}: the task '{t}' is listed twice.")
             parsed.append((source.strip(), target.strip()))
-    select = list(raw.get("select", []))
+    select = raw.get("select") or []
+    select = [select] if isinstance(select, str) else select  # one scorer may be named on its own
+    if not isinstance(select, list) or not all(isinstance(s, str) for s in select):
+        raise _fail(path, "select", "a scorer name or a list of them", raw.get("select"))
     for s in select:
         if s not in list_scorers():
             from transferkit.errors import unknown_name
 
             raise unknown_name("scorer", s, list_scorers())
     seeds = raw.get("seeds", [0])
+    seeds = seeds if isinstance(seeds, list) else [seeds]
+    if not seeds:
+        raise _fail(path, "seeds", "a list of at least one seed (a whole number), such as [0, 1]", [])
+    seeds = [_int(path, "seeds", s, 2**32, "a list of whole numbers") for s in seeds]
+    if len(set(seeds)) < len(seeds):
+        raise TransferkitError(f"{path}: 'seeds' lists a seed twice: {seeds}.")
+    estimator = raw.get("estimator", registry.DEFAULT_ESTIMATOR)
+    if not isinstance(estimator, str):
+        raise _fail(path, "estimator", "an estimator such as 'logreg' or 'logreg:C=0.5'", estimator)
+    _check_built("estimator", *registry.parse_spec(estimator))
     return SweepSpec(
-        dataset=str(raw["dataset"]), methods=methods, tasks=parsed,
-        seeds=[int(s) for s in (seeds if isinstance(seeds, list) else [seeds])],
-        samples=int(raw.get("samples", 0)), select=select,
-        estimator=str(raw.get("estimator", registry.DEFAULT_ESTIMATOR)),
-        target_labels=int(raw.get("target_labels", 0)), data_root=raw.get("data_root"),
+        dataset=_resolve_dataset(raw["dataset"].strip(), path.parent), methods=methods, tasks=parsed,
+        seeds=seeds, samples=_int(path, "samples", raw.get("samples", 0)), select=select,
+        estimator=estimator, target_labels=_int(path, "target_labels", raw.get("target_labels", 0)),
+        data_root=data_root,
     )  # fmt: skip
 
 
@@ -198,6 +265,31 @@ def run_trial(trial: dict) -> dict:
     return {**trial, **out, "preprocess": " ".join(preprocess), "seconds": seconds, "pid": os.getpid()}
 
 
+_RECORD_KEYS = {"id", "task", "source", "target", "method", "seed", "params", "scores", "accuracy", "seconds",
+                "estimator", "preprocess", "target_labels", "selection"}  # fmt: skip
+
+
+def _read_trial(path: Path, trial: dict) -> dict:
+    """A finished trial's record, or a clear error if the file is not one (a resumed sweep reads it)."""
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        rec, why = None, str(exc)
+    else:
+        missing = sorted(_RECORD_KEYS - set(rec)) if isinstance(rec, dict) else None
+        why = f"it lacks {missing}" if missing else "it holds no trial record"
+        if isinstance(rec, dict) and not missing and rec["id"] == trial["id"]:
+            if isinstance(rec["accuracy"], (int, float)) and isinstance(rec["scores"], dict):
+                return rec
+            why = "its accuracy or scores are not numbers"
+        elif isinstance(rec, dict) and not missing:
+            why = f"it records trial {rec['id']!r}, not {trial['id']!r}"
+    raise TransferkitError(
+        f"{path} is not a finished trial's record ({why}); delete it and run the sweep again to re-run "
+        f"that trial ({trial['method']} {trial['task']} seed {trial['seed']} {trial['params']})."
+    )
+
+
 def _ray_runner(workers: int, address: str | None):
     try:
         import ray
@@ -232,14 +324,32 @@ def run_sweep(
     quiet: bool = False, command: str = "transferkit sweep",
 ) -> dict:  # fmt: skip
     """Run (or resume) the sweep; return ``{"trials": n, "ran": n_new, "seconds": wall time}``."""
-    from transferkit.datasets import dataset_info, load_dataset
+    from transferkit.datasets import dataset_info, list_datasets, load_dataset
     from transferkit.io import atomic_write_json
     from transferkit.progress import progress_bar
 
     out = Path(out)
-    info = dataset_info(spec.dataset)
-    tasks = spec.tasks or info.tasks
+    if spec.tasks is not None and not spec.tasks:
+        raise TransferkitError(
+            "the sweep names no task; list SOURCE->TARGET tasks, or leave 'tasks' out for all."
+        )
+    if not spec.seeds:
+        raise TransferkitError("the sweep names no seed; give 'seeds' at least one, such as [0].")
+    if spec.dataset not in list_datasets():  # your own data, loaded as `transferkit run --dataset PATH` does
+        if not Path(spec.dataset).expanduser().exists():
+            load_dataset(spec.dataset)  # an unknown name or a missing path: its error, with the closest ids
+        # an absolute path, the same for every worker
+        spec = replace(spec, dataset=str(Path(spec.dataset).expanduser().resolve()))
     dataset = load_dataset(spec.dataset, spec.data_root)  # fails early if the data is missing
+    if spec.tasks:
+        tasks = spec.tasks
+    elif spec.dataset in list_datasets():
+        tasks = dataset_info(spec.dataset).tasks
+    else:
+        raise TransferkitError(
+            f'name the tasks of a sweep over your own data, such as tasks: ["{dataset.domains[0]}->'
+            f'{dataset.domains[-1]}"] (its domains: {", ".join(dataset.domains)}).'
+        )
     for s, t in tasks:
         dataset.check_domains([s, t])
     trials = expand(spec, tasks)
@@ -247,7 +357,7 @@ def run_sweep(
     for t in trials:
         path = out / "trials" / f"{t['id']}.json"
         if path.exists():
-            done[t["id"]] = json.loads(path.read_text())
+            done[t["id"]] = _read_trial(path, t)
     todo = [t for t in trials if t["id"] not in done]
     logger = _mlflow_logger(mlflow_uri, out) if mlflow_uri is not None else None
     start = time.perf_counter()
