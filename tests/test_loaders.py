@@ -69,7 +69,7 @@ def test_csv_errors_name_the_problem(tmp_path):
     with pytest.raises(TransferkitError, match="column 'f1' row 1 holds 'x'"):
         load_dataset(tmp_path / "t.csv")
     _csv(tmp_path / "u.csv", [("site", "label", "f1"), ("a", 0, 1)])
-    with pytest.raises(TransferkitError, match="unknown column.*'domain'"):
+    with pytest.raises(TransferkitError, match="u.csv has no 'domain' column.*Rename 'site' to 'domain'"):
         load_dataset(tmp_path / "u.csv")
 
 
@@ -255,3 +255,102 @@ def test_a_table_that_is_not_utf8_is_a_clear_error(tmp_path):
         TransferkitError, match=r"w.csv is not UTF-8 text \(it holds the byte 0xe9\).*CSV UTF-8"
     ):
         load_dataset(tmp_path / "w.csv")
+
+
+def test_a_duplicated_column_name_is_an_error_naming_it(tmp_path):
+    _csv(
+        tmp_path / "f.csv", [("domain", "label", "f1", "f2", "f1"), ("a", 0, 1, 2, 999), ("b", 1, 3, 4, 999)]
+    )
+    with pytest.raises(TransferkitError, match=r"f.csv has two columns named 'f1' \(columns 3 and 5\)"):
+        load_dataset(tmp_path / "f.csv")
+    _csv(tmp_path / "l.csv", [("domain", "label", "f1", "label"), ("a", 0, 1, 1), ("b", 1, 3, 0)])
+    with pytest.raises(TransferkitError, match="two columns named 'label'"):
+        load_dataset(tmp_path / "l.csv")
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("pandas")
+    import pyarrow.parquet as pq
+
+    table = pa.table([["a", "b"], [0, 1], [1.0, 2.0], [3.0, 4.0]], names=["domain", "label", "x", "x"])
+    pq.write_table(table, tmp_path / "d.parquet")
+    with pytest.raises(TransferkitError, match="two columns named 'x'"):
+        load_dataset(tmp_path / "d.parquet")
+
+
+def test_a_pandas_index_column_is_never_read_as_a_feature(tmp_path):
+    rows = [("domain", "label", "f1"), ("a", 0, 1.5), ("a", 1, 2.5), ("b", "", 3.5)]
+    _csv(tmp_path / "i.csv", [("", *rows[0])] + [(i, *r) for i, r in enumerate(rows[1:])])  # df.to_csv(path)
+    with pytest.raises(TransferkitError, match=r"column 1 of i.csv has no name.*row numbers.*index=False"):
+        load_dataset(tmp_path / "i.csv")
+    _csv(tmp_path / "u.csv", [("Unnamed: 0", *rows[0])] + [(i, *r) for i, r in enumerate(rows[1:])])
+    with pytest.raises(TransferkitError, match="column 1 of u.csv is named 'Unnamed: 0'.*index=False"):
+        load_dataset(tmp_path / "u.csv")
+    assert load_dataset(tmp_path / "u.csv", feature_columns=["f1"]).X["a"].tolist() == [[1.5], [2.5]]
+    (tmp_path / "t.csv").write_text("domain,label,f1,\na,0,1,\nb,1,2,\n")  # a comma ending every line
+    with pytest.raises(TransferkitError, match="column 4 of t.csv has no name.*it is empty"):
+        load_dataset(tmp_path / "t.csv")
+
+
+def test_labels_are_class_names_as_written(tmp_path):
+    labels = ["1", "01", "2", "007", "1", "10"]
+    _csv(tmp_path / "z.csv", [("domain", "label", "f1")] + [("a", v, i) for i, v in enumerate(labels)])
+    ds = load_dataset(tmp_path / "z.csv")
+    assert ds.classes == ("01", "1", "2", "007", "10")  # numeric order; "01" and "1" stay two classes
+    assert [ds.classes[k] for k in ds.labels("a")] == labels
+    _csv(
+        tmp_path / "f.csv",
+        [("domain", "label", "f1"), ("a", 0, 1), ("a", 1, 2), ("a", "inf", 3), ("a", "1e300", 4)],
+    )
+    ds = load_dataset(tmp_path / "f.csv")  # no OverflowError, no 301-digit class
+    assert ds.classes == ("0", "1", "1e300", "inf") and ds.labels("a").tolist() == [0, 1, 3, 2]
+    _csv(
+        tmp_path / "n.csv", [("domain", "label", "f1"), ("a", 10, 1), ("a", 2, 2), ("a", -1, 3), ("b", "", 4)]
+    )
+    assert load_dataset(tmp_path / "n.csv").classes == ("-1", "2", "10")  # integers in numeric order
+    # integer codes written as floats (pandas' export of an integer column with a gap): the integers
+    _csv(tmp_path / "g.csv", [("domain", "label", "f1"), ("a", "0.0", 1), ("a", "1.0", 2), ("b", "", 3)])
+    assert load_dataset(tmp_path / "g.csv").classes == ("0", "1")
+    _csv(tmp_path / "h.csv", [("domain", "label", "f1"), ("a", "0.5", 1), ("a", "1.0", 2)])
+    assert load_dataset(tmp_path / "h.csv").classes == ("0.5", "1.0")  # real numbers: kept as written
+
+
+def test_a_parquet_list_column_is_a_clear_error(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    df = pd.DataFrame(
+        {"domain": ["a", "b"], "label": [0, 1], "x": [1.0, 2.0], "vec": [[1.0, 2.0], [3.0, 4.0]]}
+    )
+    df.to_parquet(tmp_path / "v.parquet")
+    with pytest.raises(TransferkitError, match="column 'vec' holds a list of values.*columns of their own"):
+        load_dataset(tmp_path / "v.parquet")
+
+
+def test_boolean_columns_are_numbers_in_csv_as_in_parquet(tmp_path):
+    _csv(tmp_path / "b.csv", [("domain", "label", "x", "flag"), ("a", 0, 1, "True"), ("a", 1, 2, "false"),
+                              ("b", "", 3, "TRUE")])  # fmt: skip
+    ds = load_dataset(tmp_path / "b.csv")
+    assert ds.X["a"].tolist() == [[1.0, 1.0], [2.0, 0.0]] and ds.X["b"].tolist() == [[3.0, 1.0]]
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    pd.DataFrame({"domain": ["a", "a", "b"], "label": [0, 1, None], "x": [1.0, 2.0, 3.0],
+                  "flag": [True, False, True]}).to_parquet(tmp_path / "b.parquet")  # fmt: skip
+    assert load_dataset(tmp_path / "b.parquet").X["a"].tolist() == ds.X["a"].tolist()
+
+
+def test_table_errors_say_how_to_fix_the_file_and_unlabelled_tables_load_for_prediction(tmp_path):
+    _csv(tmp_path / "c.csv", [("domain", "label", "x", "color"), ("a", 0, 1, "red"), ("b", 1, 2, "blue")])
+    with pytest.raises(
+        TransferkitError, match="'red', which is not a number.*Delete column 'color' from the table"
+    ):
+        load_dataset(tmp_path / "c.csv")
+    _csv(tmp_path / "k.csv", [("domain", "class", "x"), ("a", "cat", 1), ("b", "dog", 2)])
+    with pytest.raises(TransferkitError, match="k.csv has no 'label' column.*Rename 'class' to 'label'"):
+        load_dataset(tmp_path / "k.csv")
+    _csv(tmp_path / "new.csv", [("domain", "x"), ("a", 1), ("b", 2)])
+    with pytest.raises(TransferkitError, match="no 'label' column.*an empty cell where it is unknown"):
+        load_dataset(tmp_path / "new.csv")
+    ds = load_dataset(tmp_path / "new.csv", labels_optional=True)  # new rows to classify: all unlabelled
+    assert ds.classes == () and ds.labels("a").tolist() == [-1] and ds.X["b"].tolist() == [[2.0]]
+    assert load_dataset(tmp_path / "k.csv", label_column="class", labels_optional=True).classes == (
+        "cat",
+        "dog",
+    )

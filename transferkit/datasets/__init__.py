@@ -65,7 +65,9 @@ def is_present(dataset: str, root=None) -> bool:
     return all((base / f.path).exists() for f in info.files)
 
 
-def load_dataset(dataset: str | os.PathLike, root=None, **kwargs) -> DomainDataset:
+def load_dataset(
+    dataset: str | os.PathLike, root=None, *, labels_optional: bool = False, **kwargs
+) -> DomainDataset:
     """Load a built-in data set by id, or your own data from a folder or a table.
 
     Parameters
@@ -74,6 +76,10 @@ def load_dataset(dataset: str | os.PathLike, root=None, **kwargs) -> DomainDatas
         A built-in id (see :func:`list_datasets`), an image folder, or a ``.csv``/``.tsv``/``.parquet`` file.
     root : path, optional
         The data root; default ``$TRANSFERKIT_DATA``, then ``~/.cache/transferkit``.
+    labels_optional : bool
+        For a table: one without a ``label`` column loads with every row unlabelled (new data to
+        predict) instead of being an error. Image folders need no flag (images directly under a
+        domain folder are unlabelled); built-in data sets have their labels.
     **kwargs
         Passed to :func:`load_image_folder` or :func:`load_table` for your own data.
     """
@@ -85,7 +91,7 @@ def load_dataset(dataset: str | os.PathLike, root=None, **kwargs) -> DomainDatas
     if path.is_dir():
         return load_image_folder(path, **kwargs)
     if path.suffix.lower() in TABLE_SUFFIXES:
-        return load_table(path, **kwargs)
+        return load_table(path, labels_optional=labels_optional, **kwargs)
     err = unknown_name("data set", name, _DATASETS)
     raise TransferkitError(
         f"{err} A path to your own data must be an existing folder of images or a .csv/.tsv/.parquet file."

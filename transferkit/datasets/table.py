@@ -2,33 +2,53 @@
 
 Every other numeric column is a feature (or name them with ``feature_columns``); a text column can
 be used instead with ``text_column``, and a column named ``text`` is used so without being named
-(which is how ``transferkit run --dataset reviews.csv`` reads a table of texts).
-Labels may be integers or class names; a missing label means
+(which is how ``transferkit run --dataset reviews.csv`` reads a table of texts). A column of
+``true``/``false`` (any case) is read as 1/0, in a CSV as in parquet.
+Labels may be integers or class names, and are kept as written: ``01`` and ``1`` are two classes
+and ``007`` stays ``007`` (classes are in numeric order when every label is a number, else in text
+order; a parquet column of integer codes that holds nulls, hence floats, gives ``1``, not ``1.0``).
+A missing label means
 unknown (-1), as for an unlabelled target domain: an empty cell, a null in parquet, or one of the
 usual missing-value markers ``NA``, ``N/A``, ``NaN``, ``nan``, ``null``, ``NULL``, ``None``, ``<NA>``
 (spelled exactly so: a class called ``none`` stays a class). A label ``-1`` beside labels counted from
-0 is kept as a class, with a warning, since ``-1`` means unknown in transferkit's arrays. CSV is read
+0 is kept as a class, with a warning, since ``-1`` means unknown in transferkit's arrays. A table
+without a label column is an error, unless ``labels_optional=True`` (new data to predict): then
+every row is unlabelled. CSV is read
 with the standard library (a byte-order mark, as Excel writes, is fine); its delimiter is the one of
 comma, semicolon, tab and ``|`` that the header row uses most (a ``.tsv`` file is tab-separated), so
 the semicolon files of spreadsheets set to a decimal comma load too (their numbers must use a
 decimal point: a clear error says so otherwise). Parquet needs pandas with pyarrow
 (``pip install pandas pyarrow``).
+
+Two columns of one name are an error (a CSV reader would keep only the last), and so is a column
+without a name (an empty header cell, or pandas' ``Unnamed: 0``) that would become a feature: it
+is nearly always the row index that ``DataFrame.to_csv`` writes unless ``index=False``. A parquet
+cell holding a list or an array is an error naming its column.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from transferkit.domains import UNLABELLED, DomainDataset
-from transferkit.errors import TransferkitError, unknown_name
+from transferkit.errors import TransferkitError, did_you_mean, unknown_name
 
 _MISSING = {"", "na", "nan", "none", "null"}  # in feature columns, any case
 _MISSING_LABELS = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "<NA>"}  # exactly so
+_BOOLS = {"true": 1.0, "false": 0.0}  # in feature columns, any case: as parquet's booleans read
 DELIMITERS = (",", ";", "\t", "|")
+_UNNAMED = re.compile(r"\s*|Unnamed: \d+(_level_\d+)?")  # an empty header cell; pandas' name for one
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# the names a table's label or domain column often has instead, for a hint when it is missing
+_OTHER_NAMES = {
+    "label": {"labels", "class", "classes", "target", "y", "category", "outcome", "diagnosis"},
+    "domain": {"domains", "site", "source", "dataset", "group", "env", "environment", "hospital"},
+}
 
 
 def sniff_delimiter(header: str) -> str:
@@ -45,17 +65,49 @@ def sniff_delimiter(header: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _unnamed_error(path: Path, position: int, name: str, values: list | None) -> TransferkitError:
+    """The error for a column without a real name: what it probably is and how to fix the table."""
+    what = f"column {position} of {path.name} " + (f"is named '{name}'" if name.strip() else "has no name")
+    parquet = path.suffix.lower() in {".parquet", ".pq"}
+    save = "df.to_parquet(path, index=False)" if parquet else "df.to_csv(path, index=False)"
+    cells = [v for v in values or [] if not (v is None or (isinstance(v, str) and v.strip() == ""))]
+    if values is not None and not cells:
+        why = "it is empty (a delimiter at the end of every line makes such a column): delete it"
+    else:
+        looks = "it holds the row numbers 0, 1, 2, ...: " if _is_row_index(values) else ""
+        why = (
+            f"{looks}it is probably the row index that pandas writes unless told not to. Save the "
+            f"table without it ({save}) or delete the column; if it is a feature, give it a name "
+            "in the header row"
+        )
+    return TransferkitError(f"{what}, so it would be read as a feature; {why}.")
+
+
+def _is_row_index(values: list | None) -> bool:
+    try:
+        return bool(values) and [int(float(v)) for v in values] == list(range(len(values)))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _check_names(path: Path, names: list[str]) -> None:
+    """Two columns of one name: an error naming it (a reader would keep only one of them)."""
+    first: dict[str, int] = {}
+    for i, n in enumerate(names, 1):
+        if n not in first:
+            first[n] = i
+            continue
+        if _UNNAMED.fullmatch(n):
+            raise _unnamed_error(path, first[n], n, None)
+        raise TransferkitError(
+            f"{path.name} has two columns named '{n}' (columns {first[n]} and {i}); give each column a "
+            "name of its own, or delete the copy (only one of them could be read)."
+        )
+
+
 def _read_columns(path: Path) -> dict[str, list]:
     if path.suffix.lower() in {".parquet", ".pq"}:
-        try:
-            import pandas as pd
-        except ImportError:
-            raise TransferkitError(
-                f"reading {path} needs pandas and pyarrow: pip install pandas pyarrow"
-            ) from None
-        df = pd.read_parquet(path)
-        # nulls of every kind (None, NaN, pd.NA, NaT) are None, not the text "<NA>" or "nan"
-        return {str(c): [None if pd.isna(v) else v for v in df[c].tolist()] for c in df.columns}
+        return _read_parquet(path)
     try:
         return _read_csv(path)
     except UnicodeDecodeError as exc:
@@ -65,13 +117,47 @@ def _read_columns(path: Path) -> dict[str, list]:
         ) from None
 
 
+def _read_parquet(path: Path) -> dict[str, list]:
+    try:
+        import pandas as pd
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TransferkitError(
+            f"reading {path} needs pandas and pyarrow: pip install pandas pyarrow"
+        ) from None
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # not a parquet file, or a damaged one
+        raise TransferkitError(f"cannot read {path} as parquet: {exc}") from None
+    _check_names(path, [str(n) for n in schema.names])  # pyarrow refuses such a file with a traceback
+    df = pd.read_parquet(path)
+    _check_names(path, [str(c) for c in df.columns])
+    cols = {}
+    for c in df.columns:
+        values = df[c].tolist()
+        for i, v in enumerate(values if df[c].dtype == object else ()):  # lists come as objects
+            if isinstance(v, (list, tuple, dict, set, np.ndarray)):
+                kind = "a mapping" if isinstance(v, dict) else "a list of values"
+                raise TransferkitError(
+                    f"{path.name}: column '{c}' holds {kind} in each cell (row {i + 1}: {str(v)[:40]}), "
+                    "not one number or text; spread its values over columns of their own (one number "
+                    "per column), or drop the column."
+                )
+        # nulls of every kind (None, NaN, pd.NA, NaT) are None, not the text "<NA>" or "nan"
+        cols[str(c)] = [None if pd.isna(v) else v for v in values]
+    return cols
+
+
 def _read_csv(path: Path) -> dict[str, list]:
+    # a long text (a whole review, a report) may pass the csv module's default 128 KiB per cell
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     with open(path, newline="", encoding="utf-8-sig") as f:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(f.readline())
         f.seek(0)
         reader = csv.DictReader(f, delimiter=delimiter)
         if reader.fieldnames is None:
             raise TransferkitError(f"{path} is empty; expected a header row.")
+        _check_names(path, list(reader.fieldnames))
         cols: dict[str, list] = {c: [] for c in reader.fieldnames}
         for row in reader:
             if None in row or None in row.values():
@@ -84,6 +170,45 @@ def _read_csv(path: Path) -> dict[str, list]:
     return cols
 
 
+def _missing_column(path: Path, column: str, cols: dict, role: str) -> TransferkitError:
+    """The error for a table without its domain or label column, with the rename that fixes it."""
+    alike = [
+        c for c in cols if c.strip().lower() == column.lower() or c.strip().lower() in _OTHER_NAMES[role]
+    ]
+    hint = (
+        f" Rename {' or '.join(repr(c) for c in alike)} to '{column}' in the header row."
+        if alike
+        else did_you_mean(column, cols)
+    )
+    need = (
+        "each row's class (an empty cell where it is unknown)"
+        if role == "label"
+        else "each row's domain (the camera, site, period... it comes from)"
+    )
+    return TransferkitError(
+        f"{path.name} has no '{column}' column (its columns: {', '.join(map(str, cols))}); the table needs "
+        f"one holding {need}.{hint}"
+    )
+
+
+def _label_name(v) -> str:
+    """A label as its class name: the text as written (stripped), a parquet value as it prints."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v.strip()
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return str(int(v))  # integer codes in a float column (an integer column with nulls)
+    return str(v)
+
+
+def _classes(known: set[str]) -> tuple[str, ...]:
+    """The class names in numeric order when each is a number (ties by their text), else sorted."""
+    if known and all(_NUMBER.fullmatch(v) for v in known):
+        return tuple(sorted(known, key=lambda v: (float(v), v)))
+    return tuple(sorted(known))
+
+
 def _is_decimal_comma(v: str) -> bool:
     try:
         float(v.strip().replace(",", ".", 1))
@@ -92,12 +217,15 @@ def _is_decimal_comma(v: str) -> bool:
     return v.count(",") == 1
 
 
-def _as_float(values: list, column: str) -> np.ndarray:
+def _as_float(values: list, column: str, hint: str) -> np.ndarray:
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
         try:
-            missing = v is None or (isinstance(v, str) and v.strip().lower() in _MISSING)
-            out[i] = np.nan if missing else float(v)
+            text = v.strip().lower() if isinstance(v, str) else None
+            if v is None or text in _MISSING:
+                out[i] = np.nan
+            else:
+                out[i] = _BOOLS[text] if text in _BOOLS else float(v)
         except (TypeError, ValueError):
             comma = isinstance(v, str) and _is_decimal_comma(v)
             raise TransferkitError(
@@ -106,8 +234,7 @@ def _as_float(values: list, column: str) -> np.ndarray:
                     "it looks like a decimal comma: save the table with a decimal point (in a "
                     "spreadsheet, set the decimal separator to '.' before exporting)."
                     if comma
-                    else "name the numeric features with feature_columns, or, for texts, call the column "
-                    "'text' (or pass text_column)."
+                    else hint
                 )
             ) from None
     return out
@@ -120,39 +247,44 @@ def load_table(
     feature_columns: list[str] | None = None,
     text_column: str | None = None,
     name: str | None = None,
+    labels_optional: bool = False,
 ) -> DomainDataset:
-    """Load a CSV or parquet table into a :class:`DomainDataset`."""
+    """Load a CSV or parquet table into a :class:`DomainDataset`.
+
+    With ``labels_optional=True`` a table without ``label_column`` loads with every row unlabelled
+    and no classes (new data to classify with a saved model); otherwise that is an error, since a
+    run learns from the source's labels.
+    """
     path = Path(path)
     if not path.is_file():
         raise TransferkitError(f"table {path} does not exist.")
     cols = _read_columns(path)
-    for c in (domain_column, label_column):
-        if c not in cols:
-            raise unknown_name(f"column in {path.name}", c, cols)
+    if domain_column not in cols:
+        raise _missing_column(path, domain_column, cols, "domain")
+    if label_column not in cols and not labels_optional:
+        raise _missing_column(path, label_column, cols, "label")
     domains = ["" if d is None else str(d).strip() for d in cols[domain_column]]
     if "" in domains:
         raise TransferkitError(
             f"{path.name}: row {domains.index('') + 1} has no '{domain_column}'; every row needs its domain."
         )
-    raw_labels = ["" if v is None else str(v).strip() for v in cols[label_column]]
+    raw_labels = [_label_name(v) for v in cols.get(label_column, [None] * len(domains))]
     known = {v for v in raw_labels if v not in _MISSING_LABELS}
-    try:  # integer labels keep their numeric order
-        as_int = {v: int(float(v)) for v in known}
-        if any(as_int[v] != float(v) for v in known):
-            raise ValueError
-        classes = tuple(str(c) for c in sorted(set(as_int.values())))
-        if -1 in as_int.values() and 0 in as_int.values():
-            n = sum(as_int.get(v) == -1 for v in raw_labels)
-            warnings.warn(
-                f"{path.name}: label -1 ({n} rows) is read as a class of its own. In transferkit's arrays -1 "
-                "means 'unknown'; in a table, leave an unknown label's cell empty.",
-                UserWarning,
-                stacklevel=2,
-            )
-        index = {v: classes.index(str(as_int[v])) for v in known}
-    except ValueError:
-        classes = tuple(sorted(known))
-        index = {v: classes.index(v) for v in known}
+    if known and all(re.fullmatch(r"-?\d+\.0+", v) for v in known):
+        # integer codes written as floats (pandas writes an integer column with a missing value so):
+        # read as the integers, as a parquet float column of them is
+        raw_labels = [str(int(float(v))) if v in known else v for v in raw_labels]
+        known = {v for v in raw_labels if v not in _MISSING_LABELS}
+    classes = _classes(known)  # the names as written: "01" and "1" are two classes
+    if all(_NUMBER.fullmatch(v) for v in known) and {-1.0, 0.0} <= {float(v) for v in known}:
+        n = sum(v in known and float(v) == -1 for v in raw_labels)
+        warnings.warn(
+            f"{path.name}: label -1 ({n} rows) is read as a class of its own. In transferkit's arrays -1 "
+            "means 'unknown'; in a table, leave an unknown label's cell empty.",
+            UserWarning,
+            stacklevel=2,
+        )
+    index = {v: i for i, v in enumerate(classes)}
     labels = np.asarray([index.get(v, UNLABELLED) for v in raw_labels], dtype=np.int64)
     if text_column is None and feature_columns is None and "text" in cols:
         text_column = "text"
@@ -162,13 +294,30 @@ def load_table(
         features = np.asarray([str(t) for t in cols[text_column]], dtype=object)
         modality = "text"
     else:
+        chosen = bool(feature_columns)
         feature_columns = feature_columns or [c for c in cols if c not in (domain_column, label_column)]
         for c in feature_columns:
             if c not in cols:
                 raise unknown_name(f"column in {path.name}", c, cols)
         if not feature_columns:
             raise TransferkitError(f"{path} has no feature columns besides domain and label.")
-        features = np.column_stack([_as_float(cols[c], c) for c in feature_columns])
+        if not chosen:  # a column without a name is never a feature unasked: it is pandas' row index
+            names = list(cols)
+            for c in feature_columns:
+                if _UNNAMED.fullmatch(c):
+                    raise _unnamed_error(path, names.index(c) + 1, c, cols[c])
+
+        def not_a_number(column: str) -> str:
+            if chosen:
+                return "it is one of the feature_columns you named, which must hold numbers."
+            return (
+                f"every column besides '{domain_column}' and '{label_column}' is read as a number. Delete "
+                f"column '{column}' from the table, or encode it as numbers (a category as one 0/1 column "
+                "per value); a column of texts is read as texts when it is called 'text'. (From Python, "
+                "load_table(..., feature_columns=[...]) picks the feature columns.)"
+            )
+
+        features = np.column_stack([_as_float(cols[c], c, not_a_number(c)) for c in feature_columns])
         modality = "tabular"
     order = list(dict.fromkeys(domains))
     dom = np.asarray(domains, dtype=object)
