@@ -69,9 +69,11 @@ def test_method_is_deterministic_and_never_sees_target_labels(name):
 def test_preprocessing_steps_need_target_rows_only_as_features(name):
     X, y, sd = shifted_blobs(n=60, d=8)
     step = registry.build("preprocessing", name, {"k": "3"} if name == "select-k-best" else None)
-    if name == "tfidf":
+    if name in ("tfidf", "sentence-embedding"):  # text steps: texts in, numbers refused
         texts = np.array([f"word{i % 5} other{i % 3} common" for i in range(len(X))], dtype=object)
         Z = step.fit_transform(texts, np.where(sd < 0, -1, y), sd)
+        with pytest.raises(TransferkitError, match=f"the {name} step turns texts into features"):
+            step.fit_transform(X, np.where(sd < 0, -1, y), sd)
     elif name == "pca":
         Z = registry.build("preprocessing", "pca", {"n_components": "3"}).fit_transform(X, y, sd)
         assert Z.shape == (120, 3)

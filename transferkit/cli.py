@@ -113,7 +113,18 @@ def _select_for_run(spec, dataset, preprocess, scorer: str, val_fraction: float 
 
     entry = registry.entry("method", spec.method)
     space = {k: v for k, v in entry.search_space.items() if k not in spec.params}
-    if not space or entry.requires_target_labels or spec.target_labels:
+    reason = (
+        "it uses target labels, and the label-free scorers are for unsupervised runs"
+        if entry.requires_target_labels or spec.target_labels
+        else "it has no search space"
+        if not entry.search_space
+        else "--set fixed every setting of its search space"
+        if not space
+        else ""
+    )
+    if reason:
+        print(f"transferkit: note: --select {scorer} leaves {spec.method} at its settings: {reason}.",
+              file=sys.stderr)  # fmt: skip
         return spec, []
     scored = select_runs(spec, dataset, preprocess, grid(space), [scorer], val_fraction)
     best = choose(scored, scorer)  # a target-only scorer skips collapsed candidates
@@ -188,6 +199,18 @@ def cmd_run(args) -> int:
 
             load_dataset(dataset_id)  # an unknown name: its error, with the closest ids, comes first
         raise TransferkitError("name the domains: --source S --target T (see `transferkit datasets`).")
+    for flag, names in (("--source", sources), ("--target", targets)):
+        repeated = sorted({n for n in names if list(names).count(n) > 1})
+        if repeated:
+            raise TransferkitError(
+                f"{flag} names {', '.join(repeated)} more than once; name each domain once."
+            )
+    both = sorted(set(sources) & set(targets))
+    if both:
+        raise TransferkitError(
+            f"{', '.join(both)} cannot be both source and target: the target's rows are the unlabelled "
+            "ones a method adapts to; name different domains."
+        )
     methods = args.method or DEFAULT_METHODS
     settings = registry.parse_settings(args.set)
     if settings and len(methods) > 1:
@@ -244,6 +267,8 @@ def cmd_run(args) -> int:
             return None
         return Path(args.out) if len(specs) == 1 else Path(args.out) / spec.method
 
+    from numpy.linalg import LinAlgError
+
     selected, done, failed = {}, [], []
     for i, spec in enumerate(specs):
         try:
@@ -251,11 +276,16 @@ def cmd_run(args) -> int:
                 spec, selected[spec.method] = _select_for_run(spec, dataset, preprocess, args.select)
                 specs[i] = spec
             rec = run(spec, dataset=dataset, command=command, artifacts=_dir(spec) if main_process else None)
-        except TransferkitError as exc:
-            if len(specs) == 1:
+        except (TransferkitError, ValueError, ArithmeticError, LinAlgError) as exc:
+            # a numerical failure inside a library (a solver that gives up, a singular matrix) is
+            # reported in one line like a TransferkitError (TRANSFERKIT_TRACEBACK=1 shows where)
+            if os.environ.get("TRANSFERKIT_TRACEBACK"):
                 raise
+            message = str(exc) if isinstance(exc, TransferkitError) else f"{type(exc).__name__}: {exc}"
+            if len(specs) == 1:
+                raise TransferkitError(f"{spec.method} failed: {message}") from exc
             # one method failing (a diverging loss, a solver that gives up) does not cost the others
-            print(f"transferkit: {spec.method} failed: {exc}", file=sys.stderr)
+            print(f"transferkit: {spec.method} failed: {message}", file=sys.stderr)
             failed.append(spec.method)
             rows.append([spec.method, "failed", "-", "-"])
             continue
@@ -383,7 +413,7 @@ def cmd_diagnose(args) -> int:
     names = list(names) if names is not None and len(names) == X.shape[1] else None
     report = diagnose(
         X[src], arrays.y[src], X[tgt], n_permutations=args.permutations, random_state=args.seed,
-        feature_names=names,
+        feature_names=names, class_names=[str(c) for c in dataset.classes],
     )  # fmt: skip
     print(f"{args.dataset}: {'+'.join(spec.sources)} -> {'+'.join(spec.targets)}  "
           f"(preprocessing: {' '.join(steps) or 'none'}; no target label read)")  # fmt: skip
@@ -414,7 +444,10 @@ def cmd_predict(args) -> int:
         raise TransferkitError(
             f"--out {out} is a folder; name the CSV file to write, e.g. {out}/predictions.csv."
         )
-    dataset = load_dataset(args.dataset, args.data_root)
+    data = Path(args.dataset).expanduser()
+    if out.exists() and data.exists() and out.resolve() == data.resolve():
+        raise TransferkitError(f"--out {out} is the data file itself; name another file for the predictions.")
+    dataset = load_dataset(args.dataset, args.data_root, labels_optional=True)  # new data: labels optional
     results = predict_saved(model, dataset, args.domains)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -444,6 +477,28 @@ def cmd_download(args) -> int:
     root = download(args.dataset, args.data_root, progress=not args.quiet)
     print(f"{args.dataset}: all files present and verified in {root}")
     return 0
+
+
+def _seed(text: str) -> int:
+    """A seed as numpy and torch take it: a whole number from 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed must be from 0 to 2**32 - 1 (4294967295), got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -477,7 +532,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--target-labels",
-        type=int,
+        type=_count,
         default=0,
         metavar="K",
         help="reveal K labelled target samples per class to the method (semi-supervised); they are "
@@ -509,7 +564,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--source", nargs="+", help="source domain(s)")
     p.add_argument("--target", nargs="+", help="target domain(s)")
     p.add_argument("--method", nargs="+", help=f"method(s) (default: {' '.join(DEFAULT_METHODS)})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", help="write DIR/result.json (DIR/<method>/result.json for several methods)")
     p.add_argument("--command", help=argparse.SUPPRESS)
     p.add_argument(
@@ -542,7 +597,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="a suite: every task x method x seed of a data set")
     p.add_argument("suite", help="suite id (a data set id)")
     p.add_argument("--methods", nargs="+", help="default: every registered method")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--seeds", nargs="+", type=_seed, default=[0])
     p.add_argument("--out", required=True, help="folder for results.csv and summary.md")
     p.add_argument(
         "--select",
@@ -569,7 +624,7 @@ def parser() -> argparse.ArgumentParser:
         help="steps before the tests (default: the data set's, standardized with source statistics)",
     )
     p.add_argument("--permutations", type=int, default=200, help="permutations of the MMD test")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", help="folder for diagnosis.json")
     _common(p)
     p.set_defaults(func=cmd_diagnose)

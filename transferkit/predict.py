@@ -50,8 +50,9 @@ class DomainPredictions:
         return float(np.mean(self.predictions[known] == self.labels[known])) if known.any() else None
 
 
-def _table_rows(spec: dict, dataset, X: np.ndarray) -> np.ndarray:
-    """The table's columns in the training order (matched by name)."""
+def match_columns(spec: dict, dataset, X: np.ndarray) -> np.ndarray:
+    """The table's columns in the order a saved network was trained on (``spec["feature_names"]``,
+    matched by name): a missing column is an error, an extra one is left out with a warning."""
     trained = spec.get("feature_names")
     names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
     if trained is None or names is None:
@@ -118,7 +119,7 @@ def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> di
                     f"the model in {model_dir} was saved without its preprocessing (by an earlier version); "
                     "train it again to predict tables with it."
                 )
-            X = _table_rows(spec, dataset, X)
+            X = match_columns(spec, dataset, X)
             X = replay_steps(spec["preprocess"], X, np.full(len(X), name, dtype=object)).astype(np.float32)
         if tuple(X.shape[1:]) != tuple(spec["in_shape"]):
             raise TransferkitError(

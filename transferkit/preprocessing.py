@@ -124,8 +124,16 @@ class SharedPCA(_Preprocessing):
     def _fit(self, X, y, sample_domain):
         from sklearn.decomposition import PCA
 
+        from transferkit.errors import TransferkitError
+
         check_flag("whiten", self.whiten)
         n = self.n_components
+        ok = isinstance(n, (int, float, np.integer, np.floating)) and not isinstance(n, bool) and n > 0
+        if not ok or (n >= 1 and n != int(n)):
+            raise TransferkitError(
+                f"pca's n_components must be a whole number >= 1 (components kept) or a fraction in (0, 1) "
+                f"(of the variance kept), got {n!r}."
+            )
         if isinstance(n, float) and n >= 1:
             n = int(n)
         if isinstance(n, int):
@@ -163,6 +171,20 @@ class SelectKBest(_Preprocessing):
         return self.selector_.transform(X)
 
 
+def _texts(X, step: str) -> list[str]:
+    """``X`` as a list of texts for a text step, or a clear error for numeric rows."""
+    X = np.asarray(X, dtype=object) if not isinstance(X, np.ndarray) else X
+    if X.ndim != 1 or not all(isinstance(t, str) for t in X):
+        from transferkit.errors import TransferkitError
+
+        raise TransferkitError(
+            f"the {step} step turns texts into features, but these rows are not texts (rows of shape "
+            f"{tuple(X.shape[1:])}); a table is text when it has a 'text' column. Leave {step} out for "
+            "numeric data."
+        )
+    return list(X)
+
+
 class Tfidf(_Preprocessing):
     """Turn texts into TF-IDF features (vocabulary and document frequencies from all rows)."""
 
@@ -183,16 +205,25 @@ class Tfidf(_Preprocessing):
     def _fit(self, X, y, sample_domain):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        from transferkit.errors import TransferkitError
+
         check_flag("sublinear_tf", self.sublinear_tf)
-        self.vectorizer_ = TfidfVectorizer(
-            max_features=self.max_features,
-            ngram_range=(1, self.ngram_max),
-            min_df=self.min_df,
-            sublinear_tf=self.sublinear_tf,
-        ).fit(list(X))
+        texts = _texts(X, "tfidf")
+        try:
+            self.vectorizer_ = TfidfVectorizer(
+                max_features=self.max_features,
+                ngram_range=(1, self.ngram_max),
+                min_df=self.min_df,
+                sublinear_tf=self.sublinear_tf,
+            ).fit(texts)
+        except ValueError as exc:  # no word left: empty texts, or every word in fewer than min_df texts
+            raise TransferkitError(
+                f"tfidf found no vocabulary in these {len(texts)} texts ({exc}); the texts are empty, or no "
+                f"word appears in at least min_df={self.min_df} of them (try --preprocess tfidf:min_df=1)."
+            ) from None
 
     def _transform(self, X, sample_domain):
-        return self.vectorizer_.transform(list(X)).astype(np.float64).toarray()
+        return self.vectorizer_.transform(_texts(X, "tfidf")).astype(np.float64).toarray()
 
 
 class SentenceEmbedding(_Preprocessing):
@@ -213,6 +244,7 @@ class SentenceEmbedding(_Preprocessing):
         from transferkit.features import check_pooling
 
         check_pooling(self.pooling)
+        _texts(X, "sentence-embedding")
 
     def _transform(self, X, sample_domain):
         from transferkit.features import cache_dir, embed_by_domain

@@ -315,7 +315,10 @@ def build(kind: str, name: str, settings: dict[str, Any] | None = None):
     if e.role == "deep":  # trainer and network settings are the runner's, not the loss module's
         params = {k: v for k, v in params.items() if k in e._own_parameters(e.load())}
     try:
-        return e.load()(**params)
+        obj = e.load()(**params)
+        if hasattr(obj, "_parameter_constraints") and hasattr(obj, "_validate_params"):
+            obj._validate_params()  # a scikit-learn estimator's own range checks, now and not at fit
+        return obj
     except TransferkitError:
         raise
     except (TypeError, ValueError) as exc:

@@ -201,8 +201,25 @@ def _page(title: str, parts: list[str]) -> str:
     )
 
 
+def _run_record(folder: Path) -> dict:
+    """``folder/result.json`` as a run record, or a clear error for anything else."""
+    path = folder / "result.json"
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TransferkitError(f"{path} is not valid JSON ({exc}); is it a run's result.json?") from None
+    cfg = rec.get("config") if isinstance(rec, dict) else None
+    needed = ("dataset", "task", "method", "seed")
+    if not isinstance(cfg, dict) or any(k not in cfg for k in needed) or "accuracy" not in rec:
+        raise TransferkitError(
+            f"{path} is not the record of a `transferkit run` (it lacks the run's config and accuracy); "
+            "pass the --out folder of a run or a bench."
+        )
+    return rec
+
+
 def _run_parts(folder: Path) -> tuple[str, list[str]]:
-    rec = json.loads((folder / "result.json").read_text())
+    rec = _run_record(folder)
     cfg = rec["config"]
     title = f"{cfg['dataset']}: {cfg['task']} with {cfg['method']['name']}"
     info = [
@@ -276,4 +293,28 @@ def write_report(folder, out=None) -> Path:
         for sub in subs:
             t, p = _run_parts(sub)
             parts += [f"<h2>{html.escape(t)}</h2>", *p]
-    return atomic_write_text(Path(out) if out else folder / "report.html", _page(title, parts))
+    target = Path(out) if out else folder / "report.html"
+    if target.is_dir():
+        raise TransferkitError(
+            f"--out {target} is a folder; name the HTML file to write, e.g. {target}/report.html."
+        )
+    if target.exists() and not _is_report(target):
+        raise TransferkitError(
+            f"--out {target} exists and is not a report transferkit wrote; name a new file (an .html) so "
+            "that nothing of yours is overwritten."
+        )
+    return atomic_write_text(target, _page(title, parts))
+
+
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` is an HTML report written by this module (the only file it overwrites)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return False
+    return head.startswith(b"<!doctype html>") and b"written by transferkit report" in tail

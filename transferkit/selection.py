@@ -336,6 +336,16 @@ class DomainShuffleSplit:
                 "and would read these target labels as held-out source labels. Pass y with -1 on the "
                 "target rows: transferkit.domains.mask_target_labels(y, sample_domain)."
             )
+        classes, counts = np.unique(y[src], return_counts=True)
+        n_val = int(np.ceil(self.test_size * src.size)) if self.test_size < 1 else int(self.test_size)
+        if counts.min() < 2 or n_val < len(classes) or src.size - n_val < len(classes):
+            rare = classes[counts.argmin()]
+            raise TransferkitError(
+                f"label-free selection holds out {self.test_size:g} of the source rows, stratified by class, "
+                f"and needs at least 2 source rows per class and one held-out row per class: the source has "
+                f"{src.size} rows of {len(classes)} classes (class {rare} has {counts.min()}). Use more "
+                "source rows, or run without --select."
+            )
         inner = StratifiedShuffleSplit(
             self.n_splits, test_size=self.test_size, random_state=self.random_state
         )

@@ -240,3 +240,12 @@ def test_coral_says_which_reg_is_wrong(reg):
     X, y, sd, *_ = _problem("coral")
     with pytest.raises(TransferkitError, match=f"CORAL's reg .* must be a number >= 0, got {reg!r}"):
         CORAL(reg=reg).fit_transform(X, y, sd)
+
+
+def test_coral_needs_two_rows_per_domain():
+    from transferkit.shallow.coral import CORAL
+
+    X, y, sd, *_ = _problem("coral")
+    keep = (sd >= 0) | (np.arange(len(sd)) == np.flatnonzero(sd < 0)[0])  # one target row
+    with pytest.raises(TransferkitError, match="domain -1 has 1 row: a covariance needs at least 2"):
+        CORAL().fit(X[keep], y[keep], sd[keep])

@@ -38,9 +38,13 @@ def _images_in(folder: Path) -> list[Path]:
 
 def _as_rgb(im, size) -> np.ndarray:
     """``(3, H, W)`` float32 in [0, 1]; Pillow's own RGB conversion would turn every 16-bit value above
-    255 white."""
+    255 white. Transparent pixels are shown over white, as a viewer shows them (converting to RGB
+    would drop the alpha channel, and an icon or sketch drawn in it would become one flat colour)."""
     from PIL import Image
 
+    if im.mode in ("RGBA", "LA", "PA", "La") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     if im.mode.startswith("I") or im.mode == "F":
         scale = 1.0 if im.mode == "F" else 65535.0
         grey = np.asarray(im.convert("F").resize(size, Image.BILINEAR), dtype=np.float32) / scale

@@ -276,6 +276,18 @@ def fit_predict_deep(
     artifacts: ``{"network": (network, network_spec), "model": a view with features(X, sd),
     "X": the inputs flattened}`` (the saved model, and the 2-D view before and after adaptation).
     """
+    names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
+    init = network_settings.get("init")
+    if init and takes_steps(dataset) and names is not None:  # a table's columns in the saved order
+        from transferkit.nn.saved_model import read_spec
+        from transferkit.predict import match_columns
+
+        trained = read_spec(init).get("feature_names")
+        if trained:
+            arrays = dataclasses.replace(
+                arrays, X=match_columns({"feature_names": trained}, dataset, arrays.X)
+            )
+            names = trained
     steps = []
     X = inputs(
         dataset, arrays, preprocess, seed=spec.seed, labels=y, fitted=steps
@@ -287,7 +299,6 @@ def fit_predict_deep(
     if takes_steps(dataset) and X.ndim == 2:
         from transferkit.preprocessing import export_steps
 
-        names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
         net_spec["feature_names"] = list(map(str, names)) if names is not None else None
         net_spec["preprocess"] = export_steps(steps, list(preprocess), arrays.domain_names)
     preds = {}

@@ -64,6 +64,12 @@ class CORAL(BaseAdapter):
             raise TransferkitError(
                 f"CORAL's reg (added to each covariance's diagonal) must be a number >= 0, got {self.reg!r}."
             )
+        for d in np.unique(sample_domain):
+            if (n := int(np.sum(sample_domain == d))) < 2:
+                raise TransferkitError(
+                    f"CORAL matches covariances, and domain {int(d)} has {n} row: a covariance needs at "
+                    "least 2 rows per domain (give more rows of it)."
+                )
         ct_half = _sym_power(self._cov(X[target_mask(sample_domain)]), 0.5)
         self.maps_ = {
             int(d): _sym_power(self._cov(X[sample_domain == d]), -0.5) @ ct_half

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, check_features, source_mask
+from transferkit.errors import TransferkitError
 
 
 class KNN(ClassifierMixin, BaseEstimator):
@@ -40,6 +41,12 @@ class KNN(ClassifierMixin, BaseEstimator):
 
         X, y, sd = check_domain_data(X, y, sample_domain, require_target=False, allow_nd=False)
         src = source_mask(sd)
+        k = self.n_neighbors
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= int(src.sum()):
+            raise TransferkitError(
+                f"knn's n_neighbors must be a whole number from 1 to the number of source rows "
+                f"({int(src.sum())}), got {k!r}."
+            )
         self.knn_ = KNeighborsClassifier(self.n_neighbors, metric=self.metric).fit(X[src], y[src])
         self.classes_ = self.knn_.classes_
         self.n_features_in_ = X.shape[1]

@@ -1,0 +1,193 @@
+"""The command line on a user's odd inputs: each a one-line error (exit 2) or the right result, never a
+traceback, never a user's file overwritten (found by an audit with unseen tables and folders)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from transferkit.cli import main
+
+
+def _table(path, n=40, targets=("street",), columns=("f1", "f2"), target_rows=None):
+    rng = np.random.default_rng(0)
+    lines = ["domain,label," + ",".join(columns)]
+    for dom in ("shelter", *targets):
+        rows = n if dom == "shelter" or target_rows is None else target_rows
+        for i in range(rows):
+            c = i % 2
+            x = rng.normal(size=2) + 3 * c + (0.5 if dom != "shelter" else 0)
+            # f1 tells the classes apart, f2 is wider noise: taking one for the other shows
+            values = {"f1": x[0], "f2": 4 * x[1] - 6 * c, "g1": x[0], "g2": 4 * x[1] - 6 * c}
+            lines.append(f"{dom},{('cat', 'dog')[c]}," + ",".join(f"{values[k]:.4f}" for k in columns))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _run(data, *extra, source=("shelter",), target=("street",)):
+    return main(["run", "--dataset", str(data), "--source", *source, "--target", *target, "--quiet", *extra])
+
+
+def test_seeds_domains_and_counts_are_checked_before_any_work(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv", targets=("street", "field"))
+    for seed in ("-1", "4294967296"):
+        with pytest.raises(SystemExit):
+            _run(data, "--seed", seed)
+        assert "a seed must be from 0 to 2**32 - 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _run(data, "--target-labels", "-2")
+    assert "must be >= 0, got -2" in capsys.readouterr().err
+    assert _run(data, target=("street", "street")) == 2
+    assert "--target names street more than once" in capsys.readouterr().err
+    assert _run(data, source=("shelter", "street"), target=("street",)) == 2
+    err = capsys.readouterr()
+    assert "street cannot be both source and target" in err.err and "failed" not in err.out
+
+
+def test_out_of_range_settings_are_one_line_errors(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv")
+    for extra, message in (
+        (["--method", "coral", "--estimator", "logreg:C=0"], "estimator 'logreg' rejected its settings"),
+        (["--method", "knn", "--set", "n_neighbors=0"], "n_neighbors must be a whole number from 1 to"),
+        (["--method", "knn", "--set", "n_neighbors=1000"], "number of source rows (40), got 1000"),
+        (["--method", "coral", "--preprocess", "pca:n_components=-1"], "n_components must be a whole number"),
+        (["--method", "coral", "--preprocess", "pca:n_components=2.5"], "got 2.5"),
+        (["--method", "coral", "--preprocess", "tfidf"], "the tfidf step turns texts into features"),
+        (["--method", "coral", "--preprocess", "sentence-embedding"], "sentence-embedding step turns texts"),
+    ):
+        assert _run(data, *extra) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (extra, err)
+
+
+def test_a_failing_method_is_one_line_and_the_others_still_run(tmp_path, capsys):
+    # CORAL on a target of one row: a covariance needs two; source-only's result still stands
+    data = _table(tmp_path / "one.csv", target_rows=1)
+    out = tmp_path / "runs"
+    assert _run(data, "--method", "source-only", "coral", "--out", str(out)) == 2
+    captured = capsys.readouterr()
+    assert "coral failed: CORAL matches covariances, and domain -1 has 1 row" in captured.err
+    assert (out / "source-only" / "result.json").exists()
+
+
+def test_a_numerical_error_inside_a_library_is_reported_per_method(tmp_path, capsys, monkeypatch):
+    import transferkit.shallow.coral as coral
+
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(coral, "_sym_power", broken)
+    data = _table(tmp_path / "pets.csv")
+    assert _run(data, "--method", "source-only", "coral") == 2
+    captured = capsys.readouterr()
+    assert "coral failed: LinAlgError: Eigenvalues did not converge" in captured.err
+    assert "source-only" in captured.out
+    assert _run(data, "--method", "coral") == 2  # alone: the same one line, exit 2
+    assert "coral failed: LinAlgError" in capsys.readouterr().err
+
+
+def test_select_says_when_it_chooses_nothing_and_refuses_a_tiny_source(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv")
+    assert _run(data, "--method", "knn", "--select", "entropy") == 0
+    assert "--select entropy leaves knn at its settings: it has no search space" in capsys.readouterr().err
+    assert _run(data, "--method", "coral", "--set", "reg=1", "--select", "entropy") == 0
+    assert "--set fixed every setting of its search space" in capsys.readouterr().err
+    tiny = _table(tmp_path / "tiny.csv", n=4)
+    assert _run(tiny, "--method", "coral", "--select", "entropy") == 2
+    assert "needs at least 2 source rows per class and one held-out row per class" in capsys.readouterr().err
+
+
+def test_predict_and_report_never_overwrite_the_users_files(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv")
+    run = tmp_path / "run"
+    assert _run(data, "--method", "deep-source-only", "--set", "steps=20", "--out", str(run)) == 0
+    before = (tmp_path / "pets.csv").read_text()
+    assert main(["predict", str(run), "--dataset", data, "--out", data]) == 2
+    assert "is the data file itself" in capsys.readouterr().err
+    assert (tmp_path / "pets.csv").read_text() == before
+    record = (run / "result.json").read_text()
+    assert main(["report", str(run), "--out", str(run / "result.json")]) == 2
+    assert "exists and is not a report transferkit wrote" in capsys.readouterr().err
+    assert (run / "result.json").read_text() == record
+    assert main(["report", str(run)]) == 0 and main(["report", str(run)]) == 0  # its own report: rewritten
+    for content, message in (("{bad", "is not valid JSON"), ('{"a": 1}', "is not the record of a"),
+                             ("[]", "is not the record of a")):  # fmt: skip
+        junk = tmp_path / "junk"
+        junk.mkdir(exist_ok=True)
+        (junk / "result.json").write_text(content)
+        assert main(["report", str(junk)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_transparent_images_are_seen_over_white(tmp_path):
+    from transferkit.datasets import load_dataset
+
+    for dom in ("a", "b"):
+        for c, band in (("h", np.s_[6:9, :]), ("v", np.s_[:, 6:9])):
+            (tmp_path / "icons" / dom / c).mkdir(parents=True)
+            rgba = np.zeros((16, 16, 4), np.uint8)  # transparent black, with an opaque black bar
+            rgba[band + (3,)] = 255
+            Image.fromarray(rgba, "RGBA").save(tmp_path / "icons" / dom / c / "0.png")
+    ds = load_dataset(tmp_path / "icons", image_size=16)
+    img = ds.X["a"][0]  # class h: white background, black horizontal bar
+    assert img[:, 0, 0].tolist() == [1.0, 1.0, 1.0] and img[:, 7, 3].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_fine_tuning_a_saved_table_model_takes_its_columns_by_name(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv")
+    run = tmp_path / "run"
+    assert _run(data, "--method", "deep-source-only", "--set", "steps=60", "--out", str(run)) == 0
+    swapped = _table(tmp_path / "swapped.csv", columns=("f2", "f1"))  # the same columns, other order
+    renamed = _table(tmp_path / "renamed.csv", columns=("g1", "g2"))
+    # the saved network itself (lr ~ 0): the same predictions whichever order the columns come in
+    tune = ["--method", "fine-tune", "--target-labels", "3", "--set", f"init={run / 'model'}", "--set",
+            "steps=1", "--set", "lr=1e-12", "--preprocess", "none"]  # fmt: skip
+    preds = []
+    for name, table in (("same", data), ("swapped", swapped)):
+        out = tmp_path / name
+        assert _run(table, *tune, "--out", str(out)) == 0
+        preds.append((out / "predictions.csv").read_text())
+    assert preds[0] == preds[1]
+    capsys.readouterr()
+    assert _run(renamed, *tune) == 2
+    assert "these data lack ['f1', 'f2']" in capsys.readouterr().err
+
+
+def test_diagnose_names_classes_by_their_names(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    lines = ["domain,label,f1,f2"]
+    for dom, shift in (("a", 0.0), ("b", 1.0)):
+        for i in range(60):
+            c = (10, 20, 30)[i % 3]
+            x = rng.normal(size=2) + c / 10 + shift
+            lines.append(f"{dom},{c},{x[0]:.3f},{x[1]:.3f}")
+    (tmp_path / "lab.csv").write_text("\n".join(lines) + "\n")
+    argv = ["diagnose", "--dataset", str(tmp_path / "lab.csv"), "--source", "a", "--target", "b"]
+    assert main([*argv, "--permutations", "50"]) == 0
+    per_class = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("per-class distance")][0]
+    assert all(f"{c} " in per_class for c in (10, 20, 30)) and " 0 " not in per_class
+    assert main([*argv, "--permutations", "0"]) == 2
+    assert "n_permutations" in capsys.readouterr().err
+
+
+def test_predict_takes_new_rows_without_labels_and_long_texts_load(tmp_path, capsys):
+    from transferkit.datasets import load_dataset
+
+    data = _table(tmp_path / "pets.csv")
+    run = tmp_path / "run"
+    assert _run(data, "--method", "deep-source-only", "--set", "steps=20", "--out", str(run)) == 0
+    rows = [ln.split(",") for ln in (tmp_path / "pets.csv").read_text().splitlines()]
+    (tmp_path / "new.csv").write_text("\n".join(",".join([r[0], *r[2:]]) for r in rows) + "\n")  # no label
+    capsys.readouterr()
+    assert (
+        main(["predict", str(run), "--dataset", str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv")])
+        == 0
+    )
+    assert "accuracy" not in capsys.readouterr().out
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == len(rows)  # header + every row
+    long_text = "great " * 40000  # 240 KB in one cell: past the csv module's default limit
+    lines = ["domain,label,text"] + [f"{d},{c},{long_text if i == 0 else 'fine'}" for i, (d, c) in
+                                     enumerate([("a", "pos"), ("a", "neg"), ("b", "pos")])]  # fmt: skip
+    (tmp_path / "long.csv").write_text("\n".join(lines) + "\n")
+    assert load_dataset(tmp_path / "long.csv").X["a"][0].startswith("great great")
