@@ -191,3 +191,29 @@ def test_predict_takes_new_rows_without_labels_and_long_texts_load(tmp_path, cap
                                      enumerate([("a", "pos"), ("a", "neg"), ("b", "pos")])]  # fmt: skip
     (tmp_path / "long.csv").write_text("\n".join(lines) + "\n")
     assert load_dataset(tmp_path / "long.csv").X["a"][0].startswith("great great")
+
+
+def test_quiet_omissions_are_said(tmp_path, capsys):
+    from transferkit.datasets import load_dataset
+
+    lines = ["domain,label,text,price"] + [f"{d},{c},{w} item,{i}" for i, (d, c, w) in enumerate(
+        [("a", "pos", "good"), ("a", "neg", "bad"), ("b", "pos", "good"), ("b", "neg", "bad")])]  # fmt: skip
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="the other columns \\['price'\\] are not used"):
+        load_dataset(tmp_path / "t.csv")
+    data = _table(tmp_path / "pets.csv", targets=("street", "field"))
+    rows = (tmp_path / "pets.csv").read_text().splitlines()
+    (tmp_path / "pets.csv").write_text(  # the target 'field' without labels
+        "\n".join(
+            r if not r.startswith("field") else ",".join([r.split(",")[0], "", *r.split(",")[2:]])
+            for r in rows
+        )
+        + "\n"  # fmt: skip
+    )
+    with pytest.warns(UserWarning, match="target 'field' has no labels, so --target-labels 3 reveals none"):
+        _run(data, "--method", "self-training", "--target-labels", "3", target=("field",))
+    assert main(["methods", "deep-source-only"]) == 0
+    out = capsys.readouterr().out
+    assert "optimizer = 'sgd'   [one of sgd, adam, adamw]" in out
+    assert main(["methods", "pca"]) == 0
+    assert "settings (--preprocess pca:key=value,...)" in capsys.readouterr().out

@@ -54,11 +54,27 @@ def _describe(kind: str, name: str) -> str:
     lines = [f"{name}  ({e.target.replace(':', '.')})", f"  {e.summary}"]
     params = e.parameters()
     if params:
-        lines.append("  settings (--set key=value):")
+        how = {"method": "--set key=value", "preprocessing": f"--preprocess {name}:key=value,...",
+               "estimator": f"--estimator {name}:key=value,..."}[kind]  # fmt: skip
+        lines.append(f"  settings ({how}):")
         for p, (hint, default) in params.items():
-            shown = getattr(hint, "__name__", None) or (str(hint).replace("typing.", "") if hint else "")
-            lines.append(f"    {p} = {default!r}" + (f"   [{shown}]" if shown else ""))
+            lines.append(f"    {p} = {default!r}" + (f"   [{_shown(hint)}]" if hint else ""))
     return "\n".join(lines)
+
+
+def _shown(hint) -> str:
+    """A type hint as a user reads it: a Literal's choices, a Union's members, else the type's name."""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if hint is type(None):
+        return "none"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(c) for c in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_shown(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def cmd_methods(args) -> int:

@@ -198,6 +198,15 @@ def fit_predict(
             if spec.target_labels > 0:
                 rows = np.flatnonzero(arrays.sample_domain == sd)
                 picked = few_shot_indices(dataset.labels(name), spec.target_labels, spec.seed)
+                if len(picked) == 0:
+                    import warnings
+
+                    warnings.warn(
+                        f"target '{name}' has no labels, so --target-labels {spec.target_labels} reveals "
+                        "none: the method runs unsupervised there, and no accuracy can be measured.",
+                        UserWarning,
+                        stacklevel=2,
+                    )
                 y[rows[picked]] = np.asarray(dataset.labels(name))[picked]  # only these are read
                 revealed[name] = picked
             else:

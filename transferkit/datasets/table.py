@@ -293,6 +293,14 @@ def load_table(
             raise unknown_name(f"column in {path.name}", text_column, cols)
         features = np.asarray([str(t) for t in cols[text_column]], dtype=object)
         modality = "text"
+        left = [c for c in cols if c not in (domain_column, label_column, text_column)]
+        if left:
+            warnings.warn(
+                f"{path.name} is read as texts (its '{text_column}' column); the other columns {left} are "
+                "not used (a text table's features come from its texts alone).",
+                UserWarning,
+                stacklevel=2,
+            )
     else:
         chosen = bool(feature_columns)
         feature_columns = feature_columns or [c for c in cols if c not in (domain_column, label_column)]
