@@ -217,3 +217,20 @@ def test_quiet_omissions_are_said(tmp_path, capsys):
     assert "optimizer = 'sgd'   [one of sgd, adam, adamw]" in out
     assert main(["methods", "pca"]) == 0
     assert "settings (--preprocess pca:key=value,...)" in capsys.readouterr().out
+
+
+def test_bench_runs_on_your_own_table(tmp_path, capsys):
+    import csv
+
+    data = _table(tmp_path / "pets.csv", targets=("street", "park"))
+    out = tmp_path / "bench"
+    assert main(["bench", data, "--methods", "source-only", "coral", "--out", str(out), "--quiet",
+                 "--jobs", "1"]) == 0  # fmt: skip
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    tasks = {r["task"] for r in rows}
+    assert len(tasks) == 6 and "shelter->street" in tasks and len(rows) == 12
+    assert main(["bench", data, "--methods", "coral", "--tasks", "park->street", "--out", str(out / "one"),
+                 "--quiet", "--jobs", "1"]) == 0  # fmt: skip
+    with open(out / "one" / "results.csv") as f:
+        assert [r["task"] for r in csv.DictReader(f)] == ["park->street"]

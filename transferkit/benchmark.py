@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit import registry
+from transferkit.errors import TransferkitError
 from transferkit.experiment import (
     ORACLE,
     RunSpec,
@@ -247,10 +248,11 @@ def run_suite(
     """
     from joblib import Parallel, delayed
 
-    from transferkit.datasets import dataset_info, load_dataset
+    from transferkit.datasets import dataset_info, list_datasets, load_dataset
     from transferkit.selection import list_scorers
 
-    info = dataset_info(suite)
+    builtin = suite in list_datasets()
+    info = dataset_info(suite) if builtin else None  # else the path of your own table or folder
     methods = list(methods) if methods else default_methods()
     for m in methods:
         registry.entry("method", m)  # unknown names fail before any work
@@ -259,8 +261,18 @@ def run_suite(
             from transferkit.errors import unknown_name
 
             raise unknown_name("scorer", name, list_scorers())
-    tasks = list(tasks) if tasks else info.tasks
     dataset = load_dataset(suite, data_root)
+    if not tasks and info is not None:
+        tasks = info.tasks
+    elif not tasks:  # your own data: every ordered pair whose target has labels to score
+        labelled = [d for d in dataset.domains if (np.asarray(dataset.labels(d)) >= 0).any()]
+        tasks = [(s, t) for s in dataset.domains for t in labelled if s != t]
+        if not tasks:
+            raise TransferkitError(
+                f"{suite} has domains {list(dataset.domains)}: a bench needs two domains, a labelled "
+                "source and a target with labels to score; name the tasks with --tasks 'S->T'."
+            )
+    tasks = list(tasks)
     for source, target in tasks:
         dataset.check_domains([source, target])
     preprocess = tuple(preprocess) if preprocess is not None else default_preprocess(dataset, suite)

@@ -611,7 +611,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("bench", help="a suite: every task x method x seed of a data set")
-    p.add_argument("suite", help="suite id (a data set id)")
+    p.add_argument(
+        "suite",
+        help="suite id (a data set id), or the path of your own table or image folder (its tasks: every "
+        "ordered pair of domains whose target has labels, unless --tasks names them)",
+    )
     p.add_argument("--methods", nargs="+", help="default: every registered method")
     p.add_argument("--seeds", nargs="+", type=_seed, default=[0])
     p.add_argument("--out", required=True, help="folder for results.csv and summary.md")
