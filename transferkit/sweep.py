@@ -82,17 +82,6 @@ def _int(path, key: str, value, high: int | None = None, what: str = "a whole nu
     return value
 
 
-def _check_built(kind: str, name: str, settings: dict[str, str]) -> None:
-    """Build a method or estimator as a trial would, with scikit-learn's own range checks, so a bad
-    setting is an error now and not when the trials run."""
-    obj = registry.build(kind, name, settings)
-    if hasattr(obj, "_parameter_constraints") and hasattr(obj, "_validate_params"):
-        try:
-            obj._validate_params()
-        except ValueError as exc:
-            raise TransferkitError(f"{kind} '{name}' rejected its settings {settings}: {exc}") from None
-
-
 def _resolve_dataset(value: str, folder: Path) -> str:
     """A built-in id as it is; a relative path to your own data is read from the sweep file's folder
     (then from the working folder), and kept absolute so every worker finds it."""
@@ -154,7 +143,7 @@ def load_spec(path) -> SweepSpec:
             for v in values:  # parsed as a --set value would be
                 registry.resolve_params(entry, {key: str(v)})
                 if entry.role != "deep":  # and built, so an out-of-range value fails now
-                    _check_built("method", name, {key: str(v)})
+                    registry.build("method", name, {key: str(v)})  # scikit-learn's range checks too
         methods[name] = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
     tasks = raw.get("tasks", "all")
     parsed = None
@@ -188,7 +177,7 @@ def load_spec(path) -> SweepSpec:
     estimator = raw.get("estimator", registry.DEFAULT_ESTIMATOR)
     if not isinstance(estimator, str):
         raise _fail(path, "estimator", "an estimator such as 'logreg' or 'logreg:C=0.5'", estimator)
-    _check_built("estimator", *registry.parse_spec(estimator))
+    registry.build("estimator", *registry.parse_spec(estimator))
     return SweepSpec(
         dataset=_resolve_dataset(raw["dataset"].strip(), path.parent), methods=methods, tasks=parsed,
         seeds=seeds, samples=_int(path, "samples", raw.get("samples", 0)), select=select,
