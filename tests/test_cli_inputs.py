@@ -234,3 +234,12 @@ def test_bench_runs_on_your_own_table(tmp_path, capsys):
                  "--quiet", "--jobs", "1"]) == 0  # fmt: skip
     with open(out / "one" / "results.csv") as f:
         assert [r["task"] for r in csv.DictReader(f)] == ["park->street"]
+
+
+def test_a_target_class_no_source_has_is_named(tmp_path):
+    data = _table(tmp_path / "pets.csv")
+    text = (tmp_path / "pets.csv").read_text().splitlines()
+    text = [ln.replace("street,dog", "street,fox") if i % 4 == 0 else ln for i, ln in enumerate(text)]
+    (tmp_path / "pets.csv").write_text("\n".join(text) + "\n")
+    with pytest.warns(UserWarning, match="target 'street' has classes no source has: \\['fox'\\]"):
+        assert _run(data, "--method", "source-only") == 0

@@ -403,6 +403,24 @@ def _oracle_predict(spec: RunSpec, dataset: DomainDataset, preprocess) -> dict[s
     return preds
 
 
+def _warn_unseen_classes(dataset: DomainDataset, spec: RunSpec) -> None:
+    """Warn when a target holds classes that no source has: a classifier trained on the sources
+    cannot predict them, so every such row counts as an error in the accuracy."""
+    seen = {int(c) for s in spec.sources for c in np.asarray(dataset.labels(s)) if c >= 0}
+    for t in spec.targets:
+        new = sorted({int(c) for c in np.asarray(dataset.labels(t)) if c >= 0} - seen)
+        if new:
+            import warnings
+
+            names = [str(dataset.classes[c]) for c in new]
+            warnings.warn(
+                f"target '{t}' has classes no source has: {names}; a classifier trained on the source cannot "
+                "predict them, so their rows count as errors in the accuracy.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 def evaluate(
     predictions: dict[str, np.ndarray], dataset: DomainDataset, revealed: dict[str, np.ndarray] | None = None
 ) -> dict[str, float]:
@@ -482,6 +500,7 @@ def run(
         kept = keep if keep and (keep.get("model") is not None or keep.get("network")) else {"model": None}
         save_artifacts(kept, predictions, dataset, artifacts)
     scores = evaluate(predictions, dataset, revealed)
+    _warn_unseen_classes(dataset, spec)  # after the fit: labels read here only to explain the scores
     counts = dataset.counts()
     return {
         "config": {
