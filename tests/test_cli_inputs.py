@@ -59,6 +59,10 @@ def test_out_of_range_settings_are_one_line_errors(tmp_path, capsys):
         assert _run(data, *extra) == 2, extra
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (extra, err)
+    # with several methods too: stopped before any training, not once per method
+    assert _run(data, "--method", "source-only", "coral", "--preprocess", "pca:n_components=-3") == 2
+    captured = capsys.readouterr()
+    assert "n_components must be a whole number" in captured.err and "failed" not in captured.err
 
 
 def test_a_failing_method_is_one_line_and_the_others_still_run(tmp_path, capsys):
@@ -85,6 +89,11 @@ def test_a_numerical_error_inside_a_library_is_reported_per_method(tmp_path, cap
     assert "source-only" in captured.out
     assert _run(data, "--method", "coral") == 2  # alone: the same one line, exit 2
     assert "coral failed: LinAlgError" in capsys.readouterr().err
+    monkeypatch.setenv("TRANSFERKIT_TRACEBACK", "1")  # where it failed, and the others still run
+    assert _run(data, "--method", "coral", "source-only") == 2
+    captured = capsys.readouterr()
+    assert "Traceback" in captured.err and "in broken" in captured.err and "source-only" in captured.out
+    assert "1 of 2 methods failed (coral); the others' results stand" in captured.err
 
 
 def test_select_says_when_it_chooses_nothing_and_refuses_a_tiny_source(tmp_path, capsys):

@@ -294,9 +294,11 @@ def cmd_run(args) -> int:
             rec = run(spec, dataset=dataset, command=command, artifacts=_dir(spec) if main_process else None)
         except (TransferkitError, ValueError, ArithmeticError, LinAlgError) as exc:
             # a numerical failure inside a library (a solver that gives up, a singular matrix) is
-            # reported in one line like a TransferkitError (TRANSFERKIT_TRACEBACK=1 shows where)
+            # reported in one line like a TransferkitError (TRANSFERKIT_TRACEBACK=1 also prints where)
             if os.environ.get("TRANSFERKIT_TRACEBACK"):
-                raise
+                import traceback
+
+                traceback.print_exc()
             message = str(exc) if isinstance(exc, TransferkitError) else f"{type(exc).__name__}: {exc}"
             if len(specs) == 1:
                 raise TransferkitError(f"{spec.method} failed: {message}") from exc
@@ -330,8 +332,9 @@ def cmd_run(args) -> int:
             path = save_record(rec, _dir(spec))
             print(f"wrote {path}")
     if failed:
-        print(f"transferkit: {len(failed)} of {len(specs)} methods failed ({', '.join(failed)}); the "
-              "others' results stand", file=sys.stderr)  # fmt: skip
+        rest = "the others' results stand" if len(failed) < len(specs) else "no result was written"
+        print(f"transferkit: {len(failed)} of {len(specs)} methods failed ({', '.join(failed)}); {rest}",
+              file=sys.stderr)  # fmt: skip
         return 2
     return 0
 

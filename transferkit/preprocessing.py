@@ -121,9 +121,8 @@ class SharedPCA(_Preprocessing):
         self.whiten = whiten
         self.random_state = random_state
 
-    def _fit(self, X, y, sample_domain):
-        from sklearn.decomposition import PCA
-
+    def check_settings(self) -> None:
+        """The settings' own checks (no data needed): run when the step is built and at fit."""
         from transferkit.errors import TransferkitError
 
         check_flag("whiten", self.whiten)
@@ -134,6 +133,12 @@ class SharedPCA(_Preprocessing):
                 f"pca's n_components must be a whole number >= 1 (components kept) or a fraction in (0, 1) "
                 f"(of the variance kept), got {n!r}."
             )
+
+    def _fit(self, X, y, sample_domain):
+        from sklearn.decomposition import PCA
+
+        self.check_settings()
+        n = self.n_components
         if isinstance(n, float) and n >= 1:
             n = int(n)
         if isinstance(n, int):
@@ -155,11 +160,23 @@ class SelectKBest(_Preprocessing):
     def __init__(self, k: int = 100):
         self.k = k
 
+    def check_settings(self) -> None:
+        """The settings' own checks (no data needed): run when the step is built and at fit."""
+        from transferkit.errors import TransferkitError
+
+        k = self.k
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise TransferkitError(
+                f"select-k-best's k (features kept) must be a whole number >= 1, got {k!r}."
+            )
+
     def _fit(self, X, y, sample_domain):
         from sklearn.feature_selection import SelectKBest as _SelectKBest
         from sklearn.feature_selection import f_classif
 
         from transferkit.errors import TransferkitError
+
+        self.check_settings()
 
         if y is None:
             raise TransferkitError("select-k-best needs the source labels.")

@@ -318,6 +318,8 @@ def build(kind: str, name: str, settings: dict[str, Any] | None = None):
         obj = e.load()(**params)
         if hasattr(obj, "_parameter_constraints") and hasattr(obj, "_validate_params"):
             obj._validate_params()  # a scikit-learn estimator's own range checks, now and not at fit
+        if hasattr(obj, "check_settings"):
+            obj.check_settings()  # a transferkit object's checks that need no data, likewise
         return obj
     except TransferkitError:
         raise
