@@ -252,3 +252,43 @@ def test_a_target_class_no_source_has_is_named(tmp_path):
     (tmp_path / "pets.csv").write_text("\n".join(text) + "\n")
     with pytest.warns(UserWarning, match="target 'street' has classes no source has: \\['fox'\\]"):
         assert _run(data, "--method", "source-only") == 0
+
+
+def test_deep_settings_that_would_be_ignored_or_overwrite_a_model_are_refused(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv")
+    run = tmp_path / "run"
+    assert _run(data, "--method", "deep-source-only", "--set", "steps=20", "--out", str(run)) == 0
+    model = (run / "model" / "model.safetensors").read_bytes()
+    tune = [
+        "--method",
+        "fine-tune",
+        "--target-labels",
+        "3",
+        "--set",
+        f"init={run / 'model'}",
+        "--set",
+        "steps=2",
+    ]
+    assert _run(data, *tune, "--out", str(run)) == 2  # its own starting point
+    assert "holds the model this run starts from" in capsys.readouterr().err
+    assert (run / "model" / "model.safetensors").read_bytes() == model
+    for extra, message in ((["--set", "bottleneck_dim=8"], "bottleneck_dim=8 would not change it"),
+                           (["--set", "hidden=7"], "hidden=7 would not change it"),
+                           (["--set", "freeze=all"], "nothing would train")):  # fmt: skip
+        assert _run(data, *tune, *extra) == 2, extra
+        assert message in capsys.readouterr().err
+    folder = tmp_path / "imgs"
+    for dom in ("a", "b"):
+        for c in ("cat", "dog"):
+            (folder / dom / c).mkdir(parents=True)
+            for i in range(4):
+                Image.new("L", (8, 8), 40 * i + (100 if c == "dog" else 0)).save(
+                    folder / dom / c / f"{i}.png"
+                )
+    assert main(["run", "--dataset", str(folder), "--source", "a", "--target", "b", "--quiet", "--method",
+                 "dann", "--set", "hidden=7", "--set", "steps=2"]) == 2  # fmt: skip
+    assert "hidden sets the width of the mlp backbone; the lenet backbone" in capsys.readouterr().err
+    again = tmp_path / "again"
+    assert _run(data, "--method", "deep-source-only", "--set", "steps=5", "--out", str(again)) == 0
+    with pytest.warns(UserWarning, match="held a network from an earlier run in this folder; it is replaced"):
+        _run(data, "--method", "deep-source-only", "--set", "steps=5", "--out", str(again))

@@ -285,6 +285,16 @@ def cmd_run(args) -> int:
 
     from numpy.linalg import LinAlgError
 
+    for spec in specs:  # fine-tuning must not write its network over the one it starts from
+        init = spec.params.get("init")
+        target = _dir(spec)
+        if init and target is not None:
+            start = Path(str(init)).expanduser().resolve()
+            if start in (target.resolve(), (target / "model").resolve()):
+                raise TransferkitError(
+                    f"--out {target} holds the model this run starts from (init={init}); its network would "
+                    "be overwritten by the fine-tuned one. Name another --out."
+                )
     selected, done, failed = {}, [], []
     for i, spec in enumerate(specs):
         try:

@@ -268,6 +268,16 @@ def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_di
     if keep.get("network") is not None:  # a deep run's trained network, for init=DIR/model
         from transferkit.nn.saved_model import save_network
 
+        if (out / "model").exists():
+            import warnings
+
+            warnings.warn(
+                f"{out / 'model'} held a network from an earlier run in this folder; it is replaced by this "
+                "run's (use a new --out to keep both).",
+                UserWarning,
+                stacklevel=2,
+            )
+
         save_network(keep["network"][0], out / "model", keep["network"][1])
     elif (out / "model").exists():  # a network is a user's work: said, never deleted
         import warnings

@@ -703,3 +703,47 @@ def test_the_dg_summary_compares_each_method_with_erm_on_the_seeds_both_ran():
         [r for r in rows if r["seed"] == "0"], suite="s", commands=["c"], notes=[], quick=False
     )
     assert "seeds |" not in even and "Beat ERM on average: none." in even
+
+
+@pytest.mark.parametrize("name", ["erm", "groupdro"])
+def test_revealed_target_labels_reach_a_dg_methods_loss(name):
+    # the target's unlabelled rows are dropped, its revealed rows train (weighted by target_weight)
+    doms = _domains(n=40)
+    X, y, sd = _arrays(doms, ["d0", "d1", "d2"])
+    sd = np.where(sd == 2, -1, sd)  # d2 is the target
+    hidden = np.where(sd < 0, -1, y)
+    revealed = hidden.copy()
+    rows = np.flatnonzero(sd < 0)[:6]
+    revealed[rows] = y[rows]
+
+    def trained(labels, **settings):
+        config = TrainerConfig(epochs=2, batch_size=16, device="cpu")
+        t = Trainer(_net(), registry.build("method", name, settings), config)
+        t.fit(X, labels, sd)
+        return [p.detach().clone() for p in t.model.parameters()]
+
+    plain, semi = trained(hidden), trained(revealed)
+    assert any(not torch.equal(a, b) for a, b in zip(plain, semi))
+    heavy = trained(revealed, target_weight=10.0)
+    assert any(not torch.equal(a, b) for a, b in zip(semi, heavy))
+
+
+def test_swa_keeps_the_batchnorm_statistics_of_a_frozen_trunk():
+    from transferkit.dg.swa import SWA
+
+    X, y, sd = _arrays(_domains(n=40), ["d0", "d1"])
+    seed_everything(0)
+    net = build_network("mlp", K, in_shape=(D_IN,), hidden=(16,), dropout=0.0, bottleneck_dim=8)
+    before = {k: v.clone() for k, v in net.state_dict().items() if k.startswith("bottleneck")}
+    t = Trainer(net, SWA(), TrainerConfig(epochs=2, batch_size=16, device="cpu", freeze=("trunk",)))
+    t.fit(X, y, sd)
+    after = t.model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())  # running stats too
+    # the same network trained: its BatchNorm statistics are SWA's recomputed ones (they move)
+    seed_everything(0)
+    net = build_network("mlp", K, in_shape=(D_IN,), hidden=(16,), dropout=0.0, bottleneck_dim=8)
+    t = Trainer(net, SWA(), TrainerConfig(epochs=2, batch_size=16, device="cpu"))
+    t.fit(X, y, sd)
+    assert not torch.equal(
+        before["bottleneck.1.running_mean"], t.model.state_dict()["bottleneck.1.running_mean"]
+    )

@@ -201,6 +201,14 @@ def fit_deep(
                 f"data have {[str(c) for c in dataset.classes]}: its head would name the wrong classes. Pass "
                 "new_head=true to train a new head on the saved trunk."
             )
+        given = {k: network_settings[k] for k in ("backbone", "bottleneck_dim", "pretrained", "hidden")
+                 if network_settings.get(k) not in (None, False, "auto")}  # fmt: skip
+        if given:
+            raise TransferkitError(
+                f"the network comes from init={init} (its backbone, bottleneck and widths as saved); "
+                f"{', '.join(f'{k}={v}' for k, v in given.items())} would not change it. Leave "
+                f"{', '.join(given)} out, or train a new network without init."
+            )
         saved_norm = bool(saved.get("input_norm", False))
         if "input_norm" in network_settings and bool(network_settings["input_norm"]) != saved_norm:
             raise TransferkitError(
@@ -217,6 +225,11 @@ def fit_deep(
         if backbone == "lenet" and (X.ndim != 4 or X.shape[-2:] != (32, 32)):
             raise TransferkitError(
                 f"the lenet backbone takes (C, 32, 32) images; these rows are {X.shape[1:]}."
+            )
+        if backbone != "mlp" and network_settings.get("hidden") is not None:
+            raise TransferkitError(
+                f"hidden sets the width of the mlp backbone; the {backbone} backbone has its own layers. "
+                "Leave hidden out (head_hidden gives any backbone an MLP head)."
             )
         options = {"hidden": (int(network_settings.get("hidden", 256)),)} if backbone == "mlp" else {}
         if network_settings.get("pretrained"):

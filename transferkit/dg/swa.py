@@ -62,5 +62,13 @@ class SWA(ERM):
             return
         for mean, p in zip(self._means(), model.parameters()):
             p.copy_(mean)
-        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if norms:
+            # a fixed (frozen) BatchNorm keeps the statistics it was trained with, as in every other run:
+            # update_bn resets them all, so those are put back afterwards
+            fixed = [m for m in norms if (ps := list(m.parameters(recurse=False)))
+                     and not any(p.requires_grad for p in ps)]  # fmt: skip
+            kept = [{k: v.clone() for k, v in m.state_dict().items()} for m in fixed]
             torch.optim.swa_utils.update_bn(inputs, model)
+            for m, state in zip(fixed, kept):
+                m.load_state_dict(state)

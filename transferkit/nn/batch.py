@@ -64,8 +64,9 @@ class DomainLoader:
     carries ``d_source``. ``sample_weight`` (one per row) and ``balance_domains`` give each source row
     a weight, passed on as ``w_source`` (:func:`transferkit.nn.weights.source_weights`).
     ``uses_target=False`` (a method that never looks at the target, e.g. domain generalization):
-    target rows, if any, are dropped here and never reach a batch (``x_target`` is empty), so a run
-    needs none. ``min_source_domains``: the number of distinct source domains the method needs.
+    unlabelled target rows, if any, are dropped here and never reach a batch (``x_target`` is empty),
+    so a run needs none; revealed target rows still form the labelled stream.
+    ``min_source_domains``: the number of distinct source domains the method needs.
     """
 
     def __init__(
@@ -109,9 +110,10 @@ class DomainLoader:
         self.ws = None if w is None else torch.as_tensor(w[sd >= 0], dtype=torch.float32)
         self.xs, self.ys = X[src], y[src]
         self.xt, self.yt = X[tgt], y[tgt]
-        self.has_target_labels = bool((self.yt >= 0).any())
-        known = self.yt >= 0
-        self.xl, self.yl = self.xt[known], self.yt[known]
+        # revealed target rows form the labelled stream, also for a method that drops the target
+        known = torch.as_tensor(sd < 0) & (y >= 0)
+        self.xl, self.yl = X[known], y[known]
+        self.has_target_labels = bool(len(self.yl))
         if epoch_over not in ("source", "labelled"):
             raise TransferkitError(f"epoch_over must be 'source' or 'labelled', got {epoch_over!r}.")
         if epoch_over == "labelled" and not self.has_target_labels:

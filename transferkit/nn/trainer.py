@@ -345,6 +345,13 @@ class Trainer:
         fixed |= set(freeze(self.model, c.freeze)) if c.freeze else set()
         if c.trainable_depth is not None:
             fixed |= set(trainable_depth(self.model, c.trainable_depth))
+        trainable = [n for n, p in self.model.named_parameters() if n not in fixed]
+        if not trainable and not any(p.requires_grad for p in self.method.parameters()):
+            raise TransferkitError(
+                f"freeze={list(c.freeze)} / trainable_depth={c.trainable_depth} fix every parameter of the "
+                "network, and the method has none of its own: nothing would train. Freeze part of it (e.g. "
+                "freeze=trunk) or leave freeze out."
+            )
         model_blocks = blocks(self.model)
         regularizers = list(self.regularizers)
         if c.reg != "none":  # anchored at the starting weights, before any checkpoint is restored
