@@ -3,6 +3,8 @@ traceback, never a user's file overwritten (found by an audit with unseen tables
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -292,3 +294,23 @@ def test_deep_settings_that_would_be_ignored_or_overwrite_a_model_are_refused(tm
     assert _run(data, "--method", "deep-source-only", "--set", "steps=5", "--out", str(again)) == 0
     with pytest.warns(UserWarning, match="held a network from an earlier run in this folder; it is replaced"):
         _run(data, "--method", "deep-source-only", "--set", "steps=5", "--out", str(again))
+
+
+def test_predictions_mark_revealed_rows_and_early_stopping_records_its_epoch(tmp_path):
+    import csv
+
+    data = _table(tmp_path / "pets.csv")
+    out = tmp_path / "semi"
+    assert _run(data, "--method", "self-training", "--target-labels", "3", "--out", str(out)) == 0
+    rec = json.loads((out / "result.json").read_text())
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    counted = [r for r in rows if r["revealed"] == "0"]
+    assert sum(r["revealed"] == "1" for r in rows) == rec["n_target_labels_revealed"] == 6
+    acc = 100 * np.mean([r["prediction"] == r["label"] for r in counted])
+    assert acc == pytest.approx(rec["accuracy"])  # the file's counted rows give the reported accuracy
+    es = tmp_path / "es"
+    assert _run(data, "--method", "dann", "--set", "epochs=3", "--set", "early_stopping=entropy", "--out",
+                str(es)) == 0  # fmt: skip
+    rec = json.loads((es / "result.json").read_text())
+    assert rec["best_epoch"] in (1, 2, 3)

@@ -103,3 +103,11 @@ def test_normalising_classifiers_need_the_center_and_bad_inputs_are_clear_errors
         evaluate_episodes(Z, np.array(list("abcdef"))[y], "prototype", n_way=3, n_episodes=5)
     with pytest.raises(TransferkitError, match="n_episodes must be >= 1"):
         evaluate_episodes(Z, y, "prototype", n_way=3, n_episodes=0)
+
+
+def test_an_episode_needs_a_support_row_per_class_and_a_center_of_the_rows_width():
+    Z, y = _clusters(n_classes=3, per=10, d=4)
+    with pytest.raises(TransferkitError, match="classes \\[2\\] have no support row"):
+        classify_episode("prototype", Z[[0, 10]], np.array([0, 1]), Z[20:25], 3)
+    with pytest.raises(TransferkitError, match="center must be one mean feature of width 4"):
+        classify_episode("simpleshot", Z[[0, 10]], np.array([0, 1]), Z[20:25], 2, center=np.zeros(3))

@@ -151,3 +151,16 @@ def test_bad_input_raises_clear_errors():
         fit_multitask(X, {})
     with pytest.raises(TransferkitError, match="epochs"):
         fit_multitask(X, y, epochs=0)
+
+
+def test_predict_checks_the_rows_it_is_given():
+    from transferkit.multitask import predict
+
+    X, y = _two_tasks(n=60)
+    m, _ = fit_multitask(X, y, epochs=1, batch_size=16)
+    with pytest.raises(TransferkitError, match="X is 1-d"):
+        predict(m, X[0])
+    with pytest.raises(TransferkitError, match="rows of shape \\(5,\\), but the network was trained on"):
+        predict(m, X[:, :5])
+    with pytest.raises(TransferkitError, match="lenet trunk needs \\(C, 32, 32\\) images"):
+        fit_multitask(np.zeros((8, 3, 16, 16), np.float32), {"a": np.arange(8) % 2}, trunk="lenet", epochs=1)

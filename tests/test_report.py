@@ -99,4 +99,4 @@ def test_a_reused_folder_keeps_no_stale_view_and_warns_about_an_earlier_network(
         save_artifacts({"model": None}, {"b": np.array([1, 1])}, ds, tmp_path)
     assert not (tmp_path / "embedding.npz").exists()
     assert (tmp_path / "model" / "weights.safetensors").read_bytes() == b"an earlier deep run's network"
-    assert (tmp_path / "predictions.csv").read_text().splitlines()[1:] == ["b,0,1,1,y,y", "b,1,1,0,y,x"]
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[1:] == ["b,0,1,1,y,y,0", "b,1,1,0,y,x,0"]

@@ -235,16 +235,19 @@ def fit_predict(
     return preds, revealed
 
 
-def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_dir, max_rows: int = 2000):
+def save_artifacts(
+    keep: dict, predictions: dict, dataset: DomainDataset, out_dir, max_rows: int = 2000, revealed=None
+):
     """Write what a report needs: per-row predictions and a 2-D view of the features.
 
     ``predictions.csv``: target, row, prediction, label (class indices; -1: no label) and the class
-    names, predicted_class and label_class (empty without a label). ``embedding.npz``: a PCA to 2
-    dimensions of the preprocessed features before adaptation and of the adapted ones (what the
-    classifier sees), for at most ``max_rows`` rows, with their domain and class (source label; the
-    target's true label, read here for evaluation only, as for the accuracy); a run without one
-    removes an earlier run's from the folder, and a ``model/`` left by an earlier deep run is kept,
-    with a warning.
+    names, predicted_class and label_class (empty without a label), and ``revealed`` (1 for a row
+    whose label the method was given: left out of the accuracy, ``revealed`` by target name).
+    ``embedding.npz``: a PCA to 2 dimensions of the preprocessed features before adaptation and of
+    the adapted ones (what the classifier sees), for at most ``max_rows`` rows, with their domain
+    and class (source label; the target's true label, read here for evaluation only, as for the
+    accuracy); a run without one removes an earlier run's from the folder, and a ``model/`` left by
+    an earlier deep run is kept, with a warning (a deep run replaces it, with a warning).
     """
     import csv
     import io as _io
@@ -256,13 +259,15 @@ def save_artifacts(keep: dict, predictions: dict, dataset: DomainDataset, out_di
     out = Path(out_dir)
     buf = _io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["target", "row", "prediction", "label", "predicted_class", "label_class"])
+    writer.writerow(["target", "row", "prediction", "label", "predicted_class", "label_class", "revealed"])
     names = [str(c) for c in dataset.classes]
     for target, pred in predictions.items():
         labels = np.asarray(dataset.labels(target))
+        given = np.zeros(len(labels), bool)
+        given[np.asarray((revealed or {}).get(target, []), dtype=np.int64)] = True
         writer.writerows(
-            [target, i, int(p), int(t), names[int(p)], names[int(t)] if t >= 0 else ""]
-            for i, (p, t) in enumerate(zip(pred, labels))
+            [target, i, int(p), int(t), names[int(p)], names[int(t)] if t >= 0 else "", int(g)]
+            for i, (p, t, g) in enumerate(zip(pred, labels, given))
         )
     atomic_write_text(out / "predictions.csv", buf.getvalue())
     if keep.get("network") is not None:  # a deep run's trained network, for init=DIR/model
@@ -508,7 +513,7 @@ def run(
     seconds = time.perf_counter() - start
     if artifacts is not None:
         kept = keep if keep and (keep.get("model") is not None or keep.get("network")) else {"model": None}
-        save_artifacts(kept, predictions, dataset, artifacts)
+        save_artifacts(kept, predictions, dataset, artifacts, revealed=revealed)
     scores = evaluate(predictions, dataset, revealed)
     _warn_unseen_classes(dataset, spec)  # after the fit: labels read here only to explain the scores
     counts = dataset.counts()
@@ -530,6 +535,8 @@ def run(
         "n_target": int(sum(counts[t] for t in spec.targets)),
         "n_target_labels_revealed": int(sum(len(r) for r in revealed.values())),
         **({"history": keep["history"]} if keep and keep.get("history") else {}),
+        # early_stopping: the epoch whose weights the run kept (the history goes on past it)
+        **({"best_epoch": keep["best_epoch"]} if keep and keep.get("best_epoch") else {}),
         "seconds": round(seconds, 4),
         "versions": versions(),
         "machine": machine(),

@@ -155,6 +155,18 @@ def classify_episode(name: str, Zs, ys, Zq, n_way: int, center=None) -> np.ndarr
     if name not in CLASSIFIERS:
         raise unknown_name("few-shot classifier", name, CLASSIFIERS)
     _check_center(name, center)
+    Zs, ys, Zq = np.asarray(Zs, np.float64), np.asarray(ys), np.asarray(Zq, np.float64)
+    missing = sorted(set(range(n_way)) - {int(c) for c in ys})
+    if missing:
+        raise TransferkitError(
+            f"an episode's supports must hold every class 0..{n_way - 1}; classes {missing} have no support "
+            "row, so nothing says what they look like."
+        )
+    if center is not None and np.shape(center) != (Zs.shape[1],):
+        raise TransferkitError(
+            f"center must be one mean feature of width {Zs.shape[1]} (as the rows), got shape "
+            f"{np.shape(center)}."
+        )
     return CLASSIFIERS[name](np.asarray(Zs, np.float64), np.asarray(ys), np.asarray(Zq, np.float64), n_way,
                              center=center)  # fmt: skip
 

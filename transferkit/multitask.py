@@ -353,7 +353,7 @@ def _build_trunk(trunk, in_shape: tuple[int, ...], trunk_kwargs: Mapping | None)
     if trunk == "mlp":
         return mlp(int(np.prod(in_shape)), **(trunk_kwargs or {}))
     if trunk == "lenet":
-        if len(in_shape) != 3:
+        if len(in_shape) != 3 or tuple(in_shape[1:]) != (32, 32):
             raise TransferkitError(f"the lenet trunk needs (C, 32, 32) images, got rows of shape {in_shape}.")
         return lenet(in_shape[0], **(trunk_kwargs or {}))
     raise unknown_name("trunk", str(trunk), ["lenet", "mlp"])
@@ -407,6 +407,7 @@ def fit_multitask(
     weigher = make_weighting(weighting, tasks, weights=weights, seed=seed)
     body, dim = _build_trunk(trunk, X.shape[1:], trunk_kwargs)
     model = MultiTaskNetwork(body, dim, classes)
+    model.in_shape = tuple(int(s) for s in X.shape[1:])  # what predict checks new rows against
     dev = torch.device(device)
     model.to(dev)
     weigher.to(dev)
@@ -458,6 +459,14 @@ def fit_multitask(
 @torch.no_grad()
 def predict(model: MultiTaskNetwork, X, batch_size: int = 512) -> dict[str, np.ndarray]:
     """Predicted class per task: task -> array of labels."""
+    from transferkit.domains import check_features
+
+    X = check_features(X)  # a 1-d row, NaN: clear errors
+    shape = getattr(model, "in_shape", None)
+    if shape is not None and tuple(X.shape[1:]) != tuple(shape):
+        raise TransferkitError(
+            f"X has rows of shape {tuple(X.shape[1:])}, but the network was trained on rows of shape {shape}."
+        )
     model.eval()
     dev = next(model.parameters()).device
     Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))

@@ -244,7 +244,9 @@ def _run_parts(folder: Path) -> tuple[str, list[str]]:
         with open(folder / "predictions.csv") as fh:
             preds = list(csv.DictReader(fh))
         for target in dict.fromkeys(p["target"] for p in preds):
-            sel = [p for p in preds if p["target"] == target and int(p["label"]) >= 0]
+            # the rows the accuracy counts: labelled, and not revealed to the method
+            sel = [p for p in preds if p["target"] == target and int(p["label"]) >= 0
+                   and p.get("revealed", "0") != "1"]  # fmt: skip
             fig = plot_confusion([int(p["label"]) for p in sel], [int(p["prediction"]) for p in sel],
                                  title=f"confusion matrix on {target}")  # fmt: skip
             parts += [

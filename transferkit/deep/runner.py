@@ -319,7 +319,7 @@ def fit_predict_deep(
         if d < 0:
             preds[name] = trainer.predict(X[arrays.sample_domain == d])
     kept = {"network": (trainer.model, net_spec), "model": NetworkFeatures(trainer, X.shape[1:]),
-            "X": X.reshape(len(X), -1)}  # fmt: skip
+            "X": X.reshape(len(X), -1), "best_epoch": trainer.best_epoch}  # fmt: skip
     return preds, history, kept
 
 
