@@ -314,3 +314,12 @@ def test_predictions_mark_revealed_rows_and_early_stopping_records_its_epoch(tmp
                 str(es)) == 0  # fmt: skip
     rec = json.loads((es / "result.json").read_text())
     assert rec["best_epoch"] in (1, 2, 3)
+
+
+def test_the_record_holds_the_batch_size_a_small_source_was_trained_with(tmp_path):
+    data = _table(tmp_path / "pets.csv", n=30)
+    out = tmp_path / "small"
+    with pytest.warns(UserWarning, match="using batches of 30"):
+        assert _run(data, "--method", "dann", "--set", "steps=5", "--out", str(out)) == 0
+    rec = json.loads((out / "result.json").read_text())
+    assert rec["config"]["trainer"]["batch_size"] == 30

@@ -511,6 +511,8 @@ def run(
         keep = None
     predictions, revealed = fit_predict(spec, dataset, preprocess, keep=keep)
     seconds = time.perf_counter() - start
+    if keep and keep.get("batch_size") and "trainer" in config:  # the resolved config: what was used
+        config = {**config, "trainer": {**config["trainer"], "batch_size": keep["batch_size"]}}
     if artifacts is not None:
         kept = keep if keep and (keep.get("model") is not None or keep.get("network")) else {"model": None}
         save_artifacts(kept, predictions, dataset, artifacts, revealed=revealed)

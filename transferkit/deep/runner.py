@@ -318,8 +318,13 @@ def fit_predict_deep(
     for d, name in arrays.domain_names.items():
         if d < 0:
             preds[name] = trainer.predict(X[arrays.sample_domain == d])
-    kept = {"network": (trainer.model, net_spec), "model": NetworkFeatures(trainer, X.shape[1:]),
-            "X": X.reshape(len(X), -1), "best_epoch": trainer.best_epoch}  # fmt: skip
+    kept = {
+        "network": (trainer.model, net_spec),
+        "model": NetworkFeatures(trainer, X.shape[1:]),
+        "X": X.reshape(len(X), -1),
+        "best_epoch": trainer.best_epoch,
+        "batch_size": trainer.config.batch_size,
+    }  # the one used (a small source shrinks the default)
     return preds, history, kept
 
 
