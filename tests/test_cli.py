@@ -304,7 +304,9 @@ def test_predict_refuses_data_of_another_kind_or_shape(tmp_path, capsys):
     with open(out / "predictions.csv") as f:
         expected = [p["predicted_class"] for p in csv.DictReader(f)]
     with open(preds) as f:
-        assert [p["prediction"] for p in csv.DictReader(f)] == expected
+        got = list(csv.DictReader(f))
+    assert [p["prediction"] for p in got] == expected
+    assert [p["file"] for p in got] == [f"b/{c}/{i}.png" for c in ("cat", "dog") for i in range(3)]
     assert main(["predict", str(out), "--dataset", _table(tmp_path / "pets.csv"), "--out", str(preds)]) == 2
     assert "was trained on image data; these data are tabular" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "--dataset", str(folder), "--out", str(preds)]) == 2

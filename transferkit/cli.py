@@ -460,6 +460,8 @@ def cmd_predict(args) -> int:
     import csv
     import io
 
+    import numpy as np
+
     from transferkit.datasets import load_dataset
     from transferkit.io import atomic_write_text
     from transferkit.nn.saved_model import SPEC
@@ -480,10 +482,14 @@ def cmd_predict(args) -> int:
     results = predict_saved(model, dataset, args.domains)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["domain", "row", "prediction", "confidence", "label"])
+    files = dataset.extras.get("files") if isinstance(dataset.extras, dict) else None
+    w.writerow(["domain", "row", "prediction", "confidence", "label"] + (["file"] if files else []))
     for name, r in results.items():
-        for i, (k, p, y) in enumerate(zip(r.predictions, r.probabilities.max(1), r.labels)):
-            w.writerow([name, i, r.classes[k], f"{p:.4f}", r.classes[y] if y >= 0 else ""])
+        # the data's own label (a class the model does not know is still named), the image's file
+        given = np.asarray(dataset.labels(name))
+        for i, (k, p) in enumerate(zip(r.predictions, r.probabilities.max(1))):
+            label = str(dataset.classes[given[i]]) if given[i] >= 0 else ""
+            w.writerow([name, i, r.classes[k], f"{p:.4f}", label] + ([files[name][i]] if files else []))
     atomic_write_text(out, buf.getvalue())
     for name, r in results.items():
         acc = "" if r.accuracy is None else f"  accuracy {100 * r.accuracy:.2f}% on its labelled rows"

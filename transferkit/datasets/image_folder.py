@@ -86,7 +86,7 @@ def load_image_folder(root, image_size: int | tuple[int, int] = 32, name: str | 
             "root/<domain>/<class>/<image>; move them into their class folder.",
             stacklevel=2,
         )
-    X, y = {}, {}
+    X, y, files = {}, {}, {}
     for d in domain_dirs:
         items = [(p, classes.index(c.name)) for c in sorted(d.iterdir()) if c.is_dir()
                  and not c.name.startswith(".") for p in _images_in(c)]  # fmt: skip
@@ -104,5 +104,6 @@ def load_image_folder(root, image_size: int | tuple[int, int] = 32, name: str | 
                 raise TransferkitError(f"cannot read image {p}: {exc}") from None
         X[d.name] = arr
         y[d.name] = np.asarray([lbl for _, lbl in items], dtype=np.int64)
+        files[d.name] = [str(p.relative_to(root)) for p, _ in items]  # each row's image, for predictions
     return DomainDataset(name or root.name, X, y, tuple(classes), modality="image",
-                         description=f"image folder {root}")  # fmt: skip
+                         description=f"image folder {root}", extras={"files": files})  # fmt: skip
