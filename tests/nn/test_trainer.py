@@ -235,3 +235,16 @@ def test_min_steps_adds_whole_passes_and_a_given_length_is_kept():
     assert split_settings({"epochs": 3})[1]["min_steps"] == 0
     assert split_settings({"steps": 3})[1]["min_steps"] == 0
     assert split_settings({"epochs": 3, "min_steps": 50})[1]["min_steps"] == 50
+
+
+def test_settings_that_act_only_with_another_one_warn_when_it_is_missing():
+    X, y, sd, _, _ = _data(n=40)
+    with pytest.warns(
+        UserWarning, match="patience=3 without early_stopping, reg_alpha=0.5 without reg has no"
+    ):
+        _trainer(epochs=1, patience=3, reg_alpha=0.5).fit(X, y, sd)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        _trainer(epochs=1, patience=3, early_stopping="entropy", reg="l2-sp", reg_alpha=0.5).fit(X, y, sd)

@@ -174,6 +174,26 @@ class Trainer:
             raise TransferkitError("unfreeze_every and patience must be >= 0.")
         if not 0 < c.val_fraction < 1:
             raise TransferkitError(f"val_fraction must be in (0, 1), got {c.val_fraction}.")
+        # settings that only act with another one: given without it, they would change nothing
+        default = TrainerConfig()
+        idle = [
+            f"{k}={getattr(c, k)!r} without {needs}"
+            for k, needs, active in (
+                ("patience", "early_stopping", c.early_stopping),
+                ("val_fraction", "early_stopping", c.early_stopping),
+                ("reg_alpha", "reg", c.reg != "none"),
+                ("reg_beta", "reg", c.reg != "none"),
+            )
+            if not active and getattr(c, k) != getattr(default, k)
+        ]
+        if idle:
+            import warnings
+
+            warnings.warn(
+                f"{', '.join(idle)} has no effect; set the setting it works with, or leave it out.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _warn_changed_config(self, saved: dict) -> None:
         """Warn when a resumed run's settings differ from the checkpoint's: it then continues, but
