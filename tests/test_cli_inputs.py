@@ -323,3 +323,9 @@ def test_the_record_holds_the_batch_size_a_small_source_was_trained_with(tmp_pat
         assert _run(data, "--method", "dann", "--set", "steps=5", "--out", str(out)) == 0
     rec = json.loads((out / "result.json").read_text())
     assert rec["config"]["trainer"]["batch_size"] == 30
+
+
+def test_too_many_target_labels_names_the_class(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv", n=8)
+    assert _run(data, "--method", "self-training", "--target-labels", "4") == 2
+    assert "class 'cat' has 4 target samples; 4 labelled per class would leave none" in capsys.readouterr().err

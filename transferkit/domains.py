@@ -81,12 +81,15 @@ def mask_target_labels(y: np.ndarray, sample_domain: np.ndarray, *, keep_given: 
     return masked
 
 
-def few_shot_indices(labels: np.ndarray, k: int, random_state: int | None = 0) -> np.ndarray:
+def few_shot_indices(
+    labels: np.ndarray, k: int, random_state: int | None = 0, class_names=None
+) -> np.ndarray:
     """Indices of ``k`` randomly chosen rows per class: the target labels a user would have.
 
     Used by the experiment harness to simulate semi-supervised adaptation (a few labelled target
     samples); the method only ever sees the labels of these rows. A class with fewer than ``k + 1``
-    rows is an error, since no row of it would be left to evaluate.
+    rows is an error (naming it by ``class_names`` when given), since no row of it would be left to
+    evaluate.
     """
     labels = np.asarray(labels)
     if k < 1:
@@ -97,8 +100,9 @@ def few_shot_indices(labels: np.ndarray, k: int, random_state: int | None = 0) -
         rows = np.flatnonzero(labels == c)
         if rows.size < k + 1:
             raise TransferkitError(
-                f"class {c} has {rows.size} target samples; {k} labelled per class would leave none "
-                "to evaluate. Use a smaller k."
+                f"class {class_names[c] if class_names is not None else int(c)!r} has {rows.size} target "
+                f"samples; "
+                f"{k} labelled per class would leave none to evaluate. Use a smaller k."
             )
         picked.append(rng.choice(rows, size=k, replace=False))
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)

@@ -197,7 +197,8 @@ def fit_predict(
         if sd < 0:
             if spec.target_labels > 0:
                 rows = np.flatnonzero(arrays.sample_domain == sd)
-                picked = few_shot_indices(dataset.labels(name), spec.target_labels, spec.seed)
+                picked = few_shot_indices(dataset.labels(name), spec.target_labels, spec.seed,
+                                          class_names=[str(c) for c in dataset.classes])  # fmt: skip
                 if len(picked) == 0:
                     import warnings
 
