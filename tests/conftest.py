@@ -53,3 +53,17 @@ def target_accuracy(model, X, y, sd):
 @pytest.fixture
 def blobs():
     return shifted_blobs()
+
+
+def image_folder(folder, per_class: int):
+    """Domains a and b, classes cat (darker) and dog (brighter), ``per_class`` 8x8 grey images each."""
+    from PIL import Image
+
+    for dom in ("a", "b"):
+        for c in ("cat", "dog"):
+            (folder / dom / c).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("L", (8, 8), 40 * i + (100 if c == "dog" else 0)).save(
+                    folder / dom / c / f"{i}.png"
+                )
+    return folder

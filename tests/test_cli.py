@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import image_folder
 
 from transferkit.cli import main
 
@@ -126,18 +126,6 @@ def _table(path, classes=("cat", "dog"), nan_row=False, targets=("street",)):
     return str(path)
 
 
-def _image_folder(folder, per_class: int):
-    """Domains a and b, classes cat (darker) and dog (brighter), ``per_class`` 8x8 grey images each."""
-    for dom in ("a", "b"):
-        for c in ("cat", "dog"):
-            (folder / dom / c).mkdir(parents=True)
-            for i in range(per_class):
-                Image.new("L", (8, 8), 40 * i + (100 if c == "dog" else 0)).save(
-                    folder / dom / c / f"{i}.png"
-                )
-    return folder
-
-
 def test_run_checks_its_out_folder_and_which_preprocessing_deep_methods_take(tmp_path, capsys):
     data = _table(tmp_path / "pets.csv")
     (tmp_path / "file").write_text("mine")
@@ -151,7 +139,7 @@ def test_run_checks_its_out_folder_and_which_preprocessing_deep_methods_take(tmp
     assert main([*base, "--method", "coral", "deep-source-only", "--preprocess", "standardize"]) == 0
     assert "preprocessing: standardize;" in capsys.readouterr().out
     # images take no steps: --preprocess with only deep methods on them is an error, before training
-    folder = _image_folder(tmp_path / "imgs", per_class=2)
+    folder = image_folder(tmp_path / "imgs", per_class=2)
     argv = ["run", "--dataset", str(folder), "--source", "a", "--target", "b", "--quiet", "--method", "dann"]
     assert main([*argv, "--preprocess", "standardize"]) == 2
     assert "--preprocess is not applied by deep methods to image data (dann" in capsys.readouterr().err
@@ -295,7 +283,7 @@ def test_predict_replays_a_saved_table_model_with_its_scaling_and_columns_by_nam
 
 
 def test_predict_refuses_data_of_another_kind_or_shape(tmp_path, capsys):
-    folder = _image_folder(tmp_path / "imgs", per_class=3)
+    folder = image_folder(tmp_path / "imgs", per_class=3)
     out = tmp_path / "run"
     assert main(["run", "--dataset", str(folder), "--source", "a", "--target", "b", "--quiet", "--method",
                  "deep-source-only", "--set", "steps=100", "--out", str(out)]) == 0  # fmt: skip

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import image_folder
 from PIL import Image
 
 from transferkit.cli import main
@@ -234,13 +235,16 @@ def test_bench_runs_on_your_own_table(tmp_path, capsys):
     import csv
 
     data = _table(tmp_path / "pets.csv", targets=("street", "park"))
+    lines = (tmp_path / "pets.csv").read_text().splitlines()  # a domain without labels: a target only
+    (tmp_path / "pets.csv").write_text("\n".join(lines + ["field,,1.0,2.0", "field,,3.0,4.0"]) + "\n")
     out = tmp_path / "bench"
     assert main(["bench", data, "--methods", "source-only", "coral", "--out", str(out), "--quiet",
                  "--jobs", "1"]) == 0  # fmt: skip
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     tasks = {r["task"] for r in rows}
-    assert len(tasks) == 6 and "shelter->street" in tasks and len(rows) == 12
+    assert len(tasks) == 6 and "shelter->street" in tasks and len(rows) == 12  # field: no labels to score
+    assert not any(t.startswith("field->") or t.endswith("->field") for t in tasks)
     assert main(["bench", data, "--methods", "coral", "--tasks", "park->street", "--out", str(out / "one"),
                  "--quiet", "--jobs", "1"]) == 0  # fmt: skip
     with open(out / "one" / "results.csv") as f:
@@ -279,14 +283,7 @@ def test_deep_settings_that_would_be_ignored_or_overwrite_a_model_are_refused(tm
                            (["--set", "freeze=all"], "nothing would train")):  # fmt: skip
         assert _run(data, *tune, *extra) == 2, extra
         assert message in capsys.readouterr().err
-    folder = tmp_path / "imgs"
-    for dom in ("a", "b"):
-        for c in ("cat", "dog"):
-            (folder / dom / c).mkdir(parents=True)
-            for i in range(4):
-                Image.new("L", (8, 8), 40 * i + (100 if c == "dog" else 0)).save(
-                    folder / dom / c / f"{i}.png"
-                )
+    folder = image_folder(tmp_path / "imgs", per_class=4)
     assert main(["run", "--dataset", str(folder), "--source", "a", "--target", "b", "--quiet", "--method",
                  "dann", "--set", "hidden=7", "--set", "steps=2"]) == 2  # fmt: skip
     assert "hidden sets the width of the mlp backbone; the lenet backbone" in capsys.readouterr().err
@@ -328,4 +325,6 @@ def test_the_record_holds_the_batch_size_a_small_source_was_trained_with(tmp_pat
 def test_too_many_target_labels_names_the_class(tmp_path, capsys):
     data = _table(tmp_path / "pets.csv", n=8)
     assert _run(data, "--method", "self-training", "--target-labels", "4") == 2
-    assert "class 'cat' has 4 target samples; 4 labelled per class would leave none" in capsys.readouterr().err
+    assert (
+        "class 'cat' has 4 target samples; 4 labelled per class would leave none" in capsys.readouterr().err
+    )

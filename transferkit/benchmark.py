@@ -264,12 +264,14 @@ def run_suite(
     dataset = load_dataset(suite, data_root)
     if not tasks and info is not None:
         tasks = info.tasks
-    elif not tasks:  # your own data: every ordered pair whose target has labels to score
-        labelled = [d for d in dataset.domains if (np.asarray(dataset.labels(d)) >= 0).any()]
-        tasks = [(s, t) for s in dataset.domains for t in labelled if s != t]
+    elif not tasks:  # your own data: every ordered pair of a labelled source and a target to score
+        labels = {d: np.asarray(dataset.labels(d)) for d in dataset.domains}
+        sources = [d for d, y in labels.items() if (y >= 0).all()]  # every source row needs a label
+        scored = [d for d, y in labels.items() if (y >= 0).any()]
+        tasks = [(s, t) for s in sources for t in scored if s != t]
         if not tasks:
             raise TransferkitError(
-                f"{suite} has domains {list(dataset.domains)}: a bench needs two domains, a labelled "
+                f"{suite} has domains {list(dataset.domains)}: a bench needs two domains, a fully labelled "
                 "source and a target with labels to score; name the tasks with --tasks 'S->T'."
             )
     tasks = list(tasks)

@@ -184,6 +184,8 @@ def test_bad_inputs_are_clear_errors_before_training():
     with pytest.raises(TransferkitError, match="the network takes rows of shape \\(6,\\)"):
         t.predict_proba(Xt[:, :4])
     assert t.predict(Xt[:1]).shape == (1,)
+    with pytest.raises(TransferkitError, match="X could not be read as an array"):
+        t.predict([[1.0] * 6, [1.0] * 5])
 
 
 def test_a_second_fit_starts_a_new_history():

@@ -219,7 +219,11 @@ class Trainer:
         from transferkit.domains import check_features
 
         shape = getattr(self.model, "in_shape", None)
-        X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+        if not isinstance(X, np.ndarray):
+            try:
+                X = np.asarray(X)
+            except (TypeError, ValueError) as exc:  # ragged lists and the like
+                raise TransferkitError(f"{name} could not be read as an array: {exc}") from None
         if shape is not None and X.ndim == len(shape) and tuple(X.shape) == tuple(shape):
             raise TransferkitError(
                 f"{name} is one row of shape {tuple(X.shape)}; pass an array of rows, e.g. {name}[None]."
