@@ -78,6 +78,13 @@ def _shown(hint) -> str:
 
 
 def cmd_methods(args) -> int:
+    if args.markdown:
+        if args.name or args.pattern:
+            raise TransferkitError("--markdown prints the whole reference; leave out NAME and --pattern.")
+        from transferkit.docs import methods_reference
+
+        sys.stdout.write(methods_reference())
+        return 0
     if args.name:
         kind = next((k for k, t in registry._TABLES.items() if args.name in t), None)
         if kind is None:
@@ -590,6 +597,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("methods", help="list methods, preprocessing steps and estimators")
     p.add_argument("name", nargs="?", help="show one entry with its settings")
     p.add_argument("--pattern", help="shell pattern, e.g. 'co*'")
+    p.add_argument(
+        "--markdown", action="store_true", help="print the whole reference as Markdown (docs/methods.md)"
+    )
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser(
