@@ -354,3 +354,26 @@ def test_table_errors_say_how_to_fix_the_file_and_unlabelled_tables_load_for_pre
         "cat",
         "dog",
     )
+
+
+def test_mnist_m_images_are_verified_through_the_checksum_of_their_manifest(tmp_path, monkeypatch):
+    from transferkit.datasets import digits
+
+    folder = tmp_path / "mnist_m" / "mnist_m_test"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / name)
+    (tmp_path / "mnist_m" / "mnist_m_test_labels.txt").write_text("a.png 3\nb.png 7\n")
+    # a two-image copy stands in for the real split: its label file and manifest checksums are patched
+    monkeypatch.setattr(digits, "MNISTM_LABELS", DataFile(digits.MNISTM_LABELS.path, "", None))
+    manifest = "".join(
+        f"{n} {hashlib.sha256((folder / n).read_bytes()).hexdigest()}\n" for n in ("a.png", "b.png")
+    )
+    monkeypatch.setattr(digits, "MNISTM_IMAGES_SHA256", hashlib.sha256(manifest.encode()).hexdigest())
+    images, labels = digits.load_mnist_m(tmp_path)
+    assert images.shape == (2, 3, 32, 32) and labels.tolist() == [3, 7]
+    # an image replaced by another valid PNG of the same size is found (the label file cannot see it)
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(folder / "b.png")
+    with pytest.raises(TransferkitError, match="not the published test split.*download digits"):
+        digits.load_mnist_m(tmp_path)

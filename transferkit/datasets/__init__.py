@@ -106,9 +106,13 @@ def download(dataset: str, root=None, *, progress: bool = True) -> Path:
     for f in progress_bar(files, desc=f"{dataset} files", disable=not progress):
         download_file(f, base)
     if info.id == "digits":  # MNIST-M images are listed in the verified label file
-        from transferkit.datasets.digits import MNISTM_LABELS, mnistm_image_files
+        from transferkit.datasets.digits import MNISTM_LABELS, mnistm_image_files, verify_mnistm_images
+        from transferkit.datasets.files import sha256sum
 
         images = mnistm_image_files(base / MNISTM_LABELS.path)
         for f in progress_bar(images, desc="MNIST-M images", disable=not progress):
             download_file(f, base)
+        # verified together, through their manifest's checksum
+        digests = [(Path(f.path).name, sha256sum(base / f.path)) for f in images]
+        verify_mnistm_images(digests, base / Path(images[0].path).parent if images else base)
     return base

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +56,36 @@ MNISTM_LABELS = DataFile(
 )
 
 
+# The 9,001 MNIST-M images are separate files, too many for one checksum each here. Their manifest
+# is checksummed instead: one line "<file name> <sha256 of the file>" per image, in the order of the
+# (checksummed) label file; its sha256 below covers every image's bytes.
+MNISTM_IMAGES_SHA256 = "cbc831083fabb2242a5ebf95ebfb5c9ad50ced7197065bf87d008d15e9fe36f0"
+
+
 def mnistm_image_files(labels_path: Path) -> list[DataFile]:
-    """The PNG files listed in the MNIST-M label file (verified through that file's checksum)."""
+    """The PNG files listed in the MNIST-M label file (verified together by :func:`verify_mnistm_images`)."""
     names = [line.split()[0] for line in labels_path.read_text().splitlines() if line.strip()]
     return [DataFile(f"mnist_m/mnist_m_test/{n}", _MNISTM_BASE + f"mnist_m_test/{n}", None) for n in names]
+
+
+def mnistm_manifest_sha256(digests: list[tuple[str, str]]) -> str:
+    """The sha256 of the image manifest: ``(file name, sha256 of its bytes)`` pairs in label-file order."""
+    h = hashlib.sha256()
+    for name, digest in digests:
+        h.update(f"{name} {digest}\n".encode())
+    return h.hexdigest()
+
+
+def verify_mnistm_images(digests: list[tuple[str, str]], folder: Path) -> None:
+    """Raise a clear error unless the images are byte for byte the published MNIST-M test split."""
+    got = mnistm_manifest_sha256(digests)
+    if got != MNISTM_IMAGES_SHA256:
+        raise TransferkitError(
+            f"the MNIST-M images in {folder} are not the published test split (the sha256 of their "
+            f"manifest is {got}, expected {MNISTM_IMAGES_SHA256}): at least one image was changed or "
+            f"replaced. Delete the folder and download it again with `transferkit download digits` or "
+            f"from {_MNISTM_BASE}mnist_m_test/."
+        )
 
 
 def _read_idx(path: Path, expected_magic: int) -> np.ndarray:
@@ -113,6 +141,7 @@ def load_mnist_m(root: Path, origin: str = "") -> tuple[np.ndarray, np.ndarray]:
     entries = [line.split() for line in labels_path.read_text().splitlines() if line.strip()]
     images = np.empty((len(entries),) + SHAPE, dtype=np.float32)
     folder = labels_path.parent / "mnist_m_test"
+    digests = []
     for k, (name, _) in enumerate(entries):
         p = folder / name
         if not p.exists():
@@ -120,11 +149,14 @@ def load_mnist_m(root: Path, origin: str = "") -> tuple[np.ndarray, np.ndarray]:
                 f"data set 'digits': image {p} listed in {labels_path.name} is missing; get the "
                 f"folder with `transferkit download digits` or from {_MNISTM_BASE}mnist_m_test/."
             )
-        with Image.open(p) as im:
+        data = p.read_bytes()  # hashed and decoded from the same bytes
+        digests.append((name, hashlib.sha256(data).hexdigest()))
+        with Image.open(io.BytesIO(data)) as im:
             arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
         if arr.shape != (32, 32, 3):
             raise TransferkitError(f"{p} is {arr.shape[:2]}, expected 32x32.")
         images[k] = arr.transpose(2, 0, 1)
+    verify_mnistm_images(digests, folder)
     return images, np.asarray([int(lbl) for _, lbl in entries], dtype=np.int64)
 
 
