@@ -250,3 +250,10 @@ def test_settings_that_act_only_with_another_one_warn_when_it_is_missing():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         _trainer(epochs=1, patience=3, early_stopping="entropy", reg="l2-sp", reg_alpha=0.5).fit(X, y, sd)
+
+
+def test_a_batch_larger_than_the_source_left_after_the_hold_out_says_why():
+    X, y, sd, _, _ = _data(n=40)  # 40 source rows; source-val holds out 10 of them at val_fraction 0.25
+    with pytest.raises(TransferkitError, match="larger than the 30 source rows left.*holds out 10"):
+        _trainer(epochs=1, batch_size=32, early_stopping="source-val", val_fraction=0.25).fit(X, y, sd)
+    _trainer(epochs=1, batch_size=32, early_stopping="entropy").fit(X, y, sd)  # holds out nothing

@@ -343,6 +343,14 @@ class Trainer:
             X, y, sd = np.asarray(X)[train], np.asarray(y)[train], sd[train]
             if sample_weight is not None and len(sample_weight) == len(train):
                 sample_weight = np.asarray(sample_weight)[train]
+            held, left = int((~train).sum()), int((sd >= 0).sum())
+            if held and getattr(self.method, "epoch_over", "source") == "source" and c.batch_size > left:
+                raise TransferkitError(
+                    f"batch_size {c.batch_size} is larger than the {left} source rows left for training: "
+                    f"early_stopping={c.early_stopping!r} holds out {held} source rows (val_fraction="
+                    f"{c.val_fraction}). Lower batch_size or val_fraction, or choose a target-only scorer "
+                    "(entropy, snd, mixval)."
+                )
         transforms = {
             "source": build_augmentation(c.augment_source),
             "target": build_augmentation(c.augment_target),
