@@ -20,6 +20,7 @@ from transferkit.deep.adamatch import AdaMatch, adamatch_ramp
 from transferkit.deep.base import Forward
 from transferkit.deep.cdan import CDAN, CDANE
 from transferkit.deep.dan import DAN
+from transferkit.deep.dann import DANN
 from transferkit.deep.deep_coral import DeepCORAL
 from transferkit.deep.fixmatch import (
     FixMatch,
@@ -764,3 +765,23 @@ def test_cdan_e_is_cdan_with_entropy_conditioning():
         registry.build("method", "fixmatch"), FixMatch
     )
     assert isinstance(registry.build("method", "pseudo-label"), PseudoLabel)
+
+
+@pytest.mark.parametrize("cls", [DANN, DAN, CDAN, CDANE, MCC, DeepCORAL, FixMatch, AdaMatch, PseudoLabel])
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), "a lot"])
+def test_a_loss_weight_that_is_not_a_number_at_least_zero_is_refused(cls, weight):
+    # a negative weight would maximise the adaptation term; NaN would poison every step
+    with pytest.raises(TransferkitError, match=f"{cls.__name__}'s weight must be a finite number >= 0"):
+        cls(weight=weight)
+
+
+def test_deep_coral_and_mcc_refuse_settings_they_would_silently_misread():
+    with pytest.raises(TransferkitError, match="on must be 'logits' or 'features', got 'logit'"):
+        DeepCORAL(on="logit")  # any value but "logits" used to align the features
+    with pytest.raises(TransferkitError, match="temperature must be a finite number > 0"):
+        MCC(temperature=0)
+    for setting in ("portion", "warmup", "rampup"):  # fractions; 20 would be read as 2000%
+        with pytest.raises(TransferkitError, match=f"PseudoLabel's {setting} must be a number in"):
+            PseudoLabel(**{setting: 20})
+    with pytest.raises(TransferkitError, match="PseudoLabel's threshold must be a finite number >= 0"):
+        PseudoLabel(threshold=-0.5)

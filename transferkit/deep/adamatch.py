@@ -60,6 +60,30 @@ class AdaMatch(FixMatch):
     augmentations :math:`\alpha` (weak) and :math:`\mathcal{A}` (strong) are FixMatch's. Pseudo-labels,
     :math:`\bar p_s` and :math:`\bar c_s` carry no gradient. Paper defaults: :math:`\tau = 0.9`,
     :math:`\lambda_u = 1`.
+
+    Reference: D. Berthelot, R. Roelofs, K. Sohn, N. Carlini and A. Kurakin, "AdaMatch: a unified
+    approach to semi-supervised learning and domain adaptation", ICLR 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.adamatch import AdaMatch, adamatch_ramp
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[sd < 0] = -1  # target labels are unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> method = AdaMatch(threshold=0.6)  # relative: 0.6 x the source rows' mean confidence
+    >>> trainer = Trainer(net, method, TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['consistency', 'loss', 'source_ce', 'source_strong_ce']
+    >>> [round(adamatch_ramp(p), 2) for p in (0.0, 0.25, 0.5, 1.0)]  # the target term's slow start
+    [0.0, 0.5, 1.0, 1.0]
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     family = "self-training"

@@ -55,6 +55,19 @@ class Forward:
     logits_labelled: torch.Tensor | None = None
 
 
+def check_nonnegative(method: object, name: str, value) -> None:
+    """Refuse a setting that is not a finite number >= 0, such as a loss weight (a negative one would
+    maximise the term it weighs) or a confidence threshold."""
+    try:
+        ok = math.isfinite(float(value)) and float(value) >= 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise TransferkitError(
+            f"{type(method).__name__}'s {name} must be a finite number >= 0, got {value!r}."
+        )
+
+
 class DeepMethod(nn.Module):
     """Base class: source cross-entropy, plus ``target_weight`` x cross-entropy on revealed target labels.
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferkit.deep.base import DeepMethod
+from transferkit.deep.base import DeepMethod, check_nonnegative
 from transferkit.errors import check_flag
 from transferkit.nn.losses import cdan_map, dann_lambda, entropy_weights, grad_reverse
 
@@ -27,6 +27,29 @@ class CDAN(DeepMethod):
     (1024) units with ReLU and dropout 0.5. With ``entropy_conditioning`` (CDAN+E) each row's
     cross-entropy is weighted by :math:`1 + e^{-H(g)}`, normalised to sum to one within each domain,
     and the two domains are averaged; otherwise it is the plain mean.
+
+    Reference: M. Long, Z. Cao, J. Wang and M. I. Jordan, "Conditional adversarial domain adaptation",
+    NeurIPS 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.cdan import CDAN
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[sd < 0] = -1  # target labels are unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, CDAN(disc_hidden=64), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['domain_bce', 'loss', 'source_ce']
+    >>> trainer.method.discriminator[0].in_features  # f (x) g: 16 features x 2 classes
+    32
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     family = "adversarial"
@@ -41,6 +64,7 @@ class CDAN(DeepMethod):
         target_weight: float = 1.0,
     ):
         super().__init__(target_weight=target_weight)
+        check_nonnegative(self, "weight", weight)
         self.weight = weight
         self.entropy_conditioning = check_flag("entropy_conditioning", entropy_conditioning)
         self.disc_hidden = disc_hidden
@@ -87,6 +111,30 @@ class CDANE(CDAN):
         \qquad w_i \propto 1 + e^{-H(g_i)}
 
     See :class:`CDAN`; this is the same module with ``entropy_conditioning=True``.
+
+    Reference: M. Long, Z. Cao, J. Wang and M. I. Jordan, "Conditional adversarial domain adaptation",
+    NeurIPS 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.cdan import CDANE
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[sd < 0] = -1  # target labels are unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> method = CDANE(disc_hidden=64, max_dim=16, random_dim=8)
+    >>> trainer = Trainer(net, method, TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['domain_bce', 'loss', 'source_ce']
+    >>> method.randomized, tuple(method.random_f.shape)  # 16 features x 2 classes > max_dim: randomized
+    (True, (16, 8))
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     def __init__(

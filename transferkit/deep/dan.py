@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transferkit.deep.base import DeepMethod
+from transferkit.deep.base import DeepMethod, check_nonnegative
 from transferkit.errors import check_flag
 from transferkit.nn.losses import dann_lambda, mmd2
 
@@ -27,6 +27,27 @@ class DAN(DeepMethod):
     with a LeNet the source cross-entropy stayed at chance level, ln 10, for the whole run, and the
     MMD at 0). The ramp lets the classifier learn first. ``warmup=false`` is the paper's constant
     weight.
+
+    Reference: M. Long, Y. Cao, J. Wang and M. I. Jordan, "Learning transferable features with deep
+    adaptation networks", ICML 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.dan import DAN
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[sd < 0] = -1  # target labels are unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, DAN(match_logits=False), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['loss', 'mmd_features', 'source_ce']
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     family = "discrepancy"
@@ -40,6 +61,7 @@ class DAN(DeepMethod):
         target_weight: float = 1.0,
     ):
         super().__init__(target_weight=target_weight)
+        check_nonnegative(self, "weight", weight)
         self.weight = weight
         self.warmup = check_flag("warmup", warmup)
         self.match_logits = check_flag("match_logits", match_logits)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferkit.deep.base import DeepMethod
+from transferkit.deep.base import DeepMethod, check_nonnegative
 from transferkit.nn.losses import dann_lambda, grad_reverse
 
 
@@ -19,6 +19,29 @@ class DANN(DeepMethod):
     apart while the feature extractor learns to fool it; :math:`\lambda_p = w (2/(1+e^{-10p}) - 1)`
     warms up with the training progress :math:`p` (``weight`` = :math:`w`). The discriminator is the
     paper's: two hidden layers of ``disc_hidden`` units with ReLU and dropout.
+
+    Reference: Y. Ganin, E. Ustinova, H. Ajakan, P. Germain, H. Larochelle, F. Laviolette, M. Marchand
+    and V. Lempitsky, "Domain-adversarial training of neural networks", JMLR 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.dann import DANN
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[sd < 0] = -1  # target labels are unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, DANN(weight=0.3, disc_hidden=64), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['domain_bce', 'loss', 'source_ce']
+    >>> trainer.method.discriminator[0]  # made by setup(), sized from the network's 16 features
+    Linear(in_features=16, out_features=64, bias=True)
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     family = "adversarial"
@@ -26,6 +49,7 @@ class DANN(DeepMethod):
 
     def __init__(self, weight: float = 1.0, disc_hidden: int = 1024, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
+        check_nonnegative(self, "weight", weight)
         self.weight = weight
         self.disc_hidden = disc_hidden
 

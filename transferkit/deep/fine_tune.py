@@ -27,6 +27,30 @@ class FineTune(DeepMethod):
 
     Reference: Yosinski et al., "How transferable are features in deep neural networks?", NIPS 2014;
     Kornblith et al., "Do better ImageNet models transfer better?", CVPR 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.fine_tune import FineTune
+    >>> from transferkit.deep.source_only import SourceOnly
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[56:] = -1  # 8 target rows keep their labels (revealed), the other 40 are unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> source_labels = np.where(sd >= 0, y, -1)  # first a source model, trained without target labels
+    >>> _ = Trainer(net, SourceOnly(), TrainerConfig(steps=20, batch_size=16)).fit(X, source_labels, sd)
+    >>> config = TrainerConfig(epochs=5, batch_size=8, freeze=("trunk",))  # linear probing
+    >>> trainer = Trainer(net, FineTune(source_weight=0.5), config)
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"}), record["step"]  # an epoch: 8 rows, 1 step
+    (['loss', 'source_ce', 'target_ce'], 5)
+    >>> [name for name, p in net.named_parameters() if p.requires_grad]
+    ['head.weight', 'head.bias']
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     family = "parameter"

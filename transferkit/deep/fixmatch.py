@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferkit.deep.base import DeepMethod, Losses
+from transferkit.deep.base import DeepMethod, Losses, check_nonnegative
 from transferkit.errors import TransferkitError
 from transferkit.nn.batch import DABatch
 from transferkit.nn.losses import consistency_loss
@@ -151,17 +151,37 @@ class FixMatch(DeepMethod):
     no gradient. Source and weak target views go through the network together (the one forward
     rule: the revealed target labels are fitted on the weak view); the strong view is a second pass.
     Paper defaults: ``threshold`` :math:`\tau = 0.95`, ``weight`` :math:`\lambda_u = 1`.
+
+    Reference: K. Sohn et al., "FixMatch: simplifying semi-supervised learning with consistency and
+    confidence", NeurIPS 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.fixmatch import FixMatch
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[sd < 0] = -1  # target labels are unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, FixMatch(threshold=0.8), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['consistency', 'loss', 'source_ce']
+    >>> int(trainer.method.aug_step)  # one pair of views per step, counted in a checkpointed buffer
+    20
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     family = "self-training"
 
     def __init__(self, weight: float = 1.0, threshold: float = 0.95, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
-        if not (math.isfinite(float(weight)) and weight >= 0):
-            raise TransferkitError(
-                f"{type(self).__name__}'s weight must be a finite number >= 0, got {weight}."
-            )
-        if not 0.0 <= float(threshold) <= 1.0:
+        check_nonnegative(self, "weight", weight)
+        if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
             raise TransferkitError(f"{type(self).__name__}'s threshold must be in [0, 1], got {threshold}.")
         self.weight = weight
         self.threshold = threshold

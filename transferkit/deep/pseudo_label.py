@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from transferkit.deep.base import DeepMethod
-from transferkit.errors import check_flag
+from transferkit.deep.base import DeepMethod, check_nonnegative
+from transferkit.errors import TransferkitError, check_flag
 from transferkit.nn.losses import align_distributions
 
 __all__ = ["PseudoLabel", "ramp", "select_pseudo_labels"]
@@ -62,8 +62,8 @@ class PseudoLabel(DeepMethod):
     .. math:: \mathcal{L} = \mathcal{L}_s + \alpha(p)\, \frac{1}{n_t} \sum_{i} m_i\,
         \mathrm{CE}\big(z^t_i, \hat y_i\big), \qquad \hat y_i = \arg\max_k \mathrm{softmax}(z^t_i)_k
 
-    where :math:`m_i = 1` when :math:`\max_k \mathrm{softmax}(z^t_i)_k \ge \tau` (``threshold``) or
-    row :math:`i` is among the ``portion`` most confident of the batch rows predicted as
+    where :math:`m_i = 1` when :math:`\max_k \mathrm{softmax}(z^t_i)_k \ge \tau` (``threshold``; above 1 no
+    row passes it and only the class balance picks) or row :math:`i` is among the ``portion`` most confident of the batch rows predicted as
     :math:`\hat y_i` (class balance; 0 turns it off). With ``align`` (the default) the softmax is
     first aligned with the source batch's, :math:`q_i \propto \mathrm{softmax}(z^t_i) \odot \bar p_s /
     \bar q` (:func:`~transferkit.nn.losses.align_distributions`; :math:`\bar p_s`, :math:`\bar q` the
@@ -73,6 +73,33 @@ class PseudoLabel(DeepMethod):
     carry no gradient. :math:`\alpha(p)` is Lee's schedule: 0 while the network warms up on the
     source (``warmup``, a fraction of training), then linear up to ``weight`` over ``rampup``.
     Defaults: :math:`\tau = 0.95` (FixMatch), portion 0.2 (CBST's starting portion), weight 1.
+
+    References: D.-H. Lee, "Pseudo-label: the simple and efficient semi-supervised learning method for
+    deep neural networks", ICML 2013 Workshop on Challenges in Representation Learning; Y. Zou,
+    Z. Yu, B. V. K. Vijaya Kumar and J. Wang, "Unsupervised domain adaptation for semantic
+    segmentation via class-balanced self-training", ECCV 2018; D. Berthelot et al., "ReMixMatch:
+    semi-supervised learning with distribution matching and augmentation anchoring", ICLR 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.pseudo_label import PseudoLabel, ramp
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[sd < 0] = -1  # target labels are unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> method = PseudoLabel(threshold=0.9, align=True, warmup=0.0, rampup=0.5)
+    >>> trainer = Trainer(net, method, TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['loss', 'pseudo_ce', 'source_ce']
+    >>> [ramp(p, warmup=0.0, rampup=0.5) for p in (0.0, 0.25, 0.5)]  # the weight's factor over training
+    [0.0, 0.5, 1.0]
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     family = "self-training"
@@ -89,6 +116,15 @@ class PseudoLabel(DeepMethod):
     ):
         super().__init__(target_weight=target_weight)
         self.align = check_flag("align", align)  # a string such as "false" would otherwise count as on
+        check_nonnegative(self, "weight", weight)
+        # a threshold above 1 is allowed: no row is then confident enough, only the class balance picks
+        check_nonnegative(self, "threshold", threshold)
+        for name, value in (("portion", portion), ("warmup", warmup), ("rampup", rampup)):
+            if not (isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0):
+                raise TransferkitError(
+                    f"PseudoLabel's {name} must be a number in [0, 1] (a fraction of a class or of "
+                    f"training), got {value!r}."
+                )
         self.weight = weight
         self.threshold = threshold
         self.portion = portion

@@ -16,6 +16,24 @@ class SourceOnly(DeepMethod):
     labels this is plain source-only training, the baseline every adaptation method must beat.
     Unlabelled target rows are not passed through the network at all: even BatchNorm statistics
     computed on them would be a form of adaptation (AdaBN), which a baseline must not do.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.deep.source_only import SourceOnly
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y  # the class: feature 0
+    >>> sd = np.repeat([0, -1], 48); X[sd < 0, 1] += 2.0  # 48 source rows, then 48 shifted target rows
+    >>> y[52:] = -1  # the labels of the first 4 target rows are revealed (few-shot), the rest unknown
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, SourceOnly(target_weight=0.5), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['loss', 'source_ce', 'target_ce']
+    >>> trainer.predict(X[sd < 0]).shape
+    (48,)
     """
 
     family = "baseline"

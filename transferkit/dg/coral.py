@@ -34,6 +34,23 @@ class DGCORAL(DGMethod):
     2021), with Deep CORAL's :math:`1/(4k^2)` on the covariance term. ``weight`` is :math:`\gamma`
     (DomainBed's default 1, searched over :math:`10^{[-1, 1]}`). The weights :math:`\lambda` enter the
     ERM term only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.dg.coral import DGCORAL
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> sd = np.repeat([0, 1, 2], 32)  # three labelled training domains (no target rows needed)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y; X[:, 1] += sd
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, DGCORAL(weight=0.5), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['coral', 'loss', 'source_ce']
+    >>> trainer.predict(rng.normal(size=(5, 4)) + [0, 4, 0, 0]).shape  # rows of a domain never seen
+    (5,)
     """
 
     search_space = {"weight": (0.1, 1.0, 10.0)}

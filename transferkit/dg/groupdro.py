@@ -24,6 +24,26 @@ class GroupDRO(DGMethod):
     weights :math:`\lambda` cancel in :math:`R_g`; per-sample weights act within each domain.
     The logged ``source_ce`` is :math:`\sum_g q_g R_g`; ``worst_risk`` is :math:`\max_g R_g` (logged,
     not optimized).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.dg.groupdro import GroupDRO
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> sd = np.repeat([0, 1, 2], 32)  # three labelled training domains (no target rows needed)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y; X[:, 1] += sd
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, GroupDRO(eta=0.1), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['loss', 'source_ce', 'worst_risk']
+    >>> q = trainer.method.q  # the domain weights: a point of the simplex
+    >>> tuple(q.shape), round(float(q.sum()), 4)
+    ((3,), 1.0)
+    >>> trainer.predict(rng.normal(size=(5, 4)) + [0, 4, 0, 0]).shape  # rows of a domain never seen
+    (5,)
     """
 
     search_space = {"eta": (0.001, 0.01, 0.1)}

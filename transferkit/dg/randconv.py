@@ -81,6 +81,24 @@ class RandConv(DGMethod):
 
     Reference: Z. Xu, D. Liu, J. Yang, C. Raffel and M. Niethammer, "Robust and generalizable visual
     representation learning via random convolutions", ICLR 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.dg.randconv import RandConv
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 64); X = rng.normal(0, 0.3, size=(64, 1, 6, 6))  # one-channel 6x6 images
+    >>> X[y == 0, :, 2:4, :] += 1.0; X[y == 1, :, :, 2:4] += 1.0  # class 0: a horizontal bar, 1: vertical
+    >>> sd = np.repeat([0, 1], 32); X[sd == 1] *= 2.0  # two training domains, of other contrasts
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(1, 6, 6), hidden=(16,))
+    >>> trainer = Trainer(net, RandConv(kernel_sizes=(1, 3)), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['consistency', 'loss', 'source_ce']
+    >>> trainer.predict(X[:5]).shape
+    (5,)
     """
 
     min_source_domains = 1

@@ -26,6 +26,27 @@ class SWA(ERM):
     with the same weights as an uninterrupted one. It cannot be combined with ``early_stopping``
     (which would put one epoch's weights back). Works with one training domain too, and the small
     grid is ERM's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.dg.swa import SWA
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> sd = np.repeat([0, 1, 2], 32)  # three labelled training domains (no target rows needed)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y; X[:, 1] += sd
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, SWA(start=0.5), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['loss', 'source_ce']
+    >>> int(trainer.method.n_averaged)  # the last half of the 20 steps, averaged
+    10
+    >>> bool((next(net.parameters()) == trainer.method.mean_0).all())  # it ends with the mean weights
+    True
+    >>> trainer.predict(rng.normal(size=(5, 4)) + [0, 4, 0, 0]).shape  # rows of a domain never seen
+    (5,)
     """
 
     replaces_final_weights = True

@@ -50,6 +50,25 @@ class VREx(AnnealedPenalty):
     with SGD it divides the learning rate of the ERM term by :math:`\beta_t` (DomainBed instead resets
     its Adam optimizer at the anneal step, which the shared trainer does not do). The logged parts
     are not rescaled.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transferkit.dg.vrex import VREx
+    >>> from transferkit.nn.model import build_network
+    >>> from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
+    >>> rng = np.random.default_rng(0)
+    >>> sd = np.repeat([0, 1, 2], 32)  # three labelled training domains (no target rows needed)
+    >>> y = rng.integers(0, 2, 96); X = rng.normal(size=(96, 4)); X[:, 0] += 3 * y; X[:, 1] += sd
+    >>> seed_everything(0); net = build_network("mlp", 2, in_shape=(4,), hidden=(16,))
+    >>> trainer = Trainer(net, VREx(weight=10.0, anneal_steps=5), TrainerConfig(steps=20, batch_size=16))
+    >>> record = trainer.fit(X, y, sd)[-1]  # the last epoch's mean loss and loss parts
+    >>> sorted(set(record) - {"epoch", "step", "lr", "seconds"})
+    ['loss', 'source_ce', 'vrex']
+    >>> int(trainer.method.update_count)  # training steps counted: the penalty weight was 1 for 5, then 10
+    20
+    >>> trainer.predict(rng.normal(size=(5, 4)) + [0, 4, 0, 0]).shape  # rows of a domain never seen
+    (5,)
     """
 
     search_space = {"weight": (1.0, 10.0, 100.0)}
