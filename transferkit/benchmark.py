@@ -43,7 +43,7 @@ from transferkit.experiment import (
 )
 from transferkit.io import atomic_write_text
 from transferkit.progress import progress_bar
-from transferkit.selection import choose
+from transferkit.selection import choose, reads_target
 
 __all__ = ["COLUMNS", "default_methods", "run_suite", "summarize", "summarize_selection"]
 
@@ -69,7 +69,7 @@ def _csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: r[k] for k in columns})
+        writer.writerow({k: r.get(k, "") for k in columns})
     return buf.getvalue()
 
 
@@ -85,7 +85,8 @@ def summarize_selection(candidates: list[dict]) -> str:
     groups = defaultdict(list)
     for c in candidates:
         groups[(c["task"], c["method"], c["seed"])].append(c)
-    scorers = [k.split(":", 1)[1] for k in candidates[0] if k.startswith("score:")]
+    columns = dict.fromkeys(k for c in candidates for k in c)  # every scorer any method was scored by
+    scorers = [k.split(":", 1)[1] for k in columns if k.startswith("score:")]
     lines = [
         "## Choosing without target labels: which scorer to trust",
         "",
@@ -101,6 +102,8 @@ def summarize_selection(candidates: list[dict]) -> str:
     for scorer in scorers:
         regrets, hits, rhos = [], [], []
         for group in groups.values():
+            if any(c.get(f"score:{scorer}", "") == "" for c in group):
+                continue  # not scored by it (a domain generalization method and a target scorer)
             acc = np.array([float(c["accuracy"]) for c in group])
             score = np.array([float(c[f"score:{scorer}"]) for c in group])
             chosen = float(choose(group, scorer, lambda c, name: c[f"score:{name}"])["accuracy"])
@@ -197,6 +200,8 @@ def _job_rows(
          "accuracy": round(rec["accuracy"], 4), "seconds": round(rec["seconds"], 4)}
     ]  # fmt: skip
     space = {key: v for key, v in entry.search_space.items() if key not in method_params}
+    if not getattr(entry.load(), "uses_target", True):  # domain generalization: no scorer of the target
+        select = tuple(s for s in select if not reads_target(s))
     if select and space and k == 0 and not entry.requires_target_labels:
         candidates = grid(space)
         scored = select_runs(spec, dataset, preprocess, candidates, list(select))
@@ -324,6 +329,7 @@ def _write(
     atomic_write_text(out / "results.csv", _csv(rows))
     text = summarize(rows, suite=suite, command=command, total_seconds=seconds)
     if candidates:
-        atomic_write_text(out / "selection.csv", _csv(candidates, list(candidates[0])))
+        columns = list(dict.fromkeys(k for c in candidates for k in c))  # a scorer some methods lack
+        atomic_write_text(out / "selection.csv", _csv(candidates, columns))
         text += "\n" + summarize_selection(candidates)
     atomic_write_text(out / "summary.md", text)

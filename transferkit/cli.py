@@ -132,13 +132,16 @@ def _select_for_run(spec, dataset, preprocess, scorer: str, val_fraction: float 
     from dataclasses import replace
 
     from transferkit.experiment import grid, select_runs
-    from transferkit.selection import choose
+    from transferkit.selection import choose, reads_target
 
     entry = registry.entry("method", spec.method)
     space = {k: v for k, v in entry.search_space.items() if k not in spec.params}
     reason = (
         "it uses target labels, and the label-free scorers are for unsupervised runs"
         if entry.requires_target_labels or spec.target_labels
+        else f"it never sees the target (domain generalization), and {scorer} scores target rows; "
+        "--select source-val chooses without them"
+        if not getattr(entry.load(), "uses_target", True) and reads_target(scorer)
         else "it has no search space"
         if not entry.search_space
         else "--set fixed every setting of its search space"

@@ -344,7 +344,7 @@ def select_runs(
     read off predictions and source labels, for :func:`~transferkit.selection.choose`) and
     ``accuracy``. Unsupervised methods only (no revealed target labels).
     """
-    from transferkit.selection import DomainShuffleSplit, get_scorer, target_collapse
+    from transferkit.selection import DomainShuffleSplit, get_scorer, reads_target, target_collapse
 
     dataset.check_domains(spec.sources + spec.targets)
     arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels are -1 here
@@ -355,7 +355,15 @@ def select_runs(
         from transferkit.nn.trainer import TrainerClassifier
 
     y, sd = arrays.y, arrays.sample_domain
+    sees_target = getattr(entry.load(), "uses_target", True)
+    if not sees_target and (reading := [s for s in scorers if reads_target(s)]):
+        raise TransferkitError(
+            f"{spec.method} never sees the target (domain generalization), and the scorers "
+            f"{', '.join(reading)} score target rows; choose its setting with source-val."
+        )
     train, val = next(DomainShuffleSplit(1, val_fraction, spec.seed).split(_flat(arrays.X), y, sd))
+    if not sees_target:  # neither its preprocessing nor its scorer sees a target row
+        train, val = train[sd[train] >= 0], val[sd[val] >= 0]
     # feature vectors go through the steps fitted on the training part only, as the shallow ones do
     X = inputs(dataset, arrays, preprocess, fit_rows=train, seed=spec.seed) if deep else _flat(arrays.X)
     scorer_objs = {name: get_scorer(name, random_state=spec.seed) for name in scorers}

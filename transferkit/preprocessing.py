@@ -24,6 +24,7 @@ __all__ = ["RowNormalize", "SelectKBest", "SharedPCA", "Standardize", "Tfidf", "
 class _Preprocessing(BaseAdapter):
     role = "preprocessing"
     family = "preprocessing"
+    needs_target = False
 
 
 class Standardize(_Preprocessing):

@@ -135,6 +135,9 @@ def _check_domains_readable(estimator) -> None:
 class _Scorer:
     name = ""
     needs_source = False
+    #: whether the score looks at target rows (all but source-val): a method that never sees the
+    #: target (domain generalization) must not be chosen by one
+    reads_target = True
 
     def __call__(self, estimator, X, y=None, sample_domain=None) -> float:
         if sample_domain is None:
@@ -159,6 +162,7 @@ class SourceValScorer(_Scorer):
 
     name = "source-val"
     needs_source = True
+    reads_target = False
 
     def __init__(self, random_state: int | None = None):
         self.random_state = random_state  # unused: accepted so every scorer takes the same settings
@@ -361,6 +365,13 @@ SCORERS = {
 def list_scorers() -> list[str]:
     """Names of the label-free scorers, sorted."""
     return sorted(SCORERS)
+
+
+def reads_target(name: str) -> bool:
+    """Whether the named scorer looks at target rows (every scorer but ``source-val``)."""
+    if name not in SCORERS:
+        raise unknown_name("scorer", name, list_scorers())
+    return SCORERS[name].reads_target
 
 
 def get_scorer(name: str, **params) -> _Scorer:

@@ -253,6 +253,50 @@ def test_groupdro_weights_follow_the_exponentiated_gradient_formula():
     assert torch.equal(fresh.q, method.q)
 
 
+def test_groupdro_does_not_depend_on_how_the_domains_are_numbered():
+    # sample_domain may be any ids >= 0: ids 10, 20, 30 must give what 0, 1, 2 give (an id never
+    # seen used to hold mass in q, shrinking the loss about fourfold)
+    model = _net()
+    compact, spread = GroupDRO(eta=0.5), GroupDRO(eta=0.5)
+    for step in range(3):
+        batch = _batch(seed=step, weights=True)
+        renamed = DABatch(batch.x_source, batch.y_source, batch.x_target, None,
+                          d_source=(batch.d_source + 1) * 10, w_source=batch.w_source)  # fmt: skip
+        a, b = compact.loss(model, batch, 0.1), spread.loss(model, renamed, 0.1)
+        assert float(a.total) == pytest.approx(float(b.total), rel=1e-6)
+    assert torch.allclose(spread.q[[10, 20, 30]], compact.q) and float(spread.q.sum()) == pytest.approx(1.0)
+    # a domain first seen later starts at 1/m of the m domains seen, the others keep their ratios
+    late = GroupDRO(eta=0.5)
+    late.loss(model, _batch(seed=0, n_domains=2), 0.1)
+    before = late.q.clone()
+    late.loss(model, _batch(seed=1, n_domains=3), 0.1)
+    assert len(before) == 2 and len(late.q) == 3 and float(late.q.sum()) == pytest.approx(1.0)
+
+
+@pytest.mark.filterwarnings("ignore:the source cross-entropy ended")  # 6 steps: far from fitted
+@pytest.mark.parametrize("name", ["erm", "vrex", "irm", "groupdro", "dg-coral", "dg-mmd"])
+def test_a_domain_weighted_zero_is_no_training_domain(name):
+    # the penalties between domains saw a zero-weight domain as one with risk 0 (V-REx 100x larger)
+    rng = np.random.default_rng(0)
+    sd = np.repeat([0, 1, 2, 3], 40)
+    X = rng.normal(size=(160, D_IN)).astype(np.float32) + sd[:, None]
+    y = rng.integers(0, K, 160)
+    w = np.where(sd == 3, 0.0, 1.0)
+
+    def run(X, y, sd, w):
+        model = _net()
+        cfg = TrainerConfig(steps=6, batch_size=16, device="cpu", seed=0)
+        Trainer(model, registry.build("method", name), cfg).fit(X, y, sd, sample_weight=w)
+        return [p.detach().clone() for p in model.parameters()]
+
+    kept = sd < 3
+    weighted, removed = run(X, y, sd, w), run(X[kept], y[kept], sd[kept], None)
+    assert all(torch.equal(a, b) for a, b in zip(weighted, removed))
+    if name != "erm":  # the others need two training domains, and one weighted above 0 is one
+        with pytest.raises(TransferkitError, match="at least 2 labelled source domains .*weight above 0"):
+            run(X, y, sd, np.where(sd == 0, 1.0, 0.0))
+
+
 # ---------------------------------------------------------------- weights and balancing
 
 
@@ -747,3 +791,86 @@ def test_swa_keeps_the_batchnorm_statistics_of_a_frozen_trunk():
     assert not torch.equal(
         before["bottleneck.1.running_mean"], t.model.state_dict()["bottleneck.1.running_mean"]
     )
+
+
+# ---------------------------------------------------------------- the unseen domain stays unseen
+
+
+def _three_domain_table(path, target_shift: float):
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, shift in (("A", 0.0), ("B", 1.0), ("C", target_shift)):
+        y = rng.integers(0, 3, 60)
+        X = rng.normal(size=(60, D_IN)) + 2.0 * y[:, None] + shift
+        rows += [[name, int(c), *x] for c, x in zip(y, X)]
+    import pandas as pd
+
+    columns = ["domain", "label", *[f"f{j}" for j in range(D_IN)]]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore:the predictions on the 60 target rows collapsed")
+def test_a_domain_generalization_run_never_reads_the_held_out_domain(tmp_path, capsys):
+    # the same training domains, the held-out domain's features changed: the trained network must
+    # be the same (before, PCA/scaling were fitted on the held-out rows, and early stopping or
+    # --select entropy scored them)
+    from safetensors.numpy import load_file
+
+    from transferkit.cli import main
+
+    models = []
+    for k, shift in enumerate((5.0, -3.0)):
+        table = _three_domain_table(tmp_path / f"t{k}.csv", shift)
+        out = tmp_path / f"run{k}"
+        code = main(["run", "--dataset", str(table), "--source", "A", "B", "--target", "C", "--method", "erm",
+                     "--set", "steps=20", "--preprocess", "standardize:per_domain=false",
+                     "pca:n_components=3", "--out", str(out)])  # fmt: skip
+        assert code == 0
+        models.append(load_file(next(out.rglob("*.safetensors"))))
+    assert models[0].keys() == models[1].keys()
+    assert all(np.array_equal(models[0][k], models[1][k]) for k in models[0])
+    # a scorer of the target rows cannot choose or stop a method that never sees them
+    args = ["run", "--dataset", str(table), "--source", "A", "B", "--target", "C", "--method", "erm",
+            "--set", "steps=20"]  # fmt: skip
+    assert main([*args, "--select", "entropy"]) == 0
+    assert "never sees the target" in capsys.readouterr().err
+    X, y, sd = _table_arrays(table)
+    trainer = Trainer(_net(), ERM(), TrainerConfig(steps=5, early_stopping="entropy", device="cpu"))
+    with pytest.raises(TransferkitError, match="never sees the target.*source-val"):
+        trainer.fit(X, y, sd)
+    Trainer(_net(), ERM(), TrainerConfig(steps=5, early_stopping="source-val", device="cpu")).fit(X, y, sd)
+
+
+def _table_arrays(table):
+    import pandas as pd
+
+    df = pd.read_csv(table)
+    X = df[[f"f{j}" for j in range(D_IN)]].to_numpy(np.float32)
+    sd = df["domain"].map({"A": 0, "B": 1, "C": -1}).to_numpy()
+    y = np.where(sd < 0, -1, df["label"].to_numpy())
+    return X, y, sd
+
+
+def test_a_selection_suite_scores_domain_generalization_methods_with_source_val_only():
+    from transferkit.benchmark import summarize_selection
+    from transferkit.datasets import load_dataset
+    from transferkit.experiment import RunSpec, select_runs
+
+    ds = load_dataset("office-caltech10")
+    spec = RunSpec(dataset="office-caltech10", sources=("dslr", "webcam"), targets=("amazon",), method="erm",
+                   params={"steps": 5})  # fmt: skip
+    with pytest.raises(TransferkitError, match="erm never sees the target.*entropy"):
+        select_runs(spec, ds, ("standardize",), [{"lr": 0.01}], ["entropy", "source-val"])
+    # a suite mixing such a method with others: its groups lack the target scorers' columns
+    cands = [
+        {"task": "t", "method": "erm", "seed": 0, "score:source-val": 0.7, "collapsed": 0, "accuracy": 40.0},
+        {"task": "t", "method": "erm", "seed": 0, "score:source-val": 0.5, "collapsed": 0, "accuracy": 50.0},
+        {"task": "t", "method": "coral", "seed": 0, "score:source-val": 0.5, "score:entropy": -0.1,
+         "collapsed": 0, "accuracy": 45.0},
+        {"task": "t", "method": "coral", "seed": 0, "score:source-val": 0.6, "score:entropy": -0.2,
+         "collapsed": 0, "accuracy": 47.0},
+    ]  # fmt: skip
+    text = summarize_selection(cands)
+    # source-val over both groups (regrets 10 and 0), entropy over coral's alone (regret 2)
+    assert "| source-val | 5.00 | 50% |" in text and "| entropy | 2.00 | 0% |" in text

@@ -62,9 +62,10 @@ class PseudoLabel(DeepMethod):
     .. math:: \mathcal{L} = \mathcal{L}_s + \alpha(p)\, \frac{1}{n_t} \sum_{i} m_i\,
         \mathrm{CE}\big(z^t_i, \hat y_i\big), \qquad \hat y_i = \arg\max_k \mathrm{softmax}(z^t_i)_k
 
-    where :math:`m_i = 1` when :math:`\max_k \mathrm{softmax}(z^t_i)_k \ge \tau` (``threshold``; above 1 no
-    row passes it and only the class balance picks) or row :math:`i` is among the ``portion`` most confident of the batch rows predicted as
-    :math:`\hat y_i` (class balance; 0 turns it off). With ``align`` (the default) the softmax is
+    where :math:`m_i = 1` when :math:`\max_k \mathrm{softmax}(z^t_i)_k \ge \tau` (``threshold``;
+    above 1 no row passes it and only the class balance picks) or row :math:`i` is among the
+    ``portion`` most confident of the batch rows predicted as :math:`\hat y_i` (class balance; 0
+    turns it off). With ``align`` (the default) the softmax is
     first aligned with the source batch's, :math:`q_i \propto \mathrm{softmax}(z^t_i) \odot \bar p_s /
     \bar q` (:func:`~transferkit.nn.losses.align_distributions`; :math:`\bar p_s`, :math:`\bar q` the
     batch means of the source and target predictions; with source row weights the source's is their

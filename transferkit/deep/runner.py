@@ -301,9 +301,15 @@ def fit_predict_deep(
                 arrays, X=match_columns({"feature_names": trained}, dataset, arrays.X)
             )
             names = trained
+    from transferkit import registry
+
     steps = []
+    fit_rows = None  # every row: the unlabelled target too (unsupervised adaptation sees it)
+    if not getattr(registry.entry("method", spec.method).load(), "uses_target", True):
+        # domain generalization never sees the target, not even through the scaling or PCA it gets
+        fit_rows = np.flatnonzero((np.asarray(arrays.sample_domain) >= 0) | (np.asarray(y) >= 0))
     X = inputs(
-        dataset, arrays, preprocess, seed=spec.seed, labels=y, fitted=steps
+        dataset, arrays, preprocess, fit_rows=fit_rows, seed=spec.seed, labels=y, fitted=steps
     )  # y: revealed target labels
     trainer, history, net_spec = fit_deep(spec, dataset, X, y, arrays.sample_domain, method_settings,
                                           trainer_settings, network_settings)  # fmt: skip

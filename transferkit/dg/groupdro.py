@@ -60,16 +60,25 @@ class GroupDRO(DGMethod):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
-    def _grow(self, n: int, device) -> None:
+    def _admit(self, ids: torch.Tensor, device) -> None:
+        """Give the domains seen for the first time their share: ``q`` is indexed by domain id, and
+        an id never seen (``sample_domain`` need not count 0, 1, 2, ...) holds no mass."""
         q = self.q.to(device)
-        if n > len(q):  # new domains start at 1/n, the others keep their relative weights
-            q = torch.cat([q * len(q) / n, torch.full((n - len(q),), 1.0 / n, device=device)])
+        n = int(ids.max()) + 1
+        if n > len(q):
+            q = torch.cat([q, torch.zeros(n - len(q), dtype=q.dtype, device=device)])
+        new = ids[q[ids] == 0]
+        if len(new):  # new domains start at 1/m of m domains seen, the others keep their relative weights
+            seen = int((q > 0).sum())
+            m = seen + len(new)
+            q = q * seen / m
+            q[new] = 1.0 / m
         self.q = q
 
     def loss(self, model, batch, progress):
         out = self.forward_source(model, batch)
         ids, risks = domain_risks(self.row_losses(out, batch), source_domains(batch), source_weights(batch))
-        self._grow(int(ids.max()) + 1, risks.device)
+        self._admit(ids, risks.device)
         if self.training:
             with torch.no_grad():
                 q = self.q.clone()

@@ -66,6 +66,8 @@ class DomainLoader:
     ``uses_target=False`` (a method that never looks at the target, e.g. domain generalization):
     unlabelled target rows, if any, are dropped here and never reach a batch (``x_target`` is empty),
     so a run needs none; revealed target rows still form the labelled stream.
+    A source row whose weight is 0 is left out altogether (a domain weighted 0 is not a training
+    domain: it enters no batch, and no penalty between domains sees it).
     ``min_source_domains``: the number of distinct source domains the method needs.
     """
 
@@ -95,19 +97,23 @@ class DomainLoader:
             raise TransferkitError("a deep adaptation run needs source rows and target rows.")
         if not bool(src.any()):
             raise TransferkitError("a deep run needs labelled source rows (sample_domain >= 0).")
-        if bool((y[src] < 0).any()):
-            raise TransferkitError("every source row needs a label (>= 0).")
-        n_domains = len(np.unique(sd[sd >= 0]))
-        if n_domains < min_source_domains:
-            raise TransferkitError(
-                f"this method needs at least {min_source_domains} labelled source domains (distinct "
-                f"sample_domain >= 0), got {n_domains}; train it on several domains, or use erm."
-            )
         from transferkit.nn.weights import source_weights
 
         w = source_weights(sd, sample_weight, balance_domains=balance_domains)
-        self.ds = torch.as_tensor(sd[sd >= 0].astype(np.int64))
-        self.ws = None if w is None else torch.as_tensor(w[sd >= 0], dtype=torch.float32)
+        if w is not None:  # a row of weight 0 takes no part: in no batch, in no domain's penalty
+            src = src & torch.as_tensor(w > 0)
+        keep = src.numpy()
+        if bool((y[src] < 0).any()):
+            raise TransferkitError("every source row needs a label (>= 0).")
+        n_domains = len(np.unique(sd[keep]))
+        if n_domains < min_source_domains:
+            raise TransferkitError(
+                f"this method needs at least {min_source_domains} labelled source domains (distinct "
+                f"sample_domain >= 0, with a weight above 0), got {n_domains}; train it on several "
+                "domains, or use erm."
+            )
+        self.ds = torch.as_tensor(sd[keep].astype(np.int64))
+        self.ws = None if w is None else torch.as_tensor(w[keep], dtype=torch.float32)
         self.xs, self.ys = X[src], y[src]
         self.xt, self.yt = X[tgt], y[tgt]
         # revealed target rows form the labelled stream, also for a method that drops the target

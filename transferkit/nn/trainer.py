@@ -282,7 +282,18 @@ class Trainer:
     def _selection_split(self, X, y, sd):
         """(train rows, scorer's X, scorer's y) for early stopping; no target label is kept."""
         c = self.config
-        scorer_rows = np.flatnonzero(sd < 0)
+        from transferkit.selection import reads_target
+
+        if not getattr(self.method, "uses_target", True):  # it must never see the target: not here either
+            if reads_target(c.early_stopping):
+                raise TransferkitError(
+                    f"early_stopping={c.early_stopping!r} scores the target rows, and "
+                    f"{type(self.method).__name__} is a method that never sees the target (domain "
+                    "generalization); use early_stopping='source-val' (held-out training rows)."
+                )
+            scorer_rows = np.zeros(0, np.int64)
+        else:
+            scorer_rows = np.flatnonzero(sd < 0)
         rng = np.random.default_rng(c.seed)
         if len(scorer_rows) > 2000:
             scorer_rows = np.sort(rng.choice(scorer_rows, 2000, replace=False))
@@ -319,6 +330,16 @@ class Trainer:
         c = self.config
         self._check_config()
         X, y, sample_domain = self._check_inputs(X, y, sample_domain)
+        if sample_weight is not None:  # checked against the rows given, before any hold-out
+            try:
+                sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TransferkitError("sample_weight must hold numbers (one weight >= 0 per row).") from None
+            if sample_weight.ndim != 1 or len(sample_weight) != len(X):
+                raise TransferkitError(
+                    f"sample_weight must hold one weight per row ({len(X)}), got shape "
+                    f"{tuple(sample_weight.shape)}."
+                )
         if not resume:  # a new run (scikit-learn's rule for a second fit): nothing of the last one
             self.history, self.best_epoch = [], None
         distributed.init_from_env()
@@ -341,8 +362,8 @@ class Trainer:
             scorer = get_scorer(c.early_stopping)
             train, X_sel, y_sel, sd_sel = self._selection_split(X, y, sd)
             X, y, sd = np.asarray(X)[train], np.asarray(y)[train], sd[train]
-            if sample_weight is not None and len(sample_weight) == len(train):
-                sample_weight = np.asarray(sample_weight)[train]
+            if sample_weight is not None:
+                sample_weight = sample_weight[train]
             held, left = int((~train).sum()), int((sd >= 0).sum())
             if held and getattr(self.method, "epoch_over", "source") == "source" and c.batch_size > left:
                 raise TransferkitError(

@@ -44,7 +44,10 @@ def source_weights(
     if sample_weight is None:
         w = np.ones(n, np.float64)
     else:
-        w = np.asarray(sample_weight, dtype=np.float64)
+        try:
+            w = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TransferkitError("sample_weight must hold numbers (one weight >= 0 per row).") from None
         if w.ndim != 1 or len(w) != n:
             raise TransferkitError(
                 f"sample_weight must hold one weight per row ({n}), got shape {tuple(w.shape)}."

@@ -43,8 +43,9 @@ def domain_aware(estimator) -> bool:
     return getattr(estimator, "role", None) in {"adapter", "reweighter", "classifier", "preprocessing"}
 
 
-def _fit_domains(X, y, sample_domain, *, allow_text: bool = False):
+def _fit_domains(X, y, sample_domain, *, allow_text: bool = False, require_target: bool = True):
     """Validate fit inputs of a standalone adapter or reweighter (labels are optional there)."""
+    kw = {"min_source_classes": 1, "allow_text": allow_text, "require_target": require_target}
     if y is None:
         if sample_domain is None:
             raise TransferkitError(
@@ -52,9 +53,9 @@ def _fit_domains(X, y, sample_domain, *, allow_text: bool = False):
                 "target rows."
             )
         y = np.where(np.asarray(sample_domain) >= 0, 0, -1)
-        X, _, sd = check_domain_data(X, y, sample_domain, min_source_classes=1, allow_text=allow_text)
+        X, _, sd = check_domain_data(X, y, sample_domain, **kw)
         return X, None, sd
-    return check_domain_data(X, y, sample_domain, min_source_classes=1, allow_text=allow_text)
+    return check_domain_data(X, y, sample_domain, **kw)
 
 
 class _DomainStep(BaseEstimator):
@@ -63,9 +64,14 @@ class _DomainStep(BaseEstimator):
     role = "adapter"
     family = "alignment"
     accepts_text = False
+    #: whether fitting needs target rows (adaptation does; a preprocessing step does not, so that a
+    #: method that never sees the target can have its steps fitted without them)
+    needs_target = True
 
     def _validate_fit(self, X, y, sample_domain):
-        X, y, sd = _fit_domains(X, y, sample_domain, allow_text=self.accepts_text)
+        X, y, sd = _fit_domains(
+            X, y, sample_domain, allow_text=self.accepts_text, require_target=self.needs_target
+        )
         if not self.accepts_text:
             X = check_features(X, allow_nd=False)
         self.n_features_in_ = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
