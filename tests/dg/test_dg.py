@@ -548,6 +548,47 @@ def test_a_diverging_setting_is_a_failed_candidate_never_chosen():
     assert all(math.isnan(r["accuracy"]) for r in all_fail.rows)
 
 
+def test_a_setting_that_failed_only_in_a_fold_is_never_chosen(monkeypatch):
+    from transferkit.dg import protocol
+    from transferkit.nn.trainer import NonFiniteLossError
+
+    train = protocol._train
+
+    def failing_fold(
+        method, settings, X, y, sd, **kw
+    ):  # the first setting diverges when a domain is left out
+        if (
+            settings.get("weight") == 1.0
+            and kw.get("single_domain_ok") is not None
+            and len(np.unique(sd)) < 2
+        ):
+            raise NonFiniteLossError("the loss became nan")
+        return train(method, settings, X, y, sd, **kw)
+
+    monkeypatch.setattr(protocol, "_train", failing_fold)
+    doms = _domains(n=40, n_domains=3)
+    res = leave_one_domain_out(doms, "d2", "vrex", candidates=[{"weight": 1.0}, {"weight": 3.0}],
+                               settings={"epochs": 1, "batch_size": 16, "hidden": 8})  # fmt: skip
+    first, second = res.candidates
+    assert "the fold leaving" in first.failed and first.val_accuracy is not None  # it trained on all
+    assert set(res.chosen.values()) == {1}
+
+
+def test_unlabelled_held_out_rows_are_not_scored_and_labels_come_from_training_domains():
+    # the held-out domain with every second label hidden scores as its labelled half alone (the
+    # hidden rows were counted as errors); training never depends on the held-out labels
+    doms = _domains(n=40, n_domains=3, spread=0.8)
+    settings = {"epochs": 1, "batch_size": 16, "hidden": 8}
+    X, y = doms["d2"]
+    hidden = {**doms, "d2": (X, np.where(np.arange(len(y)) % 2 == 0, y, -1))}
+    half = {**doms, "d2": (X[::2], y[::2])}
+    a = leave_one_domain_out(hidden, "d2", "erm", candidates=[{}], settings=settings, lodo=False)
+    b = leave_one_domain_out(half, "d2", "erm", candidates=[{}], settings=settings, lodo=False)
+    assert a.candidates[0].heldout_accuracy == b.candidates[0].heldout_accuracy
+    assert a.candidates[0].val_accuracy == b.candidates[0].val_accuracy
+    assert 30 < a.candidates[0].heldout_accuracy < 100  # not a trivial score
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -600,6 +641,17 @@ def test_other_bad_inputs_are_clear_errors():
         leave_one_domain_out(doms, "d11", "erm")
     with pytest.raises(TransferkitError, match="not a deep method"):
         leave_one_domain_out(doms, "d1", "coral")
+    texts = {**doms, "d0": (doms["d0"][0], doms["d0"][1].astype(str))}
+    with pytest.raises(TransferkitError, match="domain 'd0': labels must be one integer class index"):
+        leave_one_domain_out(texts, "d1", "erm")
+    narrow = {**doms, "d0": (doms["d0"][0][:, :3], doms["d0"][1])}
+    with pytest.raises(TransferkitError, match="the same shape"):
+        leave_one_domain_out(narrow, "d1", "erm")
+    unlabelled = {**doms, "d1": (doms["d1"][0], -np.ones(30, np.int64))}
+    with pytest.raises(TransferkitError, match="held-out domain 'd1' has no labelled row"):
+        leave_one_domain_out(unlabelled, "d1", "erm")
+    with pytest.raises(TransferkitError, match="training domain 'd1' has 30 rows without a label"):
+        leave_one_domain_out(unlabelled, "d0", "erm")
     # a method that does use the target still needs target rows, as before
     X, y, sd3 = _arrays(doms, ["d0", "d1"])
     with pytest.raises(TransferkitError, match="source rows and target rows"):

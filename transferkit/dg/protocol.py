@@ -138,7 +138,38 @@ def _train(method: str, settings: Mapping[str, Any], X, y, sd, *, n_classes: int
 
 
 def _accuracy(trainer, X, y) -> float:
-    return 100.0 * float(np.mean(trainer.predict(X) == y))
+    """Accuracy on the labelled rows (an unlabelled row, -1, is no error: it is not scored)."""
+    X, y = np.asarray(X), np.asarray(y)
+    known = y >= 0
+    return 100.0 * float(np.mean(trainer.predict(X[known]) == y[known]))
+
+
+def _check_domains(domains, held_out: str) -> None:
+    """Each domain an (inputs, integer labels) pair of the same row shape; training domains fully
+    labelled, the held-out one with at least one label (-1 marks a row that is not scored)."""
+    shapes = {}
+    for name, pair in domains.items():
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TransferkitError(f"domain '{name}' must be an (inputs, labels) pair.")
+        X, y = np.asarray(pair[0]), np.asarray(pair[1])
+        if y.ndim != 1 or len(y) != len(X) or y.dtype.kind not in "iu":
+            raise TransferkitError(
+                f"domain '{name}': labels must be one integer class index per row ({len(X)} rows), got "
+                f"shape {y.shape} and dtype {y.dtype}; encode class names as 0..K-1 first."
+            )
+        shapes[name] = tuple(X.shape[1:])
+        labelled = y >= 0
+        if name != held_out and not labelled.all():
+            raise TransferkitError(
+                f"training domain '{name}' has {int((~labelled).sum())} rows without a label (-1); every "
+                "training row needs one."
+            )
+        if name == held_out and not labelled.any():
+            raise TransferkitError(f"the held-out domain '{name}' has no labelled row to score.")
+    if len(set(shapes.values())) > 1:
+        raise TransferkitError(
+            f"every domain's rows must have the same shape, got {shapes}; bring them to one shape first."
+        )
 
 
 def _pick(scores: Sequence[float | None]) -> int | None:
@@ -191,6 +222,7 @@ def leave_one_domain_out(
             f"method '{method}' needs at least {need} training domains; holding out '{held_out}' leaves "
             f"{len(training)} ({', '.join(training) or 'none'})."
         )
+    _check_domains(domains, held_out)
     if not 0 < val_fraction < 1:
         raise TransferkitError(f"val_fraction must be in (0, 1), got {val_fraction}.")
     if lodo_epochs is not None and lodo_epochs < 1:
@@ -202,8 +234,8 @@ def leave_one_domain_out(
     candidates = [registry.resolve_params(entry, dict(c)) for c in candidates]
     if not candidates:
         raise TransferkitError("the protocol needs at least one candidate setting.")
-    if n_classes is None:
-        n_classes = int(max(int(np.max(y)) for _, y in domains.values())) + 1
+    if n_classes is None:  # from the training domains: the held-out domain's labels are read only to score
+        n_classes = int(max(int(np.max(domains[d][1])) for d in training)) + 1
     say = progress or (lambda msg: None)
 
     # the 80/20 split of every training domain (the held-out domain is never split nor trained on)
@@ -265,12 +297,13 @@ def leave_one_domain_out(
             f"{show(cand.heldout_accuracy)}{' FAILED ' + cand.failed if cand.failed else ''}")  # fmt: skip
         scored.append(cand)
 
+    # a setting that diverged, in its main run or in a fold, is never chosen (by any rule)
     chosen = {
-        "training-domain": _pick([c.val_accuracy for c in scored]),
-        "oracle": _pick([c.heldout_accuracy for c in scored]),
+        "training-domain": _pick([None if c.failed else c.val_accuracy for c in scored]),
+        "oracle": _pick([None if c.failed else c.heldout_accuracy for c in scored]),
     }
     if lodo:
-        chosen["leave-one-domain-out"] = _pick([c.lodo_accuracy for c in scored])
+        chosen["leave-one-domain-out"] = _pick([None if c.failed else c.lodo_accuracy for c in scored])
     base_seconds = sum(c.seconds for c in scored)
     rows = []
     for selection in SELECTIONS:
