@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from transferkit.deep.dann import DANN
 from transferkit.deep.source_only import SourceOnly
 from transferkit.errors import TransferkitError
-from transferkit.nn.checkpoint import WEIGHTS
+from transferkit.nn.checkpoint import STATE, weights_file
 from transferkit.nn.model import build_network
 from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything, target_collapse
 
@@ -139,11 +141,72 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, method):
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("early_stopping", [None, "source-val"])
+def test_a_kill_between_the_checkpoint_files_resumes_as_if_uninterrupted(
+    tmp_path, monkeypatch, early_stopping
+):
+    # the process dies after epoch 3's weights (and best weights) are written, before its state: the
+    # state of epoch 2 must still name epoch 2's files (one file for both left epoch 3's weights
+    # beside epoch 2's state, and the resumed run silently differed)
+    from transferkit.nn import checkpoint
+
+    X, y, sd, _, _ = _data()
+    kw = {"early_stopping": early_stopping} if early_stopping else {}
+    full = _trainer(DANN(), **kw)
+    full.fit(X, y, sd)
+
+    class Killed(Exception):
+        pass
+
+    write = checkpoint.atomic_write_json
+
+    def dies_writing_epoch_three(path, obj, *a, **k):
+        if obj.get("epoch") == 3:
+            raise Killed
+        return write(path, obj, *a, **k)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_json", dies_writing_epoch_three)
+    with pytest.raises(Killed):
+        _trainer(DANN(), **kw).fit(X, y, sd, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(checkpoint, "atomic_write_json", write)
+    assert json.loads((tmp_path / STATE).read_text())["epoch"] == 2
+    resumed = _trainer(DANN(), **kw)
+    resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
+    for k, v in _weights(full).items():
+        assert torch.equal(v, _weights(resumed)[k]), k
+    assert resumed.best_epoch == full.best_epoch
+    # only the files the last state names are left
+    names = sorted(p.name for p in tmp_path.glob("*.safetensors"))
+    assert names == sorted({weights_file(tmp_path).name, *([f"best-e{full.best_epoch}.safetensors"]
+                                                           if early_stopping else [])})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda st: st.pop("epoch"),
+        lambda st: st.update(history=5),
+        lambda st: st["scheduler"].pop("lr_lambdas"),
+        lambda st: st.update(weights_file="../elsewhere.safetensors"),
+        lambda st: st.update(best=[1, 0.5], best_file="best-e9.safetensors"),
+    ],
+    ids=["no-epoch", "history-not-a-list", "scheduler", "path-outside", "best-file-missing"],
+)
+def test_a_tampered_checkpoint_is_a_clear_error(tmp_path, damage):
+    X, y, sd, _, _ = _data()
+    _trainer(epochs=1).fit(X, y, sd, checkpoint_dir=tmp_path)
+    state = json.loads((tmp_path / STATE).read_text())
+    damage(state)
+    (tmp_path / STATE).write_text(json.dumps(state))
+    with pytest.raises(TransferkitError, match="damaged"):
+        _trainer(epochs=2).fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     X, y, sd, _, _ = _data()
     t = _trainer(epochs=2)
     t.fit(X, y, sd, checkpoint_dir=tmp_path)
-    before = (tmp_path / WEIGHTS).read_bytes()
+    before = weights_file(tmp_path).read_bytes()
     t2 = _trainer(epochs=2)
 
     class Diverging(SourceOnly):  # a loss that turns NaN in the third epoch
@@ -156,7 +219,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.warns(UserWarning, match="epochs 2 -> 3"):
         with pytest.raises(TransferkitError, match=r"loss became nan at step \d+"):
             t2.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
-    assert (tmp_path / WEIGHTS).read_bytes() == before
+    assert weights_file(tmp_path).read_bytes() == before
 
 
 def test_bad_inputs_are_clear_errors_before_training():
@@ -198,7 +261,7 @@ def test_a_second_fit_starts_a_new_history():
 def test_damaged_checkpoint_is_a_clear_error(tmp_path):
     X, y, sd, _, _ = _data()
     _trainer(epochs=1).fit(X, y, sd, checkpoint_dir=tmp_path)
-    (tmp_path / WEIGHTS).write_bytes(b"\x00" * 40)
+    weights_file(tmp_path).write_bytes(b"\x00" * 40)
     with pytest.raises(TransferkitError, match="damaged"):
         _trainer(epochs=2).fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
 

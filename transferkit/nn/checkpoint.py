@@ -1,10 +1,14 @@
 """Checkpoints that survive a kill and never unpickle: safetensors for tensors, JSON for the rest.
 
-A checkpoint folder holds ``weights.safetensors`` (the model, the method's modules, the optimizer's
-tensors and the RNG states, all as named tensors) and ``state.json`` (epoch, step, history, config,
-the optimizer's non-tensor structure). Both are written atomically (temporary file + rename), the
-weights first and the state last, so ``state.json`` always names a complete set of weights. Loading
-reads tensors with ``safetensors`` and numbers with ``json``: no pickle, no arbitrary code.
+A checkpoint folder holds a weights file (the model, the method's modules, the optimizer's tensors
+and the RNG states, all as named tensors; ``weights-e<epoch>-s<step>.safetensors``) and ``state.json``
+(epoch, step, history, config, the optimizer's non-tensor structure, and the name of its weights
+file). Each file is written atomically (temporary file + rename): the new weights under a new name
+first, then the state that names them, and only then are older weights files deleted. So a process
+killed at any moment leaves a ``state.json`` that names weights of its own epoch, and a resumed run
+ends exactly as an uninterrupted one (with one file for both, a kill between the two writes left
+epoch k's weights beside epoch k-1's state). Loading reads tensors with ``safetensors`` and numbers
+with ``json``: no pickle, no arbitrary code; a damaged or incomplete checkpoint is a clear error.
 """
 
 from __future__ import annotations
@@ -18,9 +22,35 @@ import torch
 from transferkit.errors import TransferkitError
 from transferkit.io import atomic_write_bytes, atomic_write_json
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["load_checkpoint", "save_checkpoint", "weights_file"]
 
-WEIGHTS, STATE = "weights.safetensors", "state.json"
+WEIGHTS, STATE = "weights.safetensors", "state.json"  # WEIGHTS: the one weights file of older checkpoints
+_OURS = ("weights-e*-s*.safetensors", WEIGHTS, "best-e*.safetensors", "best.safetensors")
+
+
+def weights_file(folder) -> Path:
+    """The weights file the checkpoint's ``state.json`` names (``weights.safetensors`` in older ones)."""
+    folder = Path(folder)
+    try:
+        name = json.loads((folder / STATE).read_text()).get("weights_file", WEIGHTS)
+    except (OSError, ValueError, AttributeError):
+        name = WEIGHTS
+    return folder / _plain_name(name, folder)
+
+
+def _plain_name(name, folder) -> str:
+    if not isinstance(name, str) or Path(name).name != name or not name.endswith(".safetensors"):
+        raise TransferkitError(f"the checkpoint in {folder} is damaged (it names the file {name!r}).")
+    return name
+
+
+def remove_unnamed(folder, keep: set[str]) -> None:
+    """Delete this module's weights files that the current ``state.json`` does not name."""
+    folder = Path(folder)
+    for pattern in _OURS:
+        for f in folder.glob(pattern):
+            if f.name not in keep:
+                f.unlink(missing_ok=True)
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -55,9 +85,13 @@ def save_checkpoint(folder, *, model, method, optimizer, scheduler, state: dict[
     opt_tensors, opt_meta = _flatten_optimizer(optimizer)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
-    atomic_write_bytes(folder / WEIGHTS, save(tensors))
-    full = {**state, "optimizer": opt_meta, "scheduler": scheduler.state_dict() if scheduler else None}
-    return atomic_write_json(folder / STATE, full)
+    name = f"weights-e{int(state['epoch'])}-s{int(state['step'])}.safetensors"
+    atomic_write_bytes(folder / name, save(tensors))  # under a new name: the last state still holds
+    full = {**state, "weights_file": name, "optimizer": opt_meta,
+            "scheduler": scheduler.state_dict() if scheduler else None}  # fmt: skip
+    path = atomic_write_json(folder / STATE, full)
+    remove_unnamed(folder, {name, *([state["best_file"]] if state.get("best_file") else [])})
+    return path
 
 
 def load_checkpoint(folder, *, model, method, optimizer, scheduler) -> dict[str, Any]:
@@ -65,25 +99,44 @@ def load_checkpoint(folder, *, model, method, optimizer, scheduler) -> dict[str,
     from safetensors.torch import load
 
     folder = Path(folder)
-    if not (folder / STATE).exists() or not (folder / WEIGHTS).exists():
-        raise TransferkitError(f"no complete checkpoint in {folder} (need {WEIGHTS} and {STATE}).")
+    damaged = f"the checkpoint in {folder} is damaged"
+    if not (folder / STATE).exists():
+        raise TransferkitError(f"no complete checkpoint in {folder} (need {STATE} and its weights file).")
     try:
         state = json.loads((folder / STATE).read_text())
-        tensors = load((folder / WEIGHTS).read_bytes())
+    except (OSError, ValueError) as exc:  # a truncated or foreign file
+        raise TransferkitError(f"{damaged} ({exc}); delete it or start afresh.") from exc
+    ok = (
+        isinstance(state, dict)
+        and all(isinstance(state.get(k), int) and state[k] >= 0 for k in ("epoch", "step"))
+        and isinstance(state.get("history"), list)
+        and isinstance(state.get("optimizer"), dict)
+    )
+    if not ok:
+        raise TransferkitError(f"{damaged} ({STATE} lacks a valid epoch, step, history or optimizer).")
+    weights = folder / _plain_name(state.get("weights_file", WEIGHTS), folder)
+    if not weights.exists():
+        raise TransferkitError(f"{damaged}: its weights file {weights.name} is missing.")
+    try:
+        tensors = load(weights.read_bytes())
     except Exception as exc:  # a truncated or foreign file
-        raise TransferkitError(
-            f"the checkpoint in {folder} is damaged ({exc}); delete it or start afresh."
-        ) from exc
+        raise TransferkitError(f"{damaged} ({exc}); delete it or start afresh.") from exc
+    rng = tensors.get("rng.torch")
+    if rng is None or rng.dtype != torch.uint8:
+        raise TransferkitError(f"{damaged}: {weights.name} holds no random-number state.")
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         method.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("method.")})
         optimizer.load_state_dict(_unflatten_optimizer(state["optimizer"], tensors))
-    except (RuntimeError, KeyError, ValueError) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise TransferkitError(
             f"the checkpoint in {folder} does not fit this model/method/optimizer ({exc}); was it written "
             "by a different configuration?"
         ) from exc
     if scheduler is not None and state.get("scheduler") is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
+        try:
+            scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TransferkitError(f"{damaged} (its scheduler state: {exc!r}).") from exc
+    torch.set_rng_state(rng)
     return state

@@ -416,15 +416,18 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: _factor(c.schedule, step / total)
         )
-        start_epoch, step, best = 0, 0, None
+        start_epoch, step, best, best_file = 0, 0, None, None
         if resume and checkpoint_dir is not None and (Path(checkpoint_dir) / STATE).exists():
             state = load_checkpoint(checkpoint_dir, model=self.model, method=self.method, optimizer=optimizer,
                                     scheduler=scheduler)  # fmt: skip
             start_epoch, step, self.history = state["epoch"], state["step"], state["history"]
             self._warn_changed_config(state.get("config") or {})
             best = state.get("best")
+            if best is not None and not (isinstance(best, list) and len(best) == 2):
+                raise TransferkitError(f"the checkpoint in {checkpoint_dir} is damaged (its best epoch).")
             if best is not None:
-                best = (best[0], best[1], _load_best(checkpoint_dir))
+                best_file = state.get("best_file", BEST)
+                best = (best[0], best[1], _load_best(checkpoint_dir, best_file))
         use_amp = c.amp and self.device.type == "cuda"
         if n_proc > 1:  # one DDP module whose forward is the whole loss: network and method synced
             from torch.nn.parallel import DistributedDataParallel
@@ -509,9 +512,10 @@ class Trainer:
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.endswith(("loss", "_acc"))})
             if checkpoint_dir is not None and rank == 0:  # one writer in a data-parallel run
-                extra = {"best": [best[0], best[1]]} if best is not None else {}
-                if best is not None and best[0] == epoch + 1:
-                    _save_best(checkpoint_dir, best[2])
+                if best is not None and best[0] == epoch + 1:  # a new name: the last state's file stays
+                    best_file = f"best-e{epoch + 1}.safetensors"
+                    _save_best(checkpoint_dir, best_file, best[2])
+                extra = {"best": [best[0], best[1]], "best_file": best_file} if best is not None else {}
                 save_checkpoint(checkpoint_dir, model=self.model, method=self.method, optimizer=optimizer,
                                 scheduler=scheduler, state={"epoch": epoch + 1, "step": step,
                                 "history": self.history, "config": asdict(c), **extra})  # fmt: skip
@@ -626,18 +630,27 @@ class TrainerClassifier:
         return self.trainer.features(X)
 
 
-def _save_best(folder, weights: dict) -> None:
+def _save_best(folder, name: str, weights: dict) -> None:
     from safetensors.torch import save
 
     from transferkit.io import atomic_write_bytes
 
-    atomic_write_bytes(Path(folder) / BEST, save({k: v.contiguous() for k, v in weights.items()}))
+    atomic_write_bytes(Path(folder) / name, save({k: v.contiguous() for k, v in weights.items()}))
 
 
-def _load_best(folder) -> dict:
+def _load_best(folder, name: str) -> dict:
     from safetensors.torch import load
 
-    return load((Path(folder) / BEST).read_bytes())
+    path = Path(folder) / name
+    if not isinstance(name, str) or Path(name).name != name or not path.exists():
+        raise TransferkitError(
+            f"the checkpoint in {folder} is damaged: it records a best epoch, but its weights file "
+            f"{name!r} is missing; delete the checkpoint or start afresh."
+        )
+    try:
+        return load(path.read_bytes())
+    except Exception as exc:  # a truncated or foreign file
+        raise TransferkitError(f"the checkpoint in {folder} is damaged ({exc}); start afresh.") from exc
 
 
 def _finite_everywhere(loss: torch.Tensor, n_proc: int) -> bool:
