@@ -3,6 +3,7 @@ traceback, never a user's file overwritten (found by an audit with unseen tables
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -130,6 +131,41 @@ def test_predict_and_report_never_overwrite_the_users_files(tmp_path, capsys):
         (junk / "result.json").write_text(content)
         assert main(["report", str(junk)]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_predict_replaces_only_its_own_output_and_names_each_row_of_the_table(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv")
+    run = tmp_path / "run"
+    assert _run(data, "--method", "deep-source-only", "--set", "steps=20", "--out", str(run)) == 0
+    spec = (run / "model" / "network.json").read_text()
+    # a file predict did not write is never replaced: the model's own files, a table, a run's CSV
+    for victim in (run / "model" / "network.json", run / "predictions.csv"):
+        before = victim.read_bytes()
+        assert main(["predict", str(run), "--dataset", data, "--out", str(victim)]) == 2
+        assert "is not a predictions file written by `transferkit predict`" in capsys.readouterr().err
+        assert victim.read_bytes() == before
+    # interleaved domains: `row` is the row's number in the file, so each prediction finds its row
+    lines = (tmp_path / "pets.csv").read_text().splitlines()
+    header, body = lines[0], lines[1:]
+    mixed = [header] + [r for pair in zip(body[:40], body[40:]) for r in pair]  # shelter, street, ...
+    (tmp_path / "mixed.csv").write_text("\n".join(mixed) + "\n")
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(run), "--dataset", str(tmp_path / "mixed.csv"), "--out", str(out)]) == 0
+    with open(out) as f:
+        got = list(csv.DictReader(f))
+    assert [int(r["row"]) for r in got if r["domain"] == "street"] == list(range(2, 81, 2))
+    assert all(mixed[int(r["row"])].split(",")[0] == r["domain"] for r in got)
+    assert main(["predict", str(run), "--dataset", data, "--out", str(out)]) == 0  # its own file: replaced
+    # the model's network.json damaged by hand: one line, no traceback
+    for damage in ({"num_classes": "two"}, {"in_shape": "abc"}, {"classes": ["cat"]}):
+        (run / "model" / "network.json").write_text(json.dumps({**json.loads(spec), **damage}))
+        assert main(["predict", str(run), "--dataset", data, "--out", str(out)]) == 2
+        assert "network.json is damaged" in capsys.readouterr().err
+    (run / "model" / "network.json").write_text(spec)
+    # data without column names, of another width: named, not a numpy broadcast error
+    assert main(["predict", str(run), "--dataset", "office-caltech10", "--domains", "dslr",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "was trained on 2 columns (f1, f2); domain 'dslr' has 800" in capsys.readouterr().err
 
 
 def test_transparent_images_are_seen_over_white(tmp_path):

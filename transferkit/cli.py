@@ -466,6 +466,19 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+_PREDICT_HEADER = ["domain", "row", "prediction", "confidence", "label"]
+
+
+def _written_by_predict(path: Path) -> bool:
+    """Whether ``path`` is a predictions CSV this command wrote (its header), which it may replace."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.split(",")[: len(_PREDICT_HEADER)] == _PREDICT_HEADER
+
+
 def cmd_predict(args) -> int:
     import csv
     import io
@@ -488,18 +501,28 @@ def cmd_predict(args) -> int:
     data = Path(args.dataset).expanduser()
     if out.exists() and data.exists() and out.resolve() == data.resolve():
         raise TransferkitError(f"--out {out} is the data file itself; name another file for the predictions.")
+    if out.exists() and not _written_by_predict(out):  # nothing a user wrote is lost
+        raise TransferkitError(
+            f"--out {out} exists and is not a predictions file written by `transferkit predict`; name a "
+            "new file (an earlier predictions file is replaced, nothing else is)."
+        )
     dataset = load_dataset(args.dataset, args.data_root, labels_optional=True)  # new data: labels optional
     results = predict_saved(model, dataset, args.domains)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    files = dataset.extras.get("files") if isinstance(dataset.extras, dict) else None
-    w.writerow(["domain", "row", "prediction", "confidence", "label"] + (["file"] if files else []))
+    extras = dataset.extras if isinstance(dataset.extras, dict) else {}
+    files, table_rows = extras.get("files"), extras.get("table_rows")
+    w.writerow(_PREDICT_HEADER + (["file"] if files else []))
     for name, r in results.items():
-        # the data's own label (a class the model does not know is still named), the image's file
+        # the data's own label (a class the model does not know is still named), the image's file;
+        # `row`: the row's number in the user's table (1 = first below the header), else its position
         given = np.asarray(dataset.labels(name))
+        rows = table_rows[name] if table_rows else np.arange(len(given))
         for i, (k, p) in enumerate(zip(r.predictions, r.probabilities.max(1))):
             label = str(dataset.classes[given[i]]) if given[i] >= 0 else ""
-            w.writerow([name, i, r.classes[k], f"{p:.4f}", label] + ([files[name][i]] if files else []))
+            w.writerow(
+                [name, int(rows[i]), r.classes[k], f"{p:.4f}", label] + ([files[name][i]] if files else [])
+            )
     atomic_write_text(out, buf.getvalue())
     for name, r in results.items():
         acc = "" if r.accuracy is None else f"  accuracy {100 * r.accuracy:.2f}% on its labelled rows"

@@ -120,7 +120,21 @@ def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> di
                     "train it again to predict tables with it."
                 )
             X = match_columns(spec, dataset, X)
-            X = replay_steps(spec["preprocess"], X, np.full(len(X), name, dtype=object)).astype(np.float32)
+            trained = spec.get("feature_names")
+            if trained is not None and X.shape[1] != len(trained):  # data without column names
+                shown = ", ".join(trained[:5]) + (", ..." if len(trained) > 5 else "")
+                raise TransferkitError(
+                    f"the model in {model_dir} was trained on {len(trained)} columns ({shown}); domain "
+                    f"'{name}' has {X.shape[1]}."
+                )
+            try:
+                X = replay_steps(spec["preprocess"], X, np.full(len(X), name, dtype=object))
+            except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+                raise TransferkitError(
+                    f"the preprocessing saved with the model in {model_dir} is damaged or does not fit "
+                    f"domain '{name}' ({type(exc).__name__}: {exc}); save the model again."
+                ) from None
+            X = X.astype(np.float32)
         if tuple(X.shape[1:]) != tuple(spec["in_shape"]):
             raise TransferkitError(
                 f"the model in {model_dir} takes inputs of shape {tuple(spec['in_shape'])}; domain '{name}' "

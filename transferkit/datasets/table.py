@@ -332,5 +332,8 @@ def load_table(
     X = {d: features[dom == d] for d in order}
     y = {d: labels[dom == d] for d in order}
     extras = {"feature_names": tuple(feature_columns)} if modality == "tabular" else {}
+    # each domain's rows as numbered in the file (1 = the first row below the header), so that
+    # anything written per domain can point back to the user's own row
+    extras["table_rows"] = {d: np.flatnonzero(dom == d) + 1 for d in order}
     return DomainDataset(name or path.stem, X, y, classes, modality=modality,
                          description=f"table {path}", extras=extras)  # fmt: skip

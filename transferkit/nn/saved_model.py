@@ -64,6 +64,25 @@ def read_spec(folder) -> dict[str, Any]:
             f"{folder / SPEC} does not describe a network (it needs backbone, num_classes and in_shape); "
             "save the model again."
         )
+    k, shape, classes, names = (
+        spec["num_classes"],
+        spec["in_shape"],
+        spec.get("classes"),
+        spec.get("feature_names"),
+    )
+    problem = (
+        "num_classes is not a whole number >= 1"
+        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1)
+        else "in_shape is not a list of whole numbers >= 1"
+        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d >= 1 for d in shape))
+        else f"classes does not name the {k} classes"
+        if classes is not None and not (isinstance(classes, list) and len(classes) == k)
+        else "feature_names is not a list of column names"
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names))
+        else ""
+    )
+    if problem:
+        raise TransferkitError(f"{folder / SPEC} is damaged: {problem}; save the model again.")
     return spec
 
 
