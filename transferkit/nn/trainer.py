@@ -577,7 +577,7 @@ class Trainer:
 
     @torch.no_grad()
     def predict_proba(self, X, batch_size: int = 512) -> np.ndarray:
-        self.model.eval()
+        self.model.to(self.device).eval()  # the trainer's device, also for a network never fitted here
         X = torch.as_tensor(np.asarray(self._check_rows(X), dtype=np.float32))
         out = [
             torch.softmax(self.model(X[i : i + batch_size].to(self.device)), 1).cpu()
@@ -590,7 +590,7 @@ class Trainer:
 
     @torch.no_grad()
     def features(self, X, batch_size: int = 512) -> np.ndarray:
-        self.model.eval()
+        self.model.to(self.device).eval()
         X = torch.as_tensor(np.asarray(self._check_rows(X), dtype=np.float32))
         return torch.cat([self.model.features(X[i : i + batch_size].to(self.device)).cpu()
                           for i in range(0, len(X), batch_size)]).numpy()  # fmt: skip
