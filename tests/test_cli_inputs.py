@@ -287,6 +287,27 @@ def test_bench_runs_on_your_own_table(tmp_path, capsys):
         assert [r["task"] for r in csv.DictReader(f)] == ["park->street"]
 
 
+def test_a_bench_run_that_fails_costs_only_itself(tmp_path, capsys):
+    # target-only cannot run on a partly labelled target: the suite used to stop there, with the
+    # rest of its tasks never run
+    data = _table(tmp_path / "pets.csv", targets=("street",))
+    lines = (tmp_path / "pets.csv").read_text().splitlines()
+    lines = [ln.replace(",cat,", ",,", 1) if ln.startswith("street") and i % 3 == 0 else ln
+             for i, ln in enumerate(lines)]  # fmt: skip
+    (tmp_path / "pets.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "bench"
+    assert main(["bench", data, "--methods", "target-only", "source-only", "--tasks", "shelter->street",
+                 "--out", str(out), "--quiet", "--jobs", "1"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "bench: target-only on shelter->street, seed 0:" in err and "1 of 2 runs failed" in err
+    with open(out / "results.csv") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["source-only"]
+    assert "## Runs that failed\n\n- target-only on shelter->street" in (out / "summary.md").read_text()
+    assert main(["bench", data, "--methods", "target-only", "--tasks", "shelter->street",
+                 "--out", str(out / "none"), "--quiet", "--jobs", "1"]) == 2  # fmt: skip
+    assert "every run of the suite failed" in capsys.readouterr().err
+
+
 def test_a_target_class_no_source_has_is_named(tmp_path):
     data = _table(tmp_path / "pets.csv")
     text = (tmp_path / "pets.csv").read_text().splitlines()

@@ -172,6 +172,30 @@ def _applied(entry, dataset, preprocess) -> str:
 
 def _job_rows(
     job, dataset, base: RunSpec, preprocess, params, target_labels, select, command, warm_torch=False
+) -> tuple[list[dict], list[dict], str]:
+    """One task x method x seed: result rows, scored candidates, and why it failed ("" if it did not).
+
+    A run that fails (a method that cannot run on this task, a solver that gives up, a diverging
+    loss) costs only itself: the suite goes on and says which one failed and why."""
+    from numpy.linalg import LinAlgError
+
+    try:
+        rows, candidates = _job_rows_or_raise(
+            job, dataset, base, preprocess, params, target_labels, select, command, warm_torch
+        )
+        return rows, candidates, ""
+    except (TransferkitError, ValueError, ArithmeticError, LinAlgError) as exc:
+        if os.environ.get("TRANSFERKIT_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        message = str(exc) if isinstance(exc, TransferkitError) else f"{type(exc).__name__}: {exc}"
+        (source, target), method, seed = job
+        return [], [], f"{method} on {source}->{target}, seed {seed}: {message}"
+
+
+def _job_rows_or_raise(
+    job, dataset, base: RunSpec, preprocess, params, target_labels, select, command, warm_torch=False
 ) -> tuple[list[dict], list[dict]]:
     """One task x method x seed: result rows (fixed defaults, then selections) and scored candidates.
 
@@ -311,23 +335,37 @@ def run_suite(
     )  # fmt: skip
     bar = progress_bar(total=len(jobs_list), desc=suite, disable=quiet)
     candidates: list[dict] = []
-    for job_rows, job_candidates in results:
+    failures: list[str] = []
+    for job_rows, job_candidates, failure in results:
+        bar.update(1)
+        if failure:
+            failures.append(failure)
+            print(f"transferkit: bench: {failure}", file=sys.stderr)
+            continue
         rows.extend(job_rows)
         candidates.extend(job_candidates)
         first = job_rows[0]
-        bar.update(1)
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{first['method']} {first['task']} {first['accuracy']:.1f}%")
-        _write(out, rows, suite, command, time.perf_counter() - start, candidates)
+        _write(out, rows, suite, command, time.perf_counter() - start, candidates, failures)
     bar.close()
+    if not rows:
+        raise TransferkitError(f"every run of the suite failed; the first: {failures[0]}")
+    if failures:
+        _write(out, rows, suite, command, time.perf_counter() - start, candidates, failures)
+        print(f"transferkit: bench: {len(failures)} of {len(jobs_list)} runs failed (listed in summary.md); "
+              "the others' results stand", file=sys.stderr)  # fmt: skip
     return rows
 
 
 def _write(
-    out: Path, rows: list[dict], suite: str, command: str, seconds: float, candidates: list[dict] = ()
-) -> None:
+    out: Path, rows: list[dict], suite: str, command: str, seconds: float, candidates: list[dict] = (),
+    failures: list[str] = (),
+) -> None:  # fmt: skip
     atomic_write_text(out / "results.csv", _csv(rows))
     text = summarize(rows, suite=suite, command=command, total_seconds=seconds)
+    if failures:
+        text += "\n## Runs that failed\n\n" + "".join(f"- {f}\n" for f in failures)
     if candidates:
         columns = list(dict.fromkeys(k for c in candidates for k in c))  # a scorer some methods lack
         atomic_write_text(out / "selection.csv", _csv(candidates, columns))
