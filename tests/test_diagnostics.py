@@ -217,3 +217,27 @@ def test_text_features_are_a_clear_error(tmp_path, capsys):
             "--preprocess", "none", "--permutations", "20"]  # fmt: skip
     assert main(argv) == 2
     assert "not numbers" in capsys.readouterr().err
+
+
+def test_support_overlap_does_not_depend_on_how_many_target_rows_there_are():
+    # the same target distribution against the same source: 150 or 3000 target rows gave an
+    # overlap of 100% or 3.5% (and opposite advice), the domain classifier's odds carrying n_t / n_s
+    rng = np.random.default_rng(0)
+    Xs = rng.normal(size=(150, 4))
+    ys = (Xs[:, 0] > 0).astype(int)
+    small = diagnose(Xs, ys, rng.normal(size=(150, 4)) + [1.5, 0, 0, 0], n_permutations=20)
+    large = diagnose(Xs, ys, rng.normal(size=(3000, 4)) + [1.5, 0, 0, 0], n_permutations=20)
+    assert abs(small.support_overlap - large.support_overlap) < 0.15
+    same = diagnose(
+        rng.normal(size=(60, 4)), np.arange(60) % 2, rng.normal(size=(1500, 4)), n_permutations=20
+    )
+    assert same.support_overlap > 0.9  # identical distributions: the target lies inside the source
+
+
+def test_a_class_of_one_source_row_is_diagnosed():
+    rng = np.random.default_rng(1)
+    Xs, Xt = rng.normal(size=(41, 3)), rng.normal(size=(40, 3)) + 0.5
+    ys = np.r_[np.arange(40) % 2, 2]  # class 2 has a single row
+    report = diagnose(Xs, ys, Xt, n_permutations=20)
+    assert report.label_shift["classes"] == ["0", "1", "2"]
+    assert report.label_shift["source_prior"] == [0.4878, 0.4878, 0.0244]  # 20, 20 and 1 of 41 rows

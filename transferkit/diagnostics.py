@@ -17,7 +17,9 @@ methods fits and why:
 - **per-class distances**: distance between each class's source mean and the mean of the target rows
   *predicted* as that class, in units of the source within-class spread.
 - **support overlap and importance-weight health**: the share of target rows that a domain
-  classifier cannot confidently call target (p(target | x) < 0.9), and the effective sample size of
+  classifier cannot confidently call target (p(target | x) < 0.9 at equal priors: the classifier's
+  odds divided by the ratio of the row counts, so the share does not depend on how many target rows
+  there are), and the effective sample size of
   the density ratio p_t/p_s on the source; reweighting only works when the target's support lies
   inside the source's.
 - **alignment test**: MMD^2 again after an affine alignment: both domains standardized with the
@@ -176,7 +178,9 @@ def label_shift(Xs, ys, Xt, *, estimator=None, random_state: int | None = 0) -> 
     est = clone(estimator) if estimator is not None else make_pipeline(
         StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)
     )  # fmt: skip
-    tr, ho = train_test_split(np.arange(len(ys)), test_size=0.5, stratify=y_idx, random_state=random_state)
+    # stratified when every class can give a row to each half (a class of one row cannot)
+    stratify = y_idx if np.bincount(y_idx).min() >= 2 else None
+    tr, ho = train_test_split(np.arange(len(ys)), test_size=0.5, stratify=stratify, random_state=random_state)
     est.fit(Xs[tr], y_idx[tr])
     pred_ho = est.predict(Xs[ho])
     C = np.zeros((k, k))
@@ -369,7 +373,10 @@ def diagnose(
     Xs_a, Xt_a = _coral_align(Xs_r, Xt_r)
     mmd2_aligned, _ = mmd_test(Xs_a, Xt_a, n_permutations=0, random_state=random_state)
     p_src, p_tgt = _domain_probabilities(Xs_r, Xt_r, random_state)
-    overlap = float(np.mean(p_tgt < 0.9))  # target rows a domain classifier cannot pin as target
+    # target rows a domain classifier cannot pin as target, at equal priors: its odds carry the ratio
+    # of the row counts (n_t / n_s), which would make the overlap depend on how many target rows there are
+    odds = (p_tgt / (1 - p_tgt)) * (len(Xs) / len(Xt))
+    overlap = float(np.mean(odds / (1 + odds) < 0.9))
     w = (p_src / (1 - p_src)) * (len(Xs) / len(Xt))
     ess = float(w.sum() ** 2 / (w**2).sum() / len(w))
     ls = label_shift(Xs_r, ys, Xt_r, random_state=random_state)
@@ -429,10 +436,16 @@ def diagnose(
             summary.append(aligned_sentence)
         else:
             rec = "non-linear alignment or self-training (ot-mapping, jda, self-training); not reweighting"
-            summary.append(
+            why = (
                 f"the supports barely overlap ({100 * overlap:.0f}% of the target rows inside the "
-                f"source's, effective sample size {100 * ess:.1f}%) and linear "
-                "alignment does not close the gap: reweighting has nothing to reweight; try "
+                f"source's, effective sample size {100 * ess:.1f}%)"
+                if overlap < 0.5
+                else f"the importance weights are degenerate (effective sample size {100 * ess:.1f}% of "
+                f"the source: a few source rows would carry the weight, though {100 * overlap:.0f}% of "
+                "the target rows lie inside the source's support)"
+            )
+            summary.append(
+                f"{why} and linear alignment does not close the gap: reweighting would not help; try "
                 "non-linear alignment, joint methods or a few target labels."
             )
     else:
