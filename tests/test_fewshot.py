@@ -111,3 +111,68 @@ def test_an_episode_needs_a_support_row_per_class_and_a_center_of_the_rows_width
         classify_episode("prototype", Z[[0, 10]], np.array([0, 1]), Z[20:25], 3)
     with pytest.raises(TransferkitError, match="center must be one mean feature of width 4"):
         classify_episode("simpleshot", Z[[0, 10]], np.array([0, 1]), Z[20:25], 2, center=np.zeros(3))
+
+
+def _tiny_episode(seed=0):
+    rng = np.random.default_rng(seed)
+    Zs = np.r_[rng.normal(0, 1, (3, 4)), rng.normal(5, 1, (3, 4))]
+    Zq = np.r_[rng.normal(0, 1, (3, 4)), rng.normal(5, 1, (3, 4))]
+    return Zs, np.repeat([0, 1], 3), Zq
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_support_labels_must_be_class_indices_of_the_episode(name):
+    Zs, ys, Zq = _tiny_episode()
+    center = np.full(4, 2.5)  # between the two clusters
+    with pytest.raises(TransferkitError, match="ys must be integer class indices 0..1.*LabelEncoder"):
+        classify_episode(name, Zs, ys.astype(str), Zq, 2, center=center)  # "0"/"1" are not 0/1
+    with pytest.raises(
+        TransferkitError, match=r"ys must be class indices 0..1 in a 2-way episode, got \[2\]"
+    ):
+        classify_episode(name, np.r_[Zs, Zq[:1]], np.r_[ys, 2], Zq, 2, center=center)
+    with pytest.raises(TransferkitError, match=r"got \[-1\]"):
+        classify_episode(name, np.r_[Zs, Zq[:1]], np.r_[ys, -1], Zq, 2, center=center)
+    with pytest.raises(TransferkitError, match=r"one label per support row \(6 rows\), got shape \(5,\)"):
+        classify_episode(name, Zs, ys[:5], Zq, 2, center=center)
+    with pytest.raises(TransferkitError, match="float64"):
+        classify_episode(name, Zs, ys + 0.5, Zq, 2, center=center)
+    whole = classify_episode(name, Zs, ys.astype(float), Zq, 2, center=center)  # 0.0 / 1.0 are fine
+    assert (
+        whole.tolist() == classify_episode(name, Zs, ys, Zq, 2, center=center).tolist() == [0] * 3 + [1] * 3
+    )
+
+
+def test_nan_inputs_and_mismatched_shapes_are_clear_errors():
+    Zs, ys, Zq = _tiny_episode()
+    bad = Zs.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(TransferkitError, match=r"Zs contains 1 NaN or infinite values \(first at row 0"):
+        classify_episode("prototype", bad, ys, Zq, 2)
+    with pytest.raises(TransferkitError, match="Zq contains 1 NaN"):
+        classify_episode("prototype", Zs, ys, np.r_[Zq, [[np.inf] + [0.0] * 3]], 2)
+    with pytest.raises(TransferkitError, match="center contains 4 NaN"):
+        classify_episode("simpleshot", Zs, ys, Zq, 2, center=np.full(4, np.nan))
+    with pytest.raises(TransferkitError, match="Zs have 4 features but the query rows Zq 3"):
+        classify_episode("prototype", Zs, ys, Zq[:, :3], 2)
+    with pytest.raises(TransferkitError, match=r"Zq must be 2-d .*got shape \(4,\)"):
+        classify_episode("prototype", Zs, ys, Zq[0], 2)
+    Z, y = _clusters(n_classes=3, per=10, d=4)
+    with pytest.raises(TransferkitError, match="center contains 4 NaN"):  # not a silent ~chance accuracy
+        evaluate_episodes(Z, y, "simpleshot", n_way=2, n_episodes=5, center=np.full(4, np.nan))
+
+
+def test_episode_sizes_must_be_whole_numbers_and_labels_integers():
+    _, y = _clusters(n_classes=3, per=5)
+    with pytest.raises(TransferkitError, match="k_shot must be a whole number, got 1.5"):
+        sample_episodes(y, 2, 1.5)
+    with pytest.raises(TransferkitError, match="n_query must be a whole number, got 2.0"):
+        sample_episodes(y, 2, 1, n_query=2.0)
+    with pytest.raises(TransferkitError, match="n_query must be a whole number"):
+        evaluate_episodes(np.eye(15), y, "prototype", n_way=2, n_query=2.0, n_episodes=3)
+    with pytest.raises(TransferkitError, match="integer class indices.*LabelEncoder"):
+        sample_episodes(np.array(list("abc"))[y], 2, 1)
+    few = y.copy()
+    few[few == 2] = 1
+    few[-3:] = 2  # class 2 has 3 rows
+    with pytest.raises(TransferkitError, match=r"^class 2 has 3 samples; 3-shot"):  # not np.int64(2)
+        sample_episodes(few, 2, 3)

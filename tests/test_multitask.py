@@ -164,3 +164,73 @@ def test_predict_checks_the_rows_it_is_given():
         predict(m, X[:, :5])
     with pytest.raises(TransferkitError, match="lenet trunk needs \\(C, 32, 32\\) images"):
         fit_multitask(np.zeros((8, 3, 16, 16), np.float32), {"a": np.arange(8) % 2}, trunk="lenet", epochs=1)
+
+
+def test_weights_go_to_a_static_weighting_object_and_other_weightings_refuse_them():
+    X, y = _two_tasks(n=60)
+    kw = dict(epochs=1, batch_size=16, weights={"a": 10.0, "b": 0.0})
+    _, by_name = fit_multitask(X, y, weighting="static", **kw)
+    _, by_object = fit_multitask(X, y, weighting=StaticWeights(), **kw)
+    assert by_object[0]["loss"] == by_name[0]["loss"] == pytest.approx(10 * by_name[0]["a_loss"])
+    assert by_object[0]["weight_a"] == 10.0
+    for weighting in (PCGrad(), UncertaintyWeights(["a", "b"])):
+        with pytest.raises(TransferkitError, match="only used with weighting='static'"):
+            fit_multitask(X, y, weighting=weighting, **kw)
+    with pytest.raises(TransferkitError, match="has its own weights"):
+        fit_multitask(X, y, weighting=StaticWeights({"a": 1.0, "b": 1.0}), **kw)
+
+
+def test_a_used_weighting_object_fits_as_its_name_does():
+    X, y = _two_tasks(n=60)
+    y["c"] = 1 - y["a"]  # three tasks, so PCGrad's random projection order matters
+    kw = dict(epochs=2, batch_size=16, seed=3)
+    for name, make in [
+        ("uncertainty", lambda: UncertaintyWeights(["a", "b", "c"])),
+        ("pcgrad", lambda: PCGrad(3)),
+    ]:
+        _, by_name = fit_multitask(X, y, weighting=name, **kw)
+        w = make()
+        m1, first = fit_multitask(X, y, weighting=w, **kw)
+        m2, again = fit_multitask(X, y, weighting=w, **kw)  # w was trained by the first fit
+        assert [r["loss"] for r in by_name] == [r["loss"] for r in first] == [r["loss"] for r in again]
+        # the trained weighting is the object passed, also as model.weighting, and not in the state_dict
+        assert m1.weighting is m2.weighting is w and not any(
+            k.startswith("weighting") for k in m2.state_dict()
+        )
+        learned = {k[len("weight_") :]: v for k, v in again[-1].items() if k.startswith("weight_")}
+        assert w.weights() == learned
+        assert (learned != {"a": 1.0, "b": 1.0, "c": 1.0}) if name == "uncertainty" else learned == {}
+
+
+def test_task_names_that_collide_as_text_are_refused():
+    X, y = _two_tasks(n=40)
+    with pytest.raises(TransferkitError, match="tasks 0 and '0' both become the task name '0'"):
+        fit_multitask(X, {0: y["a"], "0": y["b"]}, epochs=1)
+
+
+def test_bad_weights_trunk_kwargs_and_eval_sets_are_clear_errors_before_training():
+    X, y = _two_tasks(n=40)
+    with pytest.raises(TransferkitError, match="task weights must be a dict .* got a list"):
+        fit_multitask(X, y, weights=[1.0, 2.0], epochs=1)
+    with pytest.raises(TransferkitError, match="the weight of task 'a' must be a number, got 'x'"):
+        fit_multitask(X, y, weights={"a": "x", "b": 1.0}, epochs=1)
+    with pytest.raises(
+        TransferkitError, match=r"trunk_kwargs \{'width': 3\} do not fit the mlp trunk.*hidden, dropout"
+    ):
+        fit_multitask(X, y, trunk_kwargs={"width": 3}, epochs=1)
+    with pytest.raises(
+        TransferkitError, match=r"eval_sets\['val'\]: each entry must be a pair \(X, targets\)"
+    ):
+        fit_multitask(X, y, epochs=1, eval_sets={"val": X})
+    with pytest.raises(
+        TransferkitError, match=r"eval_sets\['val'\]: X has rows of shape \(3,\), but the training"
+    ):
+        fit_multitask(X, y, epochs=1, eval_sets={"val": (X[:, :3], y)})
+
+
+def test_a_batchnorm_trunk_skips_a_last_batch_of_one_row():
+    X, y = _two_tasks(n=65, d=5)
+    torch.manual_seed(0)
+    trunk = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU())
+    _, hist = fit_multitask(X, {"a": y["a"]}, trunk=(trunk, 8), epochs=2, batch_size=64)
+    assert [r["step"] for r in hist] == [1, 2]  # 64 rows per epoch; the 65th would be a batch of one

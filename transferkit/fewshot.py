@@ -46,6 +46,11 @@ from transferkit.errors import TransferkitError, unknown_name
 __all__ = ["CLASSIFIERS", "classify_episode", "evaluate_episodes", "sample_episodes"]
 
 
+def _is_whole(value) -> bool:
+    """An integer (Python or numpy), not a bool and not a float such as 2.0."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def sample_episodes(
     labels, n_way: int, k_shot: int, n_query: int = 15, n_episodes: int = 600, random_state: int | None = 0,
     class_names=None,
@@ -56,10 +61,21 @@ def sample_episodes(
     with fewer ``n_query`` than asked contributes what it has beyond its supports.
     """
     labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iufb":
+        raise TransferkitError(
+            f"labels must be a 1-d array of integer class indices (-1 for unknown), got dtype {labels.dtype} "
+            f"and shape {labels.shape}; encode class names with sklearn.preprocessing.LabelEncoder."
+        )
+    sizes = {"n_way": n_way, "k_shot": k_shot, "n_query": n_query, "n_episodes": n_episodes}
+    for name, value in sizes.items():
+        if not _is_whole(value):
+            raise TransferkitError(f"{name} must be a whole number, got {value!r}.")
     if n_way < 2:
         raise TransferkitError(f"an episode needs at least 2 classes (n_way), got {n_way}.")
     if k_shot < 1 or n_query < 1:
         raise TransferkitError(f"k_shot and n_query must be >= 1, got {k_shot} and {n_query}.")
+    if n_episodes < 0:
+        raise TransferkitError(f"n_episodes must be >= 0, got {n_episodes}.")
     classes, counts = np.unique(labels[labels >= 0], return_counts=True)
     if n_way > len(classes):
         raise TransferkitError(
@@ -69,6 +85,7 @@ def sample_episodes(
     if small:
         c, n = small[0]
         name = class_names[c] if class_names is not None else c
+        name = name.item() if isinstance(name, np.generic) else name  # "class 3", not "class np.int64(3)"
         raise TransferkitError(
             f"class {name!r} has {n} samples; {k_shot}-shot episodes need at least {k_shot + 1} per class "
             f"({k_shot} support + 1 query). Lower k_shot or drop the class."
@@ -142,33 +159,107 @@ CLASSIFIERS: dict[str, Callable] = {
 NEEDS_CENTER = ("finetune", "simpleshot", "transductive")  # they centre on ``center``, then normalise
 
 
-def _check_center(name: str, center) -> None:
+def _check_center(name: str, center, width: int | None = None) -> None:
+    """``name`` needs a ``center`` and has one; a given ``center`` is one finite row of ``width`` values."""
     if name in NEEDS_CENTER and center is None:
         raise TransferkitError(
             f"{name} centres the features on the source (base) data's mean feature before normalising "
             "them; pass center= (for example the mean feature of the source rows)."
         )
+    if center is None:
+        return
+    try:
+        values = np.asarray(center, np.float64)
+    except (TypeError, ValueError):
+        raise TransferkitError(
+            "center must be one mean feature (a vector of numbers, as wide as the rows), got values that "
+            "are not numbers."
+        ) from None
+    if width is not None and values.shape != (width,):
+        raise TransferkitError(
+            f"center must be one mean feature of width {width} (as the rows), got shape {np.shape(center)}."
+        )
+    if not np.isfinite(values).all():
+        raise TransferkitError(
+            f"center contains {int((~np.isfinite(values)).sum())} NaN or infinite values; pass the (finite) "
+            "mean feature of the source rows."
+        )
+
+
+def _episode_rows(name: str, Z) -> np.ndarray:
+    """Feature rows as a 2-d float array without NaN or infinity."""
+    try:
+        Z = np.asarray(Z, np.float64)
+    except (TypeError, ValueError):
+        raise TransferkitError(
+            f"{name} must be feature rows of numbers, got values that are not numbers."
+        ) from None
+    if Z.ndim != 2:
+        raise TransferkitError(
+            f"{name} must be 2-d (one feature row per sample), got shape {Z.shape}; a single row is "
+            f"{name}.reshape(1, -1)."
+        )
+    finite = np.isfinite(Z)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        raise TransferkitError(
+            f"{name} contains {int((~finite).sum())} NaN or infinite values (first at row {row}, feature "
+            f"{col}); impute or drop them."
+        )
+    return Z
+
+
+def _episode_labels(ys, n_support: int, n_way: int) -> np.ndarray:
+    """Support labels as int64 class indices 0..n_way-1, one per support row."""
+    ys = np.asarray(ys)
+    if ys.ndim != 1 or len(ys) != n_support:
+        raise TransferkitError(
+            f"ys must hold one label per support row ({n_support} rows), got shape {ys.shape}."
+        )
+    if ys.dtype.kind == "f" and np.isfinite(ys).all() and np.all(ys == np.round(ys)):  # 0.0, 1.0, ...
+        ys = ys.astype(np.int64)
+    if ys.dtype.kind not in "iub":
+        raise TransferkitError(
+            f"ys must be integer class indices 0..{n_way - 1} (the episode's classes), got dtype {ys.dtype}; "
+            "encode class names with sklearn.preprocessing.LabelEncoder."
+        )
+    ys = ys.astype(np.int64)
+    outside = sorted({int(c) for c in ys if not 0 <= c < n_way})
+    if outside:
+        raise TransferkitError(
+            f"ys must be class indices 0..{n_way - 1} in a {n_way}-way episode, got {outside}; number the "
+            f"episode's classes 0..{n_way - 1} (see evaluate_episodes)."
+        )
+    return ys
 
 
 def classify_episode(name: str, Zs, ys, Zq, n_way: int, center=None) -> np.ndarray:
-    """Labels (0..n_way-1) for the query features ``Zq`` from supports ``Zs`` with labels ``ys``."""
+    """Labels (0..n_way-1) for the query features ``Zq`` from supports ``Zs`` with labels ``ys``.
+
+    ``Zs`` and ``Zq`` are 2-d rows of one width without NaN or infinity, ``ys`` one class index
+    0..n_way-1 per support row (every class at least once), ``center`` (when given) one finite row of
+    that width; anything else is a :class:`TransferkitError`.
+    """
     if name not in CLASSIFIERS:
         raise unknown_name("few-shot classifier", name, CLASSIFIERS)
     _check_center(name, center)
-    Zs, ys, Zq = np.asarray(Zs, np.float64), np.asarray(ys), np.asarray(Zq, np.float64)
+    if not _is_whole(n_way) or n_way < 2:
+        raise TransferkitError(f"an episode needs at least 2 classes (n_way, a whole number), got {n_way!r}.")
+    Zs, Zq = _episode_rows("Zs", Zs), _episode_rows("Zq", Zq)
+    if Zs.shape[1] != Zq.shape[1]:
+        raise TransferkitError(
+            f"the support rows Zs have {Zs.shape[1]} features but the query rows Zq {Zq.shape[1]}; both come "
+            "from the same backbone and must be as wide."
+        )
+    ys = _episode_labels(ys, len(Zs), n_way)
     missing = sorted(set(range(n_way)) - {int(c) for c in ys})
     if missing:
         raise TransferkitError(
             f"an episode's supports must hold every class 0..{n_way - 1}; classes {missing} have no support "
             "row, so nothing says what they look like."
         )
-    if center is not None and np.shape(center) != (Zs.shape[1],):
-        raise TransferkitError(
-            f"center must be one mean feature of width {Zs.shape[1]} (as the rows), got shape "
-            f"{np.shape(center)}."
-        )
-    return CLASSIFIERS[name](np.asarray(Zs, np.float64), np.asarray(ys), np.asarray(Zq, np.float64), n_way,
-                             center=center)  # fmt: skip
+    _check_center(name, center, Zs.shape[1])
+    return CLASSIFIERS[name](Zs, ys, Zq, n_way, center=center)
 
 
 def evaluate_episodes(
@@ -184,9 +275,9 @@ def evaluate_episodes(
     if len(Z) != len(labels):
         raise TransferkitError(f"{len(Z)} feature rows but {len(labels)} labels; they must match.")
     labels = _check_labels(labels, len(Z))  # integers (class indices), -1 for unknown
-    if int(n_episodes) < 1:
-        raise TransferkitError(f"n_episodes must be >= 1, got {n_episodes}.")
-    _check_center(classifier, center)
+    if not _is_whole(n_episodes) or n_episodes < 1:
+        raise TransferkitError(f"n_episodes must be >= 1 (a whole number), got {n_episodes!r}.")
+    _check_center(classifier, center, Z.shape[1])  # before sampling: a bad center fails every episode
     episodes = sample_episodes(labels, n_way, k_shot, n_query, n_episodes, random_state, class_names)
     start = time.perf_counter()
     accs = np.empty(len(episodes))

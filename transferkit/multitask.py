@@ -28,6 +28,8 @@ and :func:`transferkit.progress.progress_bar`.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 
@@ -57,7 +59,9 @@ class MultiTaskNetwork(nn.Module):
     """A shared ``trunk`` (``feature_dim`` outputs) and one linear head per task.
 
     ``task_classes`` maps each task's name to its number of classes; ``forward`` returns a dict
-    task -> logits, in the order of ``task_classes``.
+    task -> logits, in the order of ``task_classes``. :func:`fit_multitask` also sets ``in_shape``
+    (the shape of a training row) and ``weighting`` (the trained :class:`Weighting`, kept as a plain
+    attribute: it is not a submodule, so it is not in ``state_dict()``).
     """
 
     def __init__(self, trunk: nn.Module, feature_dim: int, task_classes: Mapping[str, int]):
@@ -103,6 +107,13 @@ class Weighting(nn.Module):
     def check_tasks(self, tasks: Sequence[str]) -> None:
         """Raise a :class:`TransferkitError` when the weighting does not fit these tasks."""
 
+    def reset(self) -> None:
+        """Return to the state of a new weighting (:func:`fit_multitask` calls it before training).
+
+        A weighting that learns or draws random numbers overrides it, so that a fit gives the same
+        result with a used weighting as with a new one.
+        """
+
     def combine(
         self, losses: Mapping[str, torch.Tensor], shared_params: Sequence[torch.Tensor]
     ) -> torch.Tensor:
@@ -124,7 +135,7 @@ class StaticWeights(Weighting):
     def __init__(self, weights: Mapping[str, float] | None = None):
         super().__init__()
         if weights is not None:
-            weights = {str(t): float(w) for t, w in weights.items()}
+            weights = _number_per_task(weights)
             bad = {t: w for t, w in weights.items() if not np.isfinite(w) or w < 0}
             if bad:
                 raise TransferkitError(f"task weights must be finite and >= 0, got {bad}.")
@@ -152,6 +163,24 @@ class StaticWeights(Weighting):
 
     def weights(self) -> dict[str, float]:
         return dict(self.lambdas) if self.lambdas is not None else {}
+
+
+def _number_per_task(weights) -> dict[str, float]:
+    """``weights`` (task -> number) with the task names as strings, or a :class:`TransferkitError`."""
+    if not isinstance(weights, Mapping):
+        raise TransferkitError(
+            f"task weights must be a dict task name -> weight (for example {{'a': 1.0, 'b': 0.5}}), got a "
+            f"{type(weights).__name__}."
+        )
+    out: dict[str, float] = {}
+    for task, w in weights.items():
+        if str(task) in out:
+            raise TransferkitError(f"two task weights are both named '{task}' once written as text.")
+        try:
+            out[str(task)] = float(w)
+        except (TypeError, ValueError):
+            raise TransferkitError(f"the weight of task '{task}' must be a number, got {w!r}.") from None
+    return out
 
 
 class UncertaintyWeights(Weighting):
@@ -185,6 +214,12 @@ class UncertaintyWeights(Weighting):
             raise TransferkitError(f"task names must be unique, got {tasks}.")
         self.tasks = tasks
         self.log_vars = nn.Parameter(torch.zeros(len(tasks)))
+
+    def reset(self) -> None:
+        """Log variances back to 0 (every task at weight 1)."""
+        with torch.no_grad():
+            self.log_vars.zero_()
+        self.log_vars.grad = None
 
     def check_tasks(self, tasks: Sequence[str]) -> None:
         if sorted(tasks) != sorted(self.tasks):
@@ -254,6 +289,10 @@ class PCGrad(Weighting):
         self.seed = int(seed)
         self._rng = np.random.default_rng(self.seed)
 
+    def reset(self) -> None:
+        """The generator of the projection orders back to its seed."""
+        self._rng = np.random.default_rng(self.seed)
+
     def combine(self, losses, shared_params):
         tasks = list(losses)
         total = sum(losses.values())
@@ -288,13 +327,29 @@ def make_weighting(
     weights: Mapping[str, float] | None = None,
     seed: int = 0,
 ) -> Weighting:
-    """A :class:`Weighting` from its name (``static``, ``uncertainty``, ``pcgrad``) or as given."""
-    if isinstance(weighting, Weighting):
+    """A :class:`Weighting` from its name (``static``, ``uncertainty``, ``pcgrad``) or as given.
+
+    ``weights`` go with ``static`` or a :class:`StaticWeights` given without weights of its own (a
+    copy of it then gets them); any other weighting refuses them.
+    """
+    if isinstance(weighting, StaticWeights) and weights is not None:
+        lambdas = StaticWeights(weights).lambdas
+        if weighting.lambdas is not None and weighting.lambdas != lambdas:
+            raise TransferkitError(
+                f"the StaticWeights has its own weights {weighting.lambdas}, and weights={lambdas} were "
+                "given too; give them in one place."
+            )
+        w = copy.deepcopy(weighting)
+        w.lambdas = lambdas
+    elif weights is not None and not (isinstance(weighting, str) and weighting == "static"):
+        given = f"'{weighting}'" if isinstance(weighting, str) else f"a {type(weighting).__name__}"
+        raise TransferkitError(
+            f"task weights are only used with weighting='static' (or a StaticWeights), not {given}."
+        )
+    elif isinstance(weighting, Weighting):
         w = weighting
     elif weighting == "static":
         w = StaticWeights(weights)
-    elif weights is not None:
-        raise TransferkitError(f"task weights are only used with weighting='static', not '{weighting}'.")
     elif weighting == "uncertainty":
         w = UncertaintyWeights(tasks)
     elif weighting == "pcgrad":
@@ -313,7 +368,14 @@ def _check_data(X, targets) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str
     X = check_features(X)
     lengths = {}
     ys, classes = {}, {}
+    names: dict[str, object] = {}
     for task, y in targets.items():
+        if str(task) in names:
+            raise TransferkitError(
+                f"tasks {names[str(task)]!r} and {task!r} both become the task name '{task}'; give every "
+                "task a distinct name."
+            )
+        names[str(task)] = task
         y = np.asarray(y)
         if y.ndim != 1:
             raise TransferkitError(f"the labels of task '{task}' must be 1-d, got shape {y.shape}.")
@@ -350,13 +412,25 @@ def _build_trunk(trunk, in_shape: tuple[int, ...], trunk_kwargs: Mapping | None)
 
     if isinstance(trunk, tuple) and len(trunk) == 2 and isinstance(trunk[0], nn.Module):
         return trunk
+    if trunk_kwargs is not None and not isinstance(trunk_kwargs, Mapping):
+        raise TransferkitError(f"trunk_kwargs must be a dict, got a {type(trunk_kwargs).__name__}.")
+    kwargs = dict(trunk_kwargs or {})
     if trunk == "mlp":
-        return mlp(int(np.prod(in_shape)), **(trunk_kwargs or {}))
-    if trunk == "lenet":
+        build, first = mlp, int(np.prod(in_shape))
+    elif trunk == "lenet":
         if len(in_shape) != 3 or tuple(in_shape[1:]) != (32, 32):
             raise TransferkitError(f"the lenet trunk needs (C, 32, 32) images, got rows of shape {in_shape}.")
-        return lenet(in_shape[0], **(trunk_kwargs or {}))
-    raise unknown_name("trunk", str(trunk), ["lenet", "mlp"])
+        build, first = lenet, in_shape[0]
+    else:
+        raise unknown_name("trunk", str(trunk), ["lenet", "mlp"])
+    try:
+        return build(first, **kwargs)
+    except (TypeError, ValueError) as exc:
+        takes = list(inspect.signature(build).parameters)[1:]
+        raise TransferkitError(
+            f"trunk_kwargs {kwargs} do not fit the {trunk} trunk ({exc}); it takes "
+            f"{', '.join(takes) if takes else 'no trunk_kwargs'}."
+        ) from None
 
 
 def _optimizer(params, weighting_params, optimizer: str, lr: float, momentum: float, weight_decay: float):
@@ -385,7 +459,14 @@ def fit_multitask(
     ``hidden``, ``dropout``), ``"lenet"``, or a ``(module, feature_dim)`` pair (then built by the
     caller, so seed before building it). ``weighting``: ``"static"`` (``weights`` task ->
     :math:`\lambda_i`, default all 1), ``"uncertainty"``, ``"pcgrad"`` or a :class:`Weighting`.
-    The weighting's own parameters get no weight decay.
+    The weighting's own parameters get no weight decay. A :class:`Weighting` object is first
+    :meth:`~Weighting.reset` (uncertainty: log variances 0; PCGrad: its generator back to its
+    ``seed``), then trained in place, so a fit gives the same result whether the weighting is named or
+    given as an object, new or already used. The trained weighting is ``model.weighting`` (the object
+    passed, when one was); its learned weights are also in ``history``.
+
+    With a trunk that has BatchNorm layers (a custom one), a last batch of a single row is left out
+    of each epoch: BatchNorm cannot train on one row.
 
     ``history``: one dict per epoch with ``loss`` (the combined loss), ``<task>_loss`` and
     ``<task>_acc`` (training batches, in training mode), ``weight_<task>`` (the current effective
@@ -403,11 +484,19 @@ def fit_multitask(
     if not lr > 0:
         raise TransferkitError(f"the learning rate lr must be > 0, got {lr}.")
     tasks = list(ys)
+    in_shape = tuple(int(s) for s in X.shape[1:])
+    _check_eval_sets(eval_sets, in_shape, tasks)  # before training, not after the first epoch
     seed_everything(seed)
     weigher = make_weighting(weighting, tasks, weights=weights, seed=seed)
+    weigher.reset()  # a used weighting starts where a new one does
     body, dim = _build_trunk(trunk, X.shape[1:], trunk_kwargs)
     model = MultiTaskNetwork(body, dim, classes)
-    model.in_shape = tuple(int(s) for s in X.shape[1:])  # what predict checks new rows against
+    model.in_shape = in_shape  # what predict checks new rows against
+    object.__setattr__(model, "weighting", weigher)  # for the user; not a submodule (no state_dict entry)
+    # BatchNorm cannot train on one row: such a network skips a last batch of a single row
+    batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if batch_norm and int(batch_size) < 2:
+        raise TransferkitError(f"batch_size must be >= 2 with a trunk that has BatchNorm, got {batch_size}.")
     dev = torch.device(device)
     model.to(dev)
     weigher.to(dev)
@@ -425,7 +514,10 @@ def fit_multitask(
         sums = {k: 0.0 for k in ["loss", *(f"{t}_loss" for t in tasks)]}
         correct = dict.fromkeys(tasks, 0)
         seen = 0
-        for idx in torch.randperm(len(Xt), generator=gen).split(int(batch_size)):
+        batches = torch.randperm(len(Xt), generator=gen).split(int(batch_size))
+        if batch_norm and len(batches[-1]) == 1:
+            batches = batches[:-1]
+        for idx in batches:
             xb = Xt[idx].to(dev)
             logits = model(xb)
             yb = {t: Yt[t][idx].to(dev) for t in tasks}
@@ -477,16 +569,70 @@ def predict(model: MultiTaskNetwork, X, batch_size: int = 512) -> dict[str, np.n
     return {t: torch.cat(v).numpy() for t, v in out.items()}
 
 
-def evaluate(model: MultiTaskNetwork, X, targets: Mapping[str, np.ndarray], batch_size: int = 512) -> dict:
-    """Accuracy per task (a fraction in [0, 1]) for the tasks named in ``targets``."""
-    unknown = [t for t in targets if t not in model.task_classes]
+def _eval_targets(targets, n: int, tasks: Sequence[str], where: str = "") -> dict[str, np.ndarray]:
+    """``targets`` (task -> labels of ``n`` rows) with the task names as strings, or a clear error."""
+    if not isinstance(targets, Mapping):
+        raise TransferkitError(
+            f"{where}targets must be a dict task name -> label array, got a {type(targets).__name__}."
+        )
+    unknown = [t for t in targets if str(t) not in tasks]
     if unknown:
-        raise unknown_name("task", str(unknown[0]), model.tasks)
+        raise TransferkitError(f"{where}{unknown_name('task', str(unknown[0]), tasks)}")
+    out = {}
+    for t, y in targets.items():
+        if str(t) in out:
+            raise TransferkitError(f"{where}two tasks are named '{t}' once written as text.")
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise TransferkitError(f"{where}the labels of task '{t}' must be 1-d, got shape {y.shape}.")
+        if len(y) != n:
+            raise TransferkitError(f"{where}X has {n} rows but task '{t}' has {len(y)} labels.")
+        if y.dtype.kind not in "iubf":
+            raise TransferkitError(
+                f"{where}the labels of task '{t}' must be integer class indices (as in training), got dtype "
+                f"{y.dtype}."
+            )
+        out[str(t)] = y
+    return out
+
+
+def _check_eval_sets(eval_sets, in_shape: tuple[int, ...], tasks: Sequence[str]) -> None:
+    """Every ``eval_sets`` entry is a name -> ``(X, targets)`` pair that :func:`evaluate` can score."""
     from transferkit.domains import check_features
 
+    if eval_sets is None:
+        return
+    if not isinstance(eval_sets, Mapping):
+        raise TransferkitError(
+            f"eval_sets must be a dict name -> (X, targets), got a {type(eval_sets).__name__}."
+        )
+    for name, pair in eval_sets.items():
+        where = f"eval_sets['{name}']: "
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            got = f"type {type(pair).__name__}" + (
+                f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else ""
+            )
+            raise TransferkitError(
+                f"{where}each entry must be a pair (X, targets), targets a dict task -> labels; got {got}."
+            )
+        Xe, ye = pair
+        Xe = check_features(Xe, name=f"eval_sets['{name}'] X")
+        if tuple(Xe.shape[1:]) != in_shape:
+            raise TransferkitError(
+                f"{where}X has rows of shape {tuple(Xe.shape[1:])}, but the training rows have shape "
+                f"{in_shape}."
+            )
+        _eval_targets(ye, len(Xe), tasks, where)
+
+
+def evaluate(model: MultiTaskNetwork, X, targets: Mapping[str, np.ndarray], batch_size: int = 512) -> dict:
+    """Accuracy per task (a fraction in [0, 1]) for the tasks named in ``targets``."""
+    from transferkit.domains import check_features
+
+    unknown = [t for t in targets if str(t) not in model.task_classes] if isinstance(targets, Mapping) else []
+    if unknown:  # an unknown task first, before anything about X
+        raise unknown_name("task", str(unknown[0]), model.tasks)
     n = len(check_features(X))  # a 1-d row is an error here, not n features counted as rows
-    for t, y in targets.items():
-        if len(y) != n:
-            raise TransferkitError(f"X has {n} rows but task '{t}' has {len(y)} labels.")
+    targets = _eval_targets(targets, n, model.tasks)
     pred = predict(model, X, batch_size)
-    return {t: float(np.mean(pred[t] == np.asarray(y))) for t, y in targets.items()}
+    return {t: float(np.mean(pred[t] == y)) for t, y in targets.items()}
