@@ -177,3 +177,139 @@ def test_a_damaged_trial_file_on_resume_is_a_clear_error_naming_it(tmp_path, dam
         run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
     victim.unlink()  # as the message says: the trial runs again
     assert run_sweep(spec, tmp_path / "out", workers=1, quiet=True)["ran"] == 1
+
+
+MINE_SPEC = """dataset: {dataset}
+methods:
+  coral: {{reg: [0.1, 10.0]}}
+  source-only: {{}}
+tasks: [src->tgt]
+select: {select}
+{extra}"""
+
+
+def _mine(tmp_path, dataset="mine.csv", select="entropy", extra=""):
+    return _spec(tmp_path, MINE_SPEC.format(dataset=dataset, select=select, extra=extra))
+
+
+def _fresh_rows(spec, out, monkeypatch):
+    """The results of the same sweep run from scratch (no trial file, no dataset cached in this process)."""
+    import transferkit.sweep as sweep
+
+    monkeypatch.setattr(sweep, "_DATASETS", {})
+    run_sweep(spec, out, workers=1, quiet=True)
+    return _rows(out / "results.csv")
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def _change_estimator(tmp_path, monkeypatch):
+    return _mine(tmp_path, extra="estimator: logreg\n")
+
+
+def _change_target_labels(tmp_path, monkeypatch):
+    return _mine(tmp_path, extra="target_labels: 2\n")
+
+
+def _change_dataset_path(tmp_path, monkeypatch):
+    _table(tmp_path / "other.csv", n=12)
+    return _mine(tmp_path, dataset="other.csv")
+
+
+def _change_dataset_content(tmp_path, monkeypatch):
+    _table(tmp_path / "mine.csv", n=12)  # the same path, other rows
+    return _mine(tmp_path)
+
+
+def _change_preprocess(tmp_path, monkeypatch):
+    import transferkit.experiment as experiment
+
+    monkeypatch.setattr(experiment, "default_preprocess", lambda dataset, dataset_id: ("normalize",))
+    return _mine(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _change_estimator,
+        _change_target_labels,
+        _change_dataset_path,
+        _change_dataset_content,
+        _change_preprocess,
+    ],
+)
+def test_a_changed_sweep_file_reruns_every_trial_it_changes_and_says_so(
+    tmp_path, monkeypatch, capsys, change
+):
+    _table(tmp_path / "mine.csv")
+    first = run_sweep(_mine(tmp_path), tmp_path / "out", workers=1, quiet=True)
+    assert first == {**first, "trials": 3, "ran": 3}
+    capsys.readouterr()
+    spec = change(tmp_path, monkeypatch)
+    res = run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    assert res == {**res, "trials": 3, "ran": 3, "changed": 3}
+    assert "3 finished trials" in capsys.readouterr().err
+    rows = _rows(tmp_path / "out" / "results.csv")
+    assert _strip(rows) == _strip(_fresh_rows(spec, tmp_path / "fresh", monkeypatch))
+    assert run_sweep(spec, tmp_path / "out", workers=1, quiet=True)["ran"] == 0  # now it resumes
+
+
+def test_a_trial_file_from_before_settings_were_recorded_is_rerun(tmp_path):
+    _table(tmp_path / "mine.csv")
+    spec = _mine(tmp_path)
+    run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    for path in (tmp_path / "out" / "trials").glob("*.json"):  # the older format: no settings in it
+        rec = json.loads(path.read_text())
+        path.write_text(json.dumps({k: v for k, v in rec.items() if k not in ("settings", "settings_id")}))
+    res = run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    assert res == {**res, "ran": 3, "changed": 3}
+
+
+def test_a_scorer_added_to_select_rescores_the_trials_that_lack_it(tmp_path, capsys):
+    _table(tmp_path / "mine.csv")
+    run_sweep(_mine(tmp_path), tmp_path / "out", workers=1, quiet=True)
+    capsys.readouterr()
+    spec = _mine(tmp_path, select="[entropy, snd]")
+    res = run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    assert res == {**res, "trials": 3, "ran": 2, "changed": 0}  # the grid's trials; source-only is not scored
+    assert "snd" in capsys.readouterr().err
+    rows = _rows(tmp_path / "out" / "results.csv")
+    assert {r["selection"] for r in rows if r["method"] == "coral"} == {
+        "select:entropy",
+        "select:snd",
+        "oracle",
+    }
+    back = run_sweep(_mine(tmp_path), tmp_path / "out", workers=1, quiet=True)  # a scorer dropped: no re-run
+    assert back["ran"] == 0
+    assert not any("score:snd" in t for t in _rows(tmp_path / "out" / "trials.csv"))
+
+
+@pytest.mark.parametrize("select, extra", [("[]", ""), ("entropy", "target_labels: 2\n")])
+def test_a_grid_without_select_reports_every_setting_on_its_own(tmp_path, select, extra):
+    """Nothing chooses among the settings (no scorer; or target labels revealed, where the label-free
+    scorers do not apply): each setting is its own row, never averaged with the others."""
+    _table(tmp_path / "mine.csv")
+    spec = _spec(
+        tmp_path, MINE_SPEC.format(dataset="mine.csv", select=select, extra="seeds: [0, 1]\n" + extra)
+    )
+    run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    rows = _rows(tmp_path / "out" / "results.csv")
+    coral = [r for r in rows if r["method"] == "coral"]
+    assert sorted((r["selection"], r["seed"]) for r in coral) == [
+        ("grid:reg=0.1", "0"),
+        ("grid:reg=0.1", "1"),
+        ("grid:reg=10.0", "0"),
+        ("grid:reg=10.0", "1"),
+    ]
+    assert all(r["selection"] == f"grid:reg={json.loads(r['params'])['reg']}" for r in coral)
+    assert [r["selection"] for r in rows if r["method"] == "source-only"] == ["fixed-defaults"] * 2
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| coral | grid:reg=0.1 |" in summary and "| coral | grid:reg=10.0 |" in summary
+    assert "| coral | fixed-defaults |" not in summary
+    trials = _rows(tmp_path / "out" / "trials.csv")  # written without scores too (none left over)
+    assert sorted((t["method"], t["seed"]) for t in trials) == [("coral", s) for s in "0011"] + [
+        ("source-only", "0"),
+        ("source-only", "1"),
+    ]

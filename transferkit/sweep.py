@@ -25,12 +25,28 @@ setting), runs each as a Ray task in its own worker process (a local Ray instanc
 runs serially without Ray) and writes, atomically, after every finished trial:
 
 * ``trials/<id>.json``: one file per finished trial (a re-run skips these: sweeps resume);
-* ``trials.csv``: every trial's setting, its label-free scores and its target accuracy;
+* ``trials.csv``: every trial's setting, its label-free scores (with ``select``) and its target accuracy;
 * ``results.csv``: the foundation's columns; for a method with a grid, one row per scorer with the
   accuracy of the setting that scorer picked (``selection = select:<scorer>``) and the best setting's
   (``oracle``, which reads target labels: a ceiling, never a headline); without a grid, the
   ``fixed-defaults`` row;
 * ``summary.md``: per-method averages and which scorer comes closest to the oracle.
+
+A grid without ``select`` (or with ``target_labels`` above 0, where the label-free scorers do not
+apply) chooses nothing: every setting is reported on its own row, ``selection = grid:key=value,...``
+(the same setting for every task and seed, no target label used to pick it), so no average in
+``summary.md`` mixes settings. Name scorers in ``select`` to have a setting chosen per task.
+
+A finished trial is reused only if it was run under the very settings that make its result: its
+method, task, seed and setting, the data (a built-in id; for your own data its path and its content:
+a table's sha256, an image folder's file names, sizes and modification times), the estimator and its
+settings, the preprocessing, ``target_labels`` and how it was scored (with ``select`` on 80% of the
+source, or without on all of it). Each trial file records them; one written under other settings
+(another ``dataset``, ``estimator`` or ``target_labels``, an edited table, or a file from an older
+transferkit that did not record them) is run again and overwritten, and the sweep says how many. A
+trial scored before a scorer was added to ``select`` is run again too (a score needs the fitted model);
+a scorer removed from ``select`` costs no re-run, its scores are left out of the tables. The data
+root of a built-in data set is not part of it (its files are checked against their sha256).
 
 A trial with a grid is scored as ``run --select`` scores a candidate: fitted on 80% of the source
 and the unlabelled target, scored on the held-out source and the target; only then are the target
@@ -45,6 +61,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -200,21 +217,83 @@ def _settings(grid: dict[str, list], samples: int, seed: int) -> list[dict[str, 
 
 
 def trial_id(trial: dict) -> str:
+    """The trial's slot (its file name): method, task, seed and setting. What else its result depends on
+    is checked through :func:`settings_id` before a finished trial is reused."""
     key = json.dumps({k: trial[k] for k in ("method", "task", "seed", "params")}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def expand(spec: SweepSpec, tasks: list[tuple[str, str]]) -> list[dict]:
-    """Every trial of the sweep (a stable order: task, method, seed, setting)."""
+def settings_id(trial: dict) -> str:
+    """A hash of everything that makes the trial's result: its slot and its run settings."""
+    key = {**{k: trial[k] for k in ("method", "task", "seed", "params")}, "settings": trial["settings"]}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+VAL_FRACTION = 0.2
+"""The share of the source held out to score a trial of a grid with ``select``."""
+
+
+def data_fingerprint(dataset: str) -> str | None:
+    """None for a built-in data set (its files are verified by sha256 when loaded); for your own
+    table the sha256 of its bytes; for an image folder a sha256 of every file's relative path, size
+    and modification time (reading every image at each start would be slow)."""
+    from transferkit.datasets import list_datasets
+
+    if dataset in list_datasets():
+        return None
+    path = Path(dataset).expanduser()
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            st = f.stat()
+            digest.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return f"files:{digest.hexdigest()}"
+    if not path.is_file():
+        return None
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def run_settings(spec: SweepSpec, dataset=None) -> dict:
+    """Every setting shared by the sweep's trials that changes a result (see the module docstring);
+    ``dataset``: the loaded data set (loaded here if not given), for its standard preprocessing."""
+    from transferkit.datasets import load_dataset
+    from transferkit.experiment import default_preprocess
+
+    if dataset is None:
+        dataset = load_dataset(spec.dataset, spec.data_root)
+    est_name, est_settings = registry.parse_spec(spec.estimator)
+    est_params = registry.resolve_params(registry.entry("estimator", est_name), est_settings)
+    settings = {"dataset": spec.dataset, "data": data_fingerprint(spec.dataset),
+                "estimator": {"name": est_name, "params": est_params},
+                "preprocess": list(default_preprocess(dataset, spec.dataset)),
+                "target_labels": spec.target_labels}  # fmt: skip
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))  # as a trial file holds them
+
+
+def _label(params: dict) -> str:
+    """``grid:key=value,...``: one setting of a grid reported on its own (no choice made)."""
+    return "grid:" + ",".join(f"{k}={params[k]}" for k in sorted(params))
+
+
+def expand(spec: SweepSpec, tasks: list[tuple[str, str]], settings: dict | None = None) -> list[dict]:
+    """Every trial of the sweep (a stable order: task, method, seed, setting); ``settings``: the
+    sweep's :func:`run_settings` (computed here if not given)."""
+    settings = run_settings(spec) if settings is None else settings
     trials = []
     for (source, target), method, seed in itertools.product(tasks, spec.methods, spec.seeds):
         grid = spec.methods[method]
+        scored = bool(grid) and bool(spec.select) and not spec.target_labels
+        protocol = f"select:val_fraction={VAL_FRACTION}" if scored else "run"
         for params in _settings(grid, spec.samples, seed):
             t = {"dataset": spec.dataset, "task": f"{source}->{target}", "source": source, "target": target,
                  "method": method, "seed": seed, "params": params, "grid": bool(grid),
                  "select": spec.select, "estimator": spec.estimator, "target_labels": spec.target_labels,
-                 "data_root": spec.data_root}  # fmt: skip
+                 "data_root": spec.data_root, "settings": {**settings, "protocol": protocol}}  # fmt: skip
             t["id"] = trial_id(t)
+            t["settings_id"] = settings_id(t)
             trials.append(t)
     return trials
 
@@ -229,21 +308,24 @@ def run_trial(trial: dict) -> dict:
     from transferkit.datasets import load_dataset
     from transferkit.experiment import RunSpec, default_preprocess, run, select_runs
 
-    key = (trial["dataset"], trial["data_root"])
+    settings = trial.get("settings") or {}
+    # the data's fingerprint too: a table edited between two sweeps in one process is read again
+    key = (trial["dataset"], trial["data_root"], settings.get("data"))
     if key not in _DATASETS:
+        _DATASETS.clear()  # one data set at a time per process
         _DATASETS[key] = load_dataset(trial["dataset"], trial["data_root"])
     dataset = _DATASETS[key]
-    preprocess = default_preprocess(dataset, trial["dataset"])
+    preprocess = tuple(settings.get("preprocess", default_preprocess(dataset, trial["dataset"])))
     est_name, est_settings = registry.parse_spec(trial["estimator"])
     spec = RunSpec(
         dataset=trial["dataset"], sources=(trial["source"],), targets=(trial["target"],),
         method=trial["method"], params={k: str(v) for k, v in trial["params"].items()},
-        estimator=est_name, estimator_params=est_settings, seed=trial["seed"],
+        estimator=est_name, estimator_params=est_settings, preprocess=preprocess, seed=trial["seed"],
         data_root=trial["data_root"], target_labels=trial["target_labels"],
     )  # fmt: skip
     start = time.perf_counter()
-    if trial["grid"] and trial["select"] and not trial["target_labels"]:
-        (scored,) = select_runs(spec, dataset, preprocess, [{}], list(trial["select"]))
+    if settings.get("protocol", "run") != "run":
+        (scored,) = select_runs(spec, dataset, preprocess, [{}], list(trial["select"]), VAL_FRACTION)
         out = {"scores": scored["scores"], "collapsed": scored["collapsed"], "accuracy": scored["accuracy"],
                "selection": "sweep"}  # fmt: skip
     else:
@@ -312,7 +394,9 @@ def run_sweep(
     spec: SweepSpec, out, *, workers: int = 2, address: str | None = None, mlflow_uri: str | None = None,
     quiet: bool = False, command: str = "transferkit sweep",
 ) -> dict:  # fmt: skip
-    """Run (or resume) the sweep; return ``{"trials": n, "ran": n_new, "seconds": wall time}``."""
+    """Run (or resume) the sweep; return ``{"trials": n, "ran": n_run_now, "changed": n, "rescored": n,
+    "seconds": wall time}`` (``changed``: finished trials run again as their settings changed;
+    ``rescored``: as they lacked a scorer now in ``select``; both counted in ``ran``)."""
     from transferkit.datasets import dataset_info, list_datasets, load_dataset
     from transferkit.io import atomic_write_json
     from transferkit.progress import progress_bar
@@ -341,12 +425,26 @@ def run_sweep(
         )
     for s, t in tasks:
         dataset.check_domains([s, t])
-    trials = expand(spec, tasks)
-    done = {}
+    trials = expand(spec, tasks, run_settings(spec, dataset))
+    if spec.select and spec.target_labels and any(spec.methods.values()):
+        print(f"transferkit: note: 'select' leaves the grids at every setting: the label-free scorers are "
+              f"for unsupervised runs, and target_labels is {spec.target_labels}; each setting is "
+              f"reported on its own (selection grid:...).", file=sys.stderr)  # fmt: skip
+    done, changed, lacking = {}, [], []
     for t in trials:
         path = out / "trials" / f"{t['id']}.json"
-        if path.exists():
-            done[t["id"]] = _read_trial(path, t)
+        if not path.exists():
+            continue
+        rec = _read_trial(path, t)
+        if rec.get("settings_id") != t["settings_id"]:
+            changed.append(_what_changed(rec, t))
+        elif t["settings"]["protocol"] != "run" and (
+            missing := [s for s in t["select"] if s not in rec["scores"]]
+        ):
+            lacking.append(missing)
+        else:
+            done[t["id"]] = rec
+    _say_reruns(out / "trials", changed, lacking)
     todo = [t for t in trials if t["id"] not in done]
     logger = _mlflow_logger(mlflow_uri, out) if mlflow_uri is not None else None
     start = time.perf_counter()
@@ -367,12 +465,38 @@ def run_sweep(
                      time.perf_counter() - start)  # fmt: skip
     bar.close()
     write_tables(spec, [done[t["id"]] for t in trials], out, command, time.perf_counter() - start)
-    return {"trials": len(trials), "ran": len(todo), "seconds": time.perf_counter() - start}
+    return {"trials": len(trials), "ran": len(todo), "changed": len(changed), "rescored": len(lacking),
+            "seconds": time.perf_counter() - start}  # fmt: skip
+
+
+_WHAT = {"dataset": "dataset", "data": "the data's content", "estimator": "estimator",
+         "preprocess": "preprocessing", "target_labels": "target_labels",
+         "protocol": "scoring (select or none)"}  # fmt: skip
+
+
+def _what_changed(rec: dict, trial: dict) -> list[str]:
+    """What differs between a trial file's settings and the trial's now."""
+    old = rec.get("settings")
+    if not isinstance(old, dict) or "settings_id" not in rec:
+        return ["not recorded: a trial file from an older transferkit"]
+    return [_WHAT.get(k, k) for k in trial["settings"] if old.get(k) != trial["settings"][k]] or ["settings"]
+
+
+def _say_reruns(folder: Path, changed: list[list[str]], lacking: list[list[str]]) -> None:
+    """Tell how many finished trials are run again, and why (never silently)."""
+    for n, why, text in (
+        (len(changed), [w for ws in changed for w in ws], "run under other settings ({})"),
+        (len(lacking), [s for ss in lacking for s in ss], "scored without {}, now in 'select'"),
+    ):
+        if n:
+            what = text.format(", ".join(dict.fromkeys(why)))
+            print(f"transferkit: note: {n} finished trial{'s' if n > 1 else ''} in {folder} "
+                  f"{'were' if n > 1 else 'was'} {what}; run again.", file=sys.stderr)  # fmt: skip
 
 
 def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, seconds: float) -> None:
     from transferkit.benchmark import _csv, summarize, summarize_selection
-    from transferkit.experiment import ORACLE
+    from transferkit.experiment import FIXED, ORACLE
     from transferkit.io import atomic_write_text
 
     trial_rows, rows = [], []
@@ -381,7 +505,7 @@ def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, 
         groups[(r["task"], r["method"], r["seed"])].append(r)
         trial_rows.append({"task": r["task"], "method": r["method"], "seed": r["seed"],
                            "params": json.dumps(r["params"], sort_keys=True),
-                           **{f"score:{k}": round(v, 6) for k, v in r["scores"].items()},
+                           **{f"score:{k}": round(v, 6) for k, v in r["scores"].items() if k in spec.select},
                            "collapsed": int(r.get("collapsed", False)), "accuracy": r["accuracy"],
                            "seconds": r["seconds"]})  # fmt: skip
     for (task, method, seed), group in groups.items():
@@ -389,10 +513,14 @@ def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, 
         common = {"suite": spec.dataset, "task": task, "source": first["source"], "target": first["target"],
                   "method": method, "estimator": first["estimator"], "preprocess": first["preprocess"],
                   "seed": seed, "target_labels": first["target_labels"]}  # fmt: skip
-        if not first["scores"]:
+        if not first["scores"]:  # nothing chosen: a grid's settings each on their own row (never averaged)
+            grid = bool(spec.methods.get(method))
             for r in group:
+                label = r["selection"]
+                if grid:
+                    label = _label(r["params"]) if label == FIXED else f"{label} {_label(r['params'])}"
                 rows.append({**common, "params": json.dumps(r["params"], sort_keys=True),
-                             "selection": r["selection"], "accuracy": r["accuracy"],
+                             "selection": label, "accuracy": r["accuracy"],
                              "seconds": r["seconds"]})  # fmt: skip
             continue
         seconds_group = round(sum(r["seconds"] for r in group), 4)
@@ -408,11 +536,17 @@ def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, 
         return
     atomic_write_text(out / "results.csv", _csv(rows))
     text = summarize(rows, suite=spec.dataset, command=command, total_seconds=seconds)
+    if any(r["selection"].startswith("grid:") or " grid:" in r["selection"] for r in rows):
+        text += ("\n`grid:key=value,...`: one setting of the method's grid, the same for every task and "
+                 "seed, reported on its own: no scorer chose among them (`select` names none, or target "
+                 "labels were revealed).\n")  # fmt: skip
+    # every trial of this sweep, scored or not (a trials.csv left by an earlier sweep into this folder
+    # must not stand beside these results)
+    columns = list(dict.fromkeys(k for t in trial_rows for k in t))
+    atomic_write_text(out / "trials.csv", _csv([{c: t.get(c, "") for c in columns} for t in trial_rows],
+                                               columns))  # fmt: skip
     scored = [t for t in trial_rows if any(k.startswith("score:") for k in t)]
     if scored:
-        columns = list(dict.fromkeys(k for t in trial_rows for k in t))
-        atomic_write_text(out / "trials.csv", _csv([{c: t.get(c, "") for c in columns} for t in trial_rows],
-                                                   columns))  # fmt: skip
         text += "\n" + summarize_selection(scored)
     atomic_write_text(out / "summary.md", text)
 
