@@ -200,6 +200,8 @@ def main(argv=None) -> int:
     command = "python benchmarks/dg.py " + " ".join(
         a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"
     )
+    if args.quick and not args.out:  # a smoke test never replaces the committed results
+        p.error("--quick is a smoke test, not results: name a scratch folder with --out (e.g. /tmp/dg-quick)")
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / args.suite
     for m in args.methods or METHODS:
         registry.entry("method", m)

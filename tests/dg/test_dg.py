@@ -926,3 +926,19 @@ def test_a_selection_suite_scores_domain_generalization_methods_with_source_val_
     text = summarize_selection(cands)
     # source-val over both groups (regrets 10 and 0), entropy over coral's alone (regret 2)
     assert "| source-val | 5.00 | 50% |" in text and "| entropy | 2.00 | 0% |" in text
+
+
+def test_a_quick_dg_bench_never_writes_over_the_committed_results(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "dg.py"
+    spec = importlib.util.spec_from_file_location("dg_bench_quick", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    committed = path.parent / "results" / "digits-dg" / "results.csv"
+    before = committed.read_bytes()
+    with pytest.raises(SystemExit):  # before any data is loaded or any file written
+        bench.main(["digits-dg", "--quick", "--methods", "erm"])
+    assert "--quick is a smoke test, not results: name a scratch folder with --out" in capsys.readouterr().err
+    assert committed.read_bytes() == before
