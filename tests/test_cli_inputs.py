@@ -308,6 +308,30 @@ def test_a_bench_run_that_fails_costs_only_itself(tmp_path, capsys):
     assert "every run of the suite failed" in capsys.readouterr().err
 
 
+def test_a_run_killed_after_one_method_leaves_that_methods_folder_whole(tmp_path, monkeypatch):
+    # its predictions and its result.json come from the same run: the record used to be written only
+    # after the last method, so a kill left new predictions beside an earlier run's record
+    from transferkit import experiment
+
+    data = _table(tmp_path / "pets.csv")
+    out = tmp_path / "run"
+    assert _run(data, "--method", "coral", "source-only", "--out", str(out)) == 0
+    real = experiment.run
+
+    def killed_at_the_second(spec, **kw):
+        if spec.method == "source-only":
+            raise KeyboardInterrupt
+        return real(spec, **kw)
+
+    monkeypatch.setattr(experiment, "run", killed_at_the_second)
+    assert _run(data, "--method", "coral", "source-only", "--preprocess", "none", "--out", str(out)) == 130
+    record = json.loads((out / "coral" / "result.json").read_text())
+    assert record["config"]["preprocess"] == []  # this run's, as its predictions.csv
+    with open(out / "coral" / "predictions.csv") as f:
+        hits = [r["prediction"] == r["label"] for r in csv.DictReader(f) if r["label"] not in ("", "-1")]
+    assert round(100 * sum(hits) / len(hits), 4) == round(record["accuracy"], 4)
+
+
 def test_a_target_class_no_source_has_is_named(tmp_path):
     data = _table(tmp_path / "pets.csv")
     text = (tmp_path / "pets.csv").read_text().splitlines()

@@ -305,7 +305,7 @@ def cmd_run(args) -> int:
                     f"--out {target} holds the model this run starts from (init={init}); its network would "
                     "be overwritten by the fine-tuned one. Name another --out."
                 )
-    selected, done, failed = {}, [], []
+    selected, failed, written = {}, [], []
     for i, spec in enumerate(specs):
         try:
             if args.select:
@@ -327,11 +327,12 @@ def cmd_run(args) -> int:
             failed.append(spec.method)
             rows.append([spec.method, "failed", "-", "-"])
             continue
-        done.append(spec)
         if spec.method in selected and selected[spec.method]:
             rec["selection"] = f"select:{args.select}"
             rec["candidates"] = selected[spec.method]
         records.append(rec)
+        if args.out and main_process:  # now, beside the predictions this method just wrote: a run
+            written.append(save_record(rec, _dir(spec)))  # killed later leaves no folder half old
         rows.append([spec.method, rec["selection"], f"{rec['accuracy']:.2f}", f"{rec['seconds']:.2f}"])
         if rec.get("candidates"):
             best = max(rec["candidates"], key=lambda c: c["accuracy"])
@@ -347,10 +348,8 @@ def cmd_run(args) -> int:
         f"preprocessing: {_preprocess_line(preprocess, methods, deep, dataset)}; seed {args.seed})"
     )
     print(_table(["method", "selection", "target accuracy %", "seconds"], rows))
-    if args.out:
-        for spec, rec in zip(done, records):
-            path = save_record(rec, _dir(spec))
-            print(f"wrote {path}")
+    for path in written:
+        print(f"wrote {path}")
     if failed:
         rest = "the others' results stand" if len(failed) < len(specs) else "no result was written"
         print(f"transferkit: {len(failed)} of {len(specs)} methods failed ({', '.join(failed)}); {rest}",
