@@ -226,6 +226,14 @@ def test_bad_weights_trunk_kwargs_and_eval_sets_are_clear_errors_before_training
         TransferkitError, match=r"eval_sets\['val'\]: X has rows of shape \(3,\), but the training"
     ):
         fit_multitask(X, y, epochs=1, eval_sets={"val": (X[:, :3], y)})
+    with pytest.raises(TransferkitError, match="epochs must be a whole number >= 1, got 1.7"):
+        fit_multitask(X, y, epochs=1.7)  # trained one epoch, silently
+    trunk = (torch.nn.Sequential(torch.nn.Linear(X.shape[1], 8), torch.nn.ReLU()), 8)
+    with pytest.raises(TransferkitError, match="a \\(module, feature size\\) trunk is already built"):
+        fit_multitask(X, y, trunk=trunk, trunk_kwargs={"hidden": (4,)}, epochs=1)  # ignored, silently
+    if not torch.cuda.is_available():
+        with pytest.raises(TransferkitError, match="this machine has no CUDA GPU"):
+            fit_multitask(X, y, epochs=1, device="cuda")
 
 
 def test_a_batchnorm_trunk_skips_a_last_batch_of_one_row():

@@ -411,6 +411,11 @@ def _build_trunk(trunk, in_shape: tuple[int, ...], trunk_kwargs: Mapping | None)
     from transferkit.nn.model import lenet, mlp
 
     if isinstance(trunk, tuple) and len(trunk) == 2 and isinstance(trunk[0], nn.Module):
+        if trunk_kwargs:
+            raise TransferkitError(
+                "trunk_kwargs configure a built-in trunk ('mlp', 'lenet'); a (module, feature size) trunk "
+                "is already built: leave trunk_kwargs out."
+            )
         return trunk
     if trunk_kwargs is not None and not isinstance(trunk_kwargs, Mapping):
         raise TransferkitError(f"trunk_kwargs must be a dict, got a {type(trunk_kwargs).__name__}.")
@@ -479,8 +484,9 @@ def fit_multitask(
 
     X, ys, classes = _check_data(X, targets)
     for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
-        if int(value) < 1:
-            raise TransferkitError(f"{name} must be >= 1, got {value}.")
+        whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if not whole or value < 1:  # 1.7 epochs used to train one, silently
+            raise TransferkitError(f"{name} must be a whole number >= 1, got {value!r}.")
     if not lr > 0:
         raise TransferkitError(f"the learning rate lr must be > 0, got {lr}.")
     tasks = list(ys)
@@ -497,7 +503,14 @@ def fit_multitask(
     batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     if batch_norm and int(batch_size) < 2:
         raise TransferkitError(f"batch_size must be >= 2 with a trunk that has BatchNorm, got {batch_size}.")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise TransferkitError(
+            f"device {device!r} is not a torch device ({exc}); use 'cpu' or 'cuda'."
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TransferkitError(f"device {device!r}: this machine has no CUDA GPU; use device='cpu'.")
     model.to(dev)
     weigher.to(dev)
     opt = _optimizer(
