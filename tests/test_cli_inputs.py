@@ -332,6 +332,17 @@ def test_a_run_killed_after_one_method_leaves_that_methods_folder_whole(tmp_path
     assert round(100 * sum(hits) / len(hits), 4) == round(record["accuracy"], 4)
 
 
+def test_init_takes_a_runs_out_folder_and_target_only_needs_two_folds(tmp_path, capsys):
+    data = _table(tmp_path / "pets.csv")
+    src = tmp_path / "src"
+    assert _run(data, "--method", "deep-source-only", "--set", "steps=20", "--out", str(src)) == 0
+    # the run's --out folder itself (the model is under src/model), as predict takes it
+    assert _run(data, "--method", "fine-tune", "--target-labels", "2", "--set", f"init={src}",
+                "--set", "steps=5", "--out", str(tmp_path / "ft")) == 0  # fmt: skip
+    assert _run(data, "--method", "target-only", "--set", "n_folds=1") == 2
+    assert "target-only's n_folds must be a whole number >= 2, got 1" in capsys.readouterr().err
+
+
 def test_a_target_class_no_source_has_is_named(tmp_path):
     data = _table(tmp_path / "pets.csv")
     text = (tmp_path / "pets.csv").read_text().splitlines()

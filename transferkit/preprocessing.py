@@ -32,7 +32,7 @@ class Standardize(_Preprocessing):
 
     With ``per_domain=True`` (default) each domain is standardized with its own statistics, which
     already removes a shift of location and scale per feature. This is the standard preprocessing of
-    the Office-Caltech10 tables (MATLAB's ``zscore``: population standard deviation, and features
+    the Office-Caltech10 tables (MATLAB's ``zscore(X, 1)``: population standard deviation, and features
     with zero spread divided by 1). With ``per_domain=False`` the source statistics are used for all
     rows, as a model trained on the source alone would.
 

@@ -785,3 +785,35 @@ def test_deep_coral_and_mcc_refuse_settings_they_would_silently_misread():
             PseudoLabel(**{setting: 20})
     with pytest.raises(TransferkitError, match="PseudoLabel's threshold must be a finite number >= 0"):
         PseudoLabel(threshold=-0.5)
+
+
+def test_settings_outside_their_range_are_refused_before_training():
+    # each of these trained before, silently wrong: a negative weight maximised a penalty, a negative
+    # gradient-norm clip climbed the loss, a zero-width discriminator could not adapt
+    from transferkit.deep.fine_tune import FineTune
+    from transferkit.dg.coral import DGCORAL
+    from transferkit.dg.groupdro import GroupDRO
+    from transferkit.dg.irm import IRM
+    from transferkit.dg.mixup import Mixup
+    from transferkit.dg.mmd import DGMMD
+    from transferkit.dg.vrex import VREx
+
+    bad = [
+        (DGCORAL, {"weight": -5}, "weight must be a finite number >= 0"),
+        (DGMMD, {"weight": -5}, "weight must be a finite number >= 0"),
+        (IRM, {"weight": -100}, "weight must be a finite number >= 0"),
+        (VREx, {"anneal_steps": -3}, "anneal_steps must be a whole number >= 0"),
+        (GroupDRO, {"eta": -1}, "eta must be a finite number >= 0"),
+        (Mixup, {"alpha": 0}, "alpha .* must be > 0"),
+        (FineTune, {"source_weight": -1}, "source_weight must be a finite number >= 0"),
+        (DAN, {"multipliers": (0.0,)}, "multipliers .* must be numbers > 0"),
+        (DAN, {"multipliers": ()}, "multipliers .* must be numbers > 0"),
+        (CDAN, {"disc_hidden": 0}, "disc_hidden must be a whole number >= 1"),
+        (CDANE, {"random_dim": 0}, "random_dim must be a whole number >= 1"),
+        (DANN, {"disc_hidden": 0}, "disc_hidden must be a whole number >= 1"),
+    ]
+    for cls, kw, message in bad:
+        with pytest.raises(TransferkitError, match=message):
+            cls(**kw)
+    with pytest.raises(TransferkitError, match="grad_clip .* must be > 0 or none, got -1"):
+        Trainer(build_network("mlp", 2, in_shape=(3,)), DANN(), TrainerConfig(grad_clip=-1.0))._check_config()

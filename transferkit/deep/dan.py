@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from transferkit.deep.base import DeepMethod, check_nonnegative
-from transferkit.errors import check_flag
+from transferkit.errors import TransferkitError, check_flag
 from transferkit.nn.losses import dann_lambda, mmd2
 
 
@@ -65,7 +67,16 @@ class DAN(DeepMethod):
         self.weight = weight
         self.warmup = check_flag("warmup", warmup)
         self.match_logits = check_flag("match_logits", match_logits)
-        self.multipliers = tuple(float(m) for m in multipliers)
+        try:
+            values = tuple(float(m) for m in multipliers)
+        except (TypeError, ValueError):
+            values = ()
+        if not values or not all(math.isfinite(m) and m > 0 for m in values):
+            raise TransferkitError(
+                f"DAN's multipliers (of the median distance, one per Gaussian kernel) must be numbers > 0, "
+                f"at least one; got {multipliers!r}."
+            )
+        self.multipliers = values
 
     def adaptation(self, out, batch, progress):
         w = self.weight * (dann_lambda(progress) if self.warmup else 1.0)

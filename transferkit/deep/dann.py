@@ -7,17 +7,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferkit.deep.base import DeepMethod, check_nonnegative
+from transferkit.errors import TransferkitError
 from transferkit.nn.losses import dann_lambda, grad_reverse
 
 
 class DANN(DeepMethod):
     r"""Make source and target features indistinguishable to a domain discriminator.
 
-    .. math:: \mathcal{L} = \mathcal{L}_s + \lambda_p\, \mathrm{BCE}\big(D(R(f)), d\big)
+    .. math:: \mathcal{L} = \mathcal{L}_s + \mathrm{BCE}\big(D(R_{\lambda_p}(f)), d\big)
 
-    where :math:`R` reverses gradients, so the discriminator :math:`D` learns to tell the domains
-    apart while the feature extractor learns to fool it; :math:`\lambda_p = w (2/(1+e^{-10p}) - 1)`
-    warms up with the training progress :math:`p` (``weight`` = :math:`w`). The discriminator is the
+    where :math:`R_{\lambda}` is the identity forward and multiplies the gradient by :math:`-\lambda`
+    backward, so the discriminator :math:`D` learns to tell the domains apart (on the plain BCE) while
+    the feature extractor learns to fool it with weight :math:`\lambda_p = w (2/(1+e^{-10p}) - 1)`,
+    which warms up with the training progress :math:`p` (``weight`` = :math:`w`). The discriminator is the
     paper's: two hidden layers of ``disc_hidden`` units with ReLU and dropout.
 
     Reference: Y. Ganin, E. Ustinova, H. Ajakan, P. Germain, H. Larochelle, F. Laviolette, M. Marchand
@@ -50,6 +52,8 @@ class DANN(DeepMethod):
     def __init__(self, weight: float = 1.0, disc_hidden: int = 1024, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
         check_nonnegative(self, "weight", weight)
+        if not (isinstance(disc_hidden, int) and not isinstance(disc_hidden, bool) and disc_hidden >= 1):
+            raise TransferkitError(f"DANN's disc_hidden must be a whole number >= 1, got {disc_hidden!r}.")
         self.weight = weight
         self.disc_hidden = disc_hidden
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from transferkit.deep.base import DeepMethod, Losses
+from transferkit.deep.base import DeepMethod, Losses, check_nonnegative
 
 
 class FineTune(DeepMethod):
@@ -20,8 +20,9 @@ class FineTune(DeepMethod):
 
     What fine-tuning starts from and what it may change are trainer and network settings, shared by
     every deep method: ``init=DIR`` loads a saved source model (``transferkit run ... --out DIR``
-    saves one) or ``pretrained=true`` ImageNet weights; ``new_head=true`` gives it a new head
-    (structure transfer, also automatic when the label sets differ in size); ``freeze=trunk`` is
+    saves one, under ``DIR/model``; either folder may be named) or ``pretrained=true`` ImageNet
+    weights; ``new_head=true`` gives it a new head (structure transfer: required when the data's
+    classes are not the saved model's, in the same order, which is otherwise an error); ``freeze=trunk`` is
     linear probing; ``trainable_depth``, ``unfreeze_every`` and ``lr_mult`` choose the updatable
     parameters and their learning rates; ``reg=l2-sp`` pulls towards the starting weights.
 
@@ -59,6 +60,7 @@ class FineTune(DeepMethod):
 
     def __init__(self, source_weight: float = 0.0):
         super().__init__(target_weight=1.0)
+        check_nonnegative(self, "source_weight", source_weight)
         self.source_weight = source_weight
 
     def loss(self, model, batch, progress):

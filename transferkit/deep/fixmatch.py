@@ -148,8 +148,9 @@ class FixMatch(DeepMethod):
 
     :math:`\alpha` is the weak augmentation (a shift; :func:`weak_augment`), :math:`\mathcal{A}` the
     strong one (affine warp, contrast, brightness, cutout; :func:`strong_augment`); :math:`q` carries
-    no gradient. Source and weak target views go through the network together (the one forward
-    rule: the revealed target labels are fitted on the weak view); the strong view is a second pass.
+    no gradient. Source rows, weak target views and the revealed target rows (as given, not
+    augmented) go through the network together (the one forward rule); the strong view is a second
+    pass.
     Paper defaults: ``threshold`` :math:`\tau = 0.95`, ``weight`` :math:`\lambda_u = 1`.
 
     Reference: K. Sohn et al., "FixMatch: simplifying semi-supervised learning with consistency and

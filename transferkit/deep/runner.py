@@ -9,9 +9,10 @@ an MLP trains badly on columns of very different scales. Images and texts take n
 to the network for ``backbone``/``bottleneck_dim``/``hidden``/``pretrained``/``input_norm`` (each
 image standardized per channel before the backbone), and to the method
 otherwise. ``init=DIR`` starts from a saved network (what ``run --out DIR`` writes under
-``DIR/model``) instead of building one, with a new head when ``new_head`` is set or the label set
-differs in size: the source model a fine-tuning run transfers. ``lora_rank=R`` adds LoRA adapters
-to the trunk through PEFT and trains only them and the head.
+``DIR/model``; either folder may be named) instead of building one: the source model a fine-tuning
+run transfers. Its head is kept when the data have the saved model's classes (in the same order);
+``new_head=true`` trains a new head on the saved trunk, and other classes without it are an error.
+``lora_rank=R`` adds LoRA adapters to the trunk through PEFT and trains only them and the head.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ NETWORK_SETTINGS: dict[str, tuple[Any, Any]] = {
     "input_norm": (bool, False),
 }
 # a run's training length: 10 passes, but at least 500 optimizer steps unless the length is given
-# (``epochs`` or ``steps``): with 157 rows and batches of 64, ten passes are 30 steps
+# (``epochs`` or ``steps``): with 157 rows and batches of 64 (the last, partial one dropped), ten
+# passes are 20 steps
 RUN_DEFAULTS = {"epochs": 10, "min_steps": 500, "batch_size": 64, "lr": 0.01, "progress": False}
 
 

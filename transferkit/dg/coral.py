@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from transferkit.deep.base import check_nonnegative
 from transferkit.dg.base import DGMethod, source_domains
 from transferkit.nn.losses import coral_loss
 
@@ -57,6 +58,7 @@ class DGCORAL(DGMethod):
 
     def __init__(self, weight: float = 1.0, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
+        check_nonnegative(self, "weight", weight)
         self.weight = weight
 
     def penalty(self, out, batch, progress):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from transferkit.deep.base import Losses
+from transferkit.deep.base import Losses, check_nonnegative
 from transferkit.dg.base import DGMethod, domain_risks, source_domains, source_weights
 
 
@@ -19,7 +19,10 @@ class GroupDRO(DGMethod):
         \mathcal{L} = \sum_g q_g R_g
 
     A domain absent from the batch keeps :math:`R_g = 0` (its :math:`q_g` shrinks relatively, as in
-    the paper's code). :math:`q` starts uniform and is part of the checkpoint. ``eta`` is
+    the paper's code). A domain enters :math:`q` at its first batch with weight :math:`1/m` (of the
+    :math:`m` domains seen by then; the others keep their ratios), so :math:`q` is uniform over the
+    domains of the first batch, and it does not depend on how the domains are numbered; :math:`q`
+    is part of the checkpoint. ``eta`` is
     :math:`\eta` (DomainBed's default 0.01, searched over :math:`10^{[-3, -1]}`). The per-domain
     weights :math:`\lambda` cancel in :math:`R_g`; per-sample weights act within each domain.
     The logged ``source_ce`` is :math:`\sum_g q_g R_g`; ``worst_risk`` is :math:`\max_g R_g` (logged,
@@ -50,6 +53,7 @@ class GroupDRO(DGMethod):
 
     def __init__(self, eta: float = 0.01, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
+        check_nonnegative(self, "eta", eta)  # a negative step would move weight to the easiest domain
         self.eta = eta
         self.register_buffer("q", torch.zeros(0))
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from transferkit.deep.base import Losses
+from transferkit.deep.base import Losses, check_nonnegative
 from transferkit.dg.base import DGMethod, source_domains, source_weights
+from transferkit.errors import TransferkitError
 
 
 def domain_pairs(d: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -64,6 +65,11 @@ class Mixup(DGMethod):
 
     def __init__(self, alpha: float = 0.2, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
+        check_nonnegative(self, "alpha", alpha)
+        if not alpha > 0:
+            raise TransferkitError(
+                f"Mixup's alpha (of its Beta(alpha, alpha) draws) must be > 0, got {alpha!r}."
+            )
         self.alpha = alpha
 
     def loss(self, model, batch, progress):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from transferkit.deep.base import check_nonnegative
 from transferkit.dg.base import DGMethod, source_domains
 from transferkit.dg.coral import pairwise_penalty
 from transferkit.nn.losses import mmd2
@@ -50,6 +51,7 @@ class DGMMD(DGMethod):
 
     def __init__(self, weight: float = 1.0, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
+        check_nonnegative(self, "weight", weight)
         self.weight = weight
 
     def penalty(self, out, batch, progress):

@@ -19,7 +19,7 @@ def random_convolution(
 
     With probability ``identity_prob`` the batch is returned unchanged. Otherwise a kernel size
     :math:`k` is drawn uniformly from ``kernel_sizes`` and a :math:`C \to C` convolution with weights
-    :math:`w \sim \mathcal N(0, 1 / (C k^2))` (He's initialisation: the output keeps the input's
+    :math:`w \sim \mathcal N(0, 1 / (C k^2))` (the fan-in variance: the output keeps the input's
     second moment), no bias and zero "same" padding filters every image of the batch; with ``mixing``
     the view is :math:`\alpha\, w * z + (1 - \alpha)\, z` with :math:`\alpha \sim U(0, 1)`. The
     filter sees the batch standardized per channel, :math:`z = (x - \mu) / \sigma` (the authors
@@ -59,7 +59,7 @@ class RandConv(DGMethod):
     r"""Random convolutions of the input images plus a consistency loss between views (RandConv).
 
     Every step draws ``n_views`` views of the batch with :func:`random_convolution` (each with its
-    own filter: a kernel size from ``kernel_sizes``, He-normal weights, the original batch with
+    own filter: a kernel size from ``kernel_sizes``, weights N(0, 1/(C k^2)), the original batch with
     probability ``identity_prob``; ``mixing`` blends filtered and original images) and minimises
 
     .. math:: \mathcal{L} = \frac{\sum_i \lambda_i\, \ell(h(v^1_i), y_i)}{\sum_i \lambda_i}

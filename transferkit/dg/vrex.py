@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from transferkit.deep.base import Losses
+from transferkit.deep.base import Losses, check_nonnegative
 from transferkit.dg.base import DGMethod, domain_risks, source_domains, source_weights
-from transferkit.errors import check_flag
+from transferkit.errors import TransferkitError, check_flag
 
 
 class AnnealedPenalty(DGMethod):
@@ -16,6 +16,11 @@ class AnnealedPenalty(DGMethod):
 
     def __init__(self, weight: float, anneal_steps: int, rescale: bool, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
+        check_nonnegative(self, "weight", weight)
+        if not (isinstance(anneal_steps, int) and not isinstance(anneal_steps, bool) and anneal_steps >= 0):
+            raise TransferkitError(
+                f"{type(self).__name__}'s anneal_steps must be a whole number >= 0, got {anneal_steps!r}."
+            )
         self.weight = weight
         self.anneal_steps = anneal_steps
         self.rescale = check_flag("rescale", rescale)
@@ -42,14 +47,13 @@ class VREx(AnnealedPenalty):
         \quad \bar R = \frac{1}{D} \sum_d R_d
 
     over the :math:`D` domains present in the batch, :math:`R_d` their weighted risks;
-    :math:`\mathcal{L}_{\mathrm{ERM}}` is the weighted cross-entropy over every row (with
-    ``balance_domains`` it is :math:`\bar R`, DomainBed's form). :math:`\beta_t` is 1 during the first
-    ``anneal_steps`` training steps and ``weight`` after (DomainBed's defaults: 500 steps, weight 10,
-    searched over :math:`10^{[-1, 5]}`; Krueger et al., ICML 2021). ``rescale`` divides the objective
-    by :math:`\beta_t` once it exceeds 1, as the authors' code does with Adam; off by default, since
-    with SGD it divides the learning rate of the ERM term by :math:`\beta_t` (DomainBed instead resets
-    its Adam optimizer at the anneal step, which the shared trainer does not do). The logged parts
-    are not rescaled.
+    :math:`\mathcal{L}_{\mathrm{ERM}}` is the weighted cross-entropy over every row (with ``balance_domains``
+    it is :math:`\bar R` in expectation over batches, DomainBed's form). :math:`\beta_t` is 1 during the first
+    ``anneal_steps`` training steps and ``weight`` after (DomainBed's defaults: 500 steps, weight 10, searched
+    over :math:`10^{[-1, 5]}`; Krueger et al., ICML 2021). ``rescale`` divides the objective by
+    :math:`\beta_t` once it exceeds 1, as the authors' code does with Adam; off by default, since with SGD it
+    divides the learning rate of the ERM term by :math:`\beta_t` (DomainBed instead resets its Adam optimizer
+    at the anneal step, which the shared trainer does not do). The logged parts are not rescaled.
 
     Examples
     --------

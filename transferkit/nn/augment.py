@@ -9,7 +9,7 @@ target as it is). Steps, applied to a ``(N, C, H, W)`` batch with an independent
 ``flip``      random horizontal flip with probability 1/2 (not for digits: a flipped 2 is no 2)
 ``jitter``    random brightness and contrast in [0.8, 1.2] per image
 ``randconv``  a random convolution (RandConv, Xu et al., ICLR 2021): with probability 1/2 the batch as
-              it is, otherwise one random filter (size 1, 3, 5 or 7, He-normal weights) over the whole
+              it is, otherwise one random filter (size 1, 3, 5 or 7, weights N(0, 1/(C k^2))) over the whole
               batch, which keeps shapes and changes texture and colour
               (:func:`~transferkit.dg.randconv.random_convolution`; the method ``randconv`` adds its
               consistency loss between views, this step is the augmentation alone)

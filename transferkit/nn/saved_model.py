@@ -48,8 +48,17 @@ def save_network(network: torch.nn.Module, folder, spec: dict[str, Any]) -> Path
     return folder
 
 
+def model_folder(folder) -> Path:
+    """The folder of a saved network: ``folder`` itself, or ``folder/model`` when ``folder`` is the
+    ``--out`` folder of a run (what ``transferkit run ... --out DIR`` writes)."""
+    folder = Path(folder).expanduser()
+    if not (folder / SPEC).exists() and (folder / "model" / SPEC).exists():
+        return folder / "model"
+    return folder
+
+
 def read_spec(folder) -> dict[str, Any]:
-    folder = Path(folder)
+    folder = model_folder(folder)
     if not (folder / SPEC).exists() or not (folder / WEIGHTS).exists():
         raise TransferkitError(
             f"no saved model in {folder}: it needs {SPEC} and {WEIGHTS} (written by `transferkit run ... "
@@ -99,7 +108,7 @@ def load_network(
 
     from transferkit.nn.model import build_network
 
-    folder = Path(folder)
+    folder = model_folder(folder)
     spec = read_spec(folder)
     net = build_network(
         spec["backbone"], int(spec["num_classes"]), in_shape=tuple(spec["in_shape"]),

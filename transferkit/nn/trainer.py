@@ -54,7 +54,8 @@ class TrainerConfig:
 
     Length: ``epochs`` passes, or exactly ``steps`` optimizer steps when given; ``min_steps`` adds
     whole passes until at least that many optimizer steps are taken (a small data set has few
-    batches per pass: ten passes over 157 rows are 30 steps, too few to fit even the source).
+    batches per pass: ten passes over 157 rows in batches of 64, the last partial batch dropped, are 20
+    steps, too few to fit even the source).
     Optimizer: ``sgd`` (``momentum``, ``nesterov``), ``adam`` or ``adamw``; ``schedule`` ``constant``,
     ``cosine`` or ``dann`` (DANN's annealing ``lr / (1 + 10 p) ** 0.75``).
 
@@ -174,6 +175,10 @@ class Trainer:
             raise TransferkitError("unfreeze_every and patience must be >= 0.")
         if not 0 < c.val_fraction < 1:
             raise TransferkitError(f"val_fraction must be in (0, 1), got {c.val_fraction}.")
+        if c.grad_clip is not None and not c.grad_clip > 0:  # a negative norm turns descent into ascent
+            raise TransferkitError(
+                f"grad_clip (the largest gradient norm) must be > 0 or none, got {c.grad_clip}."
+            )
         # settings that only act with another one: given without it, they would change nothing
         default = TrainerConfig()
         idle = [

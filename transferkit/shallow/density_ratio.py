@@ -16,9 +16,9 @@ class DensityRatio(BaseReweighter):
 
     .. math:: w(x) = \frac{p_t(x)}{p_s(x)} = \frac{d(x)}{1 - d(x)} \cdot \frac{n_s}{n_t}.
 
-    The classifier is an L2 logistic regression (strength ``C``) on standardized features; weights
-    are clipped to ``[0, clip]`` (a few near-target rows must not take all the mass) and rescaled to
-    mean 1 over the source rows.
+    The classifier is an L2 logistic regression (``C`` the inverse regularization strength) on standardized
+    features; weights are clipped to ``[0, clip]`` (a few near-target rows must not take all the mass) and
+    rescaled to mean 1 over the source rows.
 
     Reference: S. Bickel, M. Brueckner, T. Scheffer, "Discriminative learning for differing training
     and test distributions", ICML 2007.

@@ -101,7 +101,8 @@ class MEDA(ClassifierMixin, BaseEstimator):
            + \rho\, \operatorname{tr}\big(\beta^\top K L K \beta\big),
 
        squared loss on the one-hot source labels, a ridge penalty (``ridge``, :math:`\eta`), the
-       dynamic distribution alignment :math:`M = (1-\mu) M_0 + \mu \sum_c M_c` (the marginal and
+       dynamic distribution alignment :math:`M = (1-\mu)\, C M_0 + \mu \sum_c M_c` (the marginal,
+       counted once per class :math:`C` as in JDA and the authors' code, and
        the class-conditional MMD matrices of JDA over the target's pseudo-labels, normalized to
        unit Frobenius norm; ``mmd_weight``, :math:`\lambda`) and manifold regularization with the
        normalized Laplacian :math:`L` of a cosine ``n_neighbors``-NN graph over all rows
@@ -119,7 +120,8 @@ class MEDA(ClassifierMixin, BaseEstimator):
     task (:math:`d=20, \lambda=10, \rho=1, \eta=0.1, p=10, T=10`, :math:`\gamma = 1/2` on unit
     rows: :math:`\sigma = 1`). A domain-aware classifier: ``fit(X, y, sample_domain)`` reads only
     the source labels; ``predict`` maps any row and evaluates :math:`f`; ``decision_function``
-    gives :math:`f(x)` itself (regression outputs, not probabilities). Each round solves one dense
+    gives :math:`f(x)` itself (regression outputs, not probabilities; with two classes, scikit-learn's
+    convention: :math:`f_1(x) - f_0(x)`). Each round solves one dense
     ``n x n`` linear system over all training rows (about 0.2 s for 2000 rows, 2 s for 4000);
     rows that would not fit in memory are a clear error before anything is allocated.
 

@@ -56,12 +56,12 @@ class SelfTraining(ClassifierMixin, BaseEstimator):
     Pseudo-labels are recomputed from scratch each round (an early mistake can be dropped), and the
     rounds stop early once they no longer change.
 
-    Classifiers without ``predict_proba`` are scored by a softmax of ``decision_function``; their
-    margins are not probabilities, so ``threshold`` is ignored for them and only the per-class
-    ranking is used. With ``freeze_hyperparameters`` (default), hyperparameters the estimator picks by
-    its own cross-validation on the first, source-only fit (LinearSVMCV's ``C``, a GridSearchCV's best
-    parameters) are kept for the later rounds: that is the selection made on true labels alone, not
-    re-made on pseudo-labels, and it saves a grid search per round.
+    Classifiers without ``predict_proba`` are scored by a softmax of ``decision_function``; their margins are
+    not probabilities, so ``threshold`` is ignored for them and only the per-class ranking is used. With
+    ``freeze_hyperparameters`` (default), hyperparameters the estimator picks by its own cross-validation on
+    the first fit, on the labelled rows only (LinearSVMCV's ``C``, a GridSearchCV's best parameters), are kept
+    for the later rounds: that is the selection made on true labels alone, not re-made on pseudo-labels, and
+    it saves a grid search per round.
 
     Unsupervised (every target label -1) or semi-supervised: revealed target labels (>= 0) are used
     as true labels and never overwritten. ``pseudo_labels_`` holds the final pseudo-label of each
