@@ -8,6 +8,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import check_estimator
 
+from transferkit.errors import TransferkitError
 from transferkit.estimators import LinearSVMCV
 
 CS = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3)
@@ -102,3 +103,36 @@ def test_a_splitter_can_replace_the_number_of_folds():
     ref = _reference(X, y, Cs=SMALL, folds=folds)
     assert ours.cv_scores_ == dict(zip(SMALL, ref.cv_results_["mean_test_score"]))
     assert ours.best_C_ == ref.best_params_["C"]
+
+
+def test_a_class_weighted_zero_on_every_row_is_left_out_not_mislabelled():
+    # libsvm drops such a class and SVC then shifted every later class's label by one: with class 0
+    # weighted 0 (absent from the target, say), classes 1 and 2 were predicted as 0 and 1
+    rng = np.random.default_rng(0)
+    centers = np.array([[-6.0, 0], [0, 0], [6.0, 0]])
+    y = np.repeat([0, 1, 2], 50)
+    X = centers[y] + rng.normal(size=(150, 2))
+    w = np.where(y == 0, 0.0, 1.0)
+    with pytest.warns(UserWarning, match=r"class\(es\) \[0\] are 0 on every row"):
+        clf = LinearSVMCV().fit(X, y, sample_weight=w)
+    assert clf.classes_.tolist() == [1, 2]
+    Xt = centers[np.repeat([1, 2], 20)] + rng.normal(size=(40, 2))
+    assert np.mean(clf.predict(Xt) == np.repeat([1, 2], 20)) > 0.95
+    # with every class weighted it is the plain SVC: same decision values as without the guard
+    w2 = rng.uniform(0.5, 2.0, size=150)
+    a = LinearSVMCV().fit(X, y, sample_weight=w2)
+    b = SVC(kernel="linear", C=a.best_C_).fit(X, y, sample_weight=w2)
+    assert np.array_equal(a.decision_function(Xt), b.decision_function(Xt))
+    with pytest.raises(TransferkitError, match="all classes but one"):
+        LinearSVMCV(cv=2).fit(X, y, sample_weight=np.where(y == 2, 1.0, 0.0))
+
+
+def test_a_warning_of_the_cross_validation_is_shown_once_not_once_per_fit():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(30), 2)  # 30 classes of 2 rows: sklearn warns in every CV fit
+    X = rng.normal(size=(60, 4)) + 0.3 * y[:, None]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LinearSVMCV().fit(X, y)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == len(set(messages)) >= 1

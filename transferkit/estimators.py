@@ -14,12 +14,40 @@ import numpy as np
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.svm import SVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from transferkit.errors import TransferkitError
 
 __all__ = ["LinearSVMCV"]
+
+
+def _plain(c):
+    return c.item() if isinstance(c, np.generic) else c
+
+
+_ONE_CLASS_LEFT = (
+    "the sample weights are zero on every row of all classes but one: there is nothing to tell apart "
+    "(check the reweighting)."
+)
+
+
+class _WeightedSVC(SVC):
+    """scikit-learn's SVC, except that the rows of a class whose sample weights are all 0 are left out
+    before libsvm sees them: libsvm drops such a class, and SVC then maps its outputs onto the wrong
+    labels (every prediction of a later class shifted by one). Left out, the class is simply one the
+    model does not predict. With every class weighted, it is SVC exactly."""
+
+    def fit(self, X, y, sample_weight=None):
+        if sample_weight is not None:
+            w, y = np.asarray(sample_weight, dtype=np.float64), np.asarray(y)
+            keep = np.isin(y, [c for c in np.unique(y) if w[y == c].sum() > 0])
+            if not keep.all():
+                if len(np.unique(y[keep])) < 2:
+                    raise TransferkitError(_ONE_CLASS_LEFT)
+                X, y, sample_weight = np.asarray(X)[keep], y[keep], w[keep]
+        return super().fit(X, y, sample_weight=sample_weight)
 
 
 class LinearSVMCV(ClassifierMixin, BaseEstimator):
@@ -66,7 +94,6 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, sample_weight=None):
         from sklearn.model_selection import GridSearchCV, StratifiedKFold
-        from sklearn.svm import SVC
 
         if self.max_iter is not None and (isinstance(self.max_iter, bool) or not isinstance(
                 self.max_iter, (int, np.integer)) or self.max_iter < 1):  # fmt: skip
@@ -99,8 +126,24 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
         else:  # a scikit-learn splitter or a list of (train, test) index pairs, used as given
             splitter = self.cv
         budget = -1 if self.max_iter is None else int(self.max_iter)
-        search = GridSearchCV(SVC(kernel="linear", max_iter=budget), {"C": list(self.Cs)}, cv=splitter,
-                              refit=False)  # fmt: skip
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != (len(y),):
+                raise TransferkitError(
+                    f"sample_weight must hold one weight per row ({len(y)}), got shape {sample_weight.shape}."
+                )
+            lost = [c for c in np.unique(y) if not sample_weight[y == c].sum() > 0]
+            if len(np.unique(y)) - len(lost) < 2:
+                raise TransferkitError(_ONE_CLASS_LEFT)
+            if lost:
+                warnings.warn(
+                    f"the weights of class(es) {[_plain(c) for c in lost]} are 0 on every row: the SVM "
+                    "cannot learn them and will not predict them.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        search = GridSearchCV(_WeightedSVC(kernel="linear", max_iter=budget), {"C": list(self.Cs)},
+                              cv=splitter, refit=False)  # fmt: skip
         fit_params = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)}
         # the weights are passed explicitly; a global metadata-routing switch (some libraries turn it
         # on at import) must not change how they reach the SVM
@@ -108,14 +151,17 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
             warnings.simplefilter("always", ConvergenceWarning)
             search.fit(X, y, **fit_params)
         capped = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
-        for w in caught:  # anything else is the user's to see
-            if w not in capped:
+        shown = set()
+        for w in caught:  # anything else is the user's to see, once (not once per CV fit)
+            key = (w.category, str(w.message))
+            if w not in capped and key not in shown:
+                shown.add(key)
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         self.n_capped_ = len(capped)
         self.cv_scores_ = dict(zip(map(float, self.Cs), search.cv_results_["mean_test_score"].tolist()))
         self.best_C_ = float(search.best_params_["C"])
         # the final fit runs to convergence whatever the CV's budget was
-        self.svm_ = SVC(kernel="linear", C=self.best_C_).fit(X, y, **fit_params)
+        self.svm_ = _WeightedSVC(kernel="linear", C=self.best_C_).fit(X, y, **fit_params)
         self.classes_ = self.svm_.classes_
         self.n_iter_ = self.svm_.n_iter_
         return self
