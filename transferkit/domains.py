@@ -111,7 +111,8 @@ def few_shot_indices(
 def check_features(X, *, name: str = "X", allow_nd: bool = True, allow_text: bool = False):
     """Validate a numeric feature array: no NaN or infinity, at least one row.
 
-    Sparse matrices are accepted and returned as they are. With ``allow_text``, a 1-d array of
+    Sparse matrices are refused with a clear error (convert them with ``X.toarray()``: the methods
+    work on dense arrays). With ``allow_text``, a 1-d array of
     strings (texts for a vectorizing preprocessing step) is accepted too.
     """
     import scipy.sparse as sp

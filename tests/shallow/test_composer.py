@@ -50,8 +50,13 @@ def test_sample_weight_weighs_the_source_rows_and_multiplies_a_reweighters():
     for bad, message in ((w[:5], "one finite weight >= 0 per row"), (-w, "negative or non-finite")):
         with pytest.raises(TransferkitError, match=message):
             DAClassifier(CORAL()).fit(X, y, sd, sample_weight=bad)
-    with pytest.raises(TransferkitError, match="SelfTraining takes no sample_weight"):
+    with pytest.raises(TransferkitError, match="SelfTraining takes no sample weights, so sample_weight"):
         DAClassifier(estimator=SelfTraining()).fit(X, y, sd, sample_weight=w)
+    # a reweighter's own weights, too: they were computed and silently dropped
+    with pytest.raises(TransferkitError, match="SelfTraining takes no sample weights, so the weights of KMM"):
+        DAClassifier(KMM(), SelfTraining()).fit(X, y, sd)
+    with pytest.raises(TransferkitError, match="every source row has weight 0"):
+        DAClassifier(CORAL()).fit(X, y, sd, sample_weight=np.zeros(len(y)))
 
 
 def test_classes_are_the_final_classifiers_with_a_revealed_target_class():
@@ -126,3 +131,46 @@ def test_a_semi_supervised_method_given_every_target_label_warns():
         warnings.simplefilter("error", UserWarning)
         DAClassifier(CORAL()).fit(X, full, sd)  # masked anyway: nothing to warn about
         DAClassifier(estimator=SelfTraining()).fit(X, y, sd)
+
+
+def test_methods_refuse_a_target_or_domain_too_small_to_say_anything():
+    # one target row: its centred self is zero (subspace alignment, shared LDA), or every source row is
+    # moved onto it (optimal transport); each predicted one class whatever the row was
+    from transferkit.shallow.ot_mapping import OTMapping
+    from transferkit.shallow.shared_lda import SharedLDA
+    from transferkit.shallow.subspace_alignment import SubspaceAlignment
+
+    rng = np.random.default_rng(0)
+    ys = np.repeat([0, 1], 20)
+    X = np.vstack([rng.normal(size=(40, 2)) + 6 * ys[:, None], [[-3.0, 0.0]]])
+    y, sd = np.r_[ys, -1], np.r_[np.zeros(40, int), -1]
+    cases = [(SubspaceAlignment(), "the target has 1 row"), (OTMapping(), "the target has 1 row"),
+             (SharedLDA(), "domain\\(s\\) \\[-1\\] have 1 row")]  # fmt: skip
+    for adapter, message in cases:
+        with pytest.raises(TransferkitError, match=message):
+            DAClassifier(adapter).fit(X, y, sd)
+
+
+def test_shared_lda_keeps_as_many_directions_as_the_features_allow():
+    from transferkit.shallow.shared_lda import SharedLDA
+
+    rng = np.random.default_rng(0)
+    ys = np.repeat(np.arange(12), 6)  # 12 classes, 3 features: 3 directions, not 11
+    X = np.vstack([rng.normal(size=(72, 3)) + ys[:, None], rng.normal(size=(30, 3))])
+    sd = np.r_[np.zeros(72, int), -np.ones(30, int)]
+    Z = SharedLDA().fit_transform(X, np.r_[ys, -np.ones(30, int)], sd)
+    assert Z.shape == (102, 3)
+
+
+@pytest.mark.parametrize("name", ["self-training", "tradaboost"])
+def test_an_inner_classifier_can_be_named_as_the_command_line_names_it(name):
+    from transferkit import registry
+
+    X, y, sd, _ = _data()
+    y = np.where((sd < 0) & (np.arange(len(y)) % 10 == 0), np.abs(y), y)  # a few revealed, for tradaboost
+    model = registry.build("method", name, {"estimator": "logreg"}).fit(X, y, sd)
+    assert model.predict(X[:3]).shape == (3,)
+    with pytest.raises(TransferkitError, match="Did you mean"):
+        registry.build("method", name, {"estimator": "logre"}).fit(X, y, sd)
+    with pytest.raises(TransferkitError, match="estimator must be a classifier"):
+        registry.build("method", name, {"estimator": "3"}).set_params(estimator=3).fit(X, y, sd)

@@ -69,3 +69,17 @@ def test_bad_input_gives_a_clear_error():
         NearestNeighborWeighting().fit(bad, None, sd)
     with pytest.raises(TransferkitError, match="smoothing"):
         NearestNeighborWeighting(smoothing=-1.0).fit(X, None, sd)
+
+
+def test_identical_source_rows_share_their_weight():
+    # the nearest-neighbour search names one copy of a repeated row; compute_weights used to give every
+    # copy that copy's full weight (mean weight 1.33 on rows 0, 0, 10; 11 on a table of small integers)
+    Xs = np.array([[0.0], [0.0], [10.0]])
+    Xt = np.array([[0.1], [0.2], [9.0], [11.0], [0.3], [10.5]])
+    X = np.vstack([Xs, Xt])
+    sd = np.r_[np.zeros(3, int), -np.ones(6, int)]
+    nnw = NearestNeighborWeighting(smoothing=0.0).fit(X, None, sd)
+    w = nnw.compute_weights(X, sd)[:3]
+    # point 0 (two copies) is nearest to 3 target rows, point 10 to 3: 1.5 per copy of 0, 3 for 10
+    assert np.allclose(w, np.array([1.5, 1.5, 3.0]) / 2.0) and np.isclose(w.mean(), 1.0)
+    assert np.allclose(w, nnw.source_weights_)

@@ -38,6 +38,21 @@ from transferkit.errors import TransferkitError
 __all__ = ["BaseAdapter", "BaseReweighter", "DAClassifier", "domain_aware"]
 
 
+def base_classifier(estimator, owner: str):
+    """A fresh copy of a method's inner classifier, given as a scikit-learn classifier or by a
+    registered estimator name (``"logreg"``, as ``--set estimator=logreg`` passes it)."""
+    if isinstance(estimator, str):
+        from transferkit import registry
+
+        return registry.build("estimator", estimator)
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
+        raise TransferkitError(
+            f"{owner}'s estimator must be a classifier: a registered name (logreg, linear-svm-cv, ...; see "
+            f"`transferkit methods`) or a scikit-learn classifier, got {estimator!r}."
+        )
+    return clone(estimator)
+
+
 def domain_aware(estimator) -> bool:
     """Whether ``estimator.fit`` wants every row with ``sample_domain`` (a transferkit method)."""
     return getattr(estimator, "role", None) in {"adapter", "reweighter", "classifier", "preprocessing"}
@@ -270,13 +285,21 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         if user_weights is not None:
             weights = user_weights if weights is None else weights * user_weights
         src = source_mask(sd)
+        if weights is not None and not (weights[src] > 0).any():
+            raise TransferkitError("every source row has weight 0 (sample_weight times the reweighter's).")
         if domain_aware(self.estimator_):
             extra = {}
-            if user_weights is not None:
+            if weights is not None:  # a reweighter's weights too: computed, they must be used
                 if not has_fit_parameter(self.estimator_, "sample_weight"):
+                    given = (
+                        "sample_weight"
+                        if self.adapter_ is None or self.adapter_.role != "reweighter"
+                        else (f"the weights of {type(self.adapter_).__name__}")
+                    )
                     raise TransferkitError(
-                        f"{type(self.estimator_).__name__} takes no sample_weight; leave sample_weight out "
-                        "or compose a reweighter with a plain classifier."
+                        f"{type(self.estimator_).__name__} takes no sample weights, so {given} would be "
+                        "ignored; compose the reweighter with a plain classifier (e.g. logreg), or leave "
+                        "the weights out."
                     )
                 extra["sample_weight"] = weights
             self.estimator_.fit(Xt, y, sample_domain=sd, **extra)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
 from transferkit.errors import TransferkitError, check_flag
+from transferkit.shallow.base import base_classifier
 
 
 def jda_mmd_vectors(y_source, pseudo_target, classes) -> np.ndarray:
@@ -117,11 +118,7 @@ class JDA(ClassifierMixin, BaseEstimator):
             from sklearn.neighbors import KNeighborsClassifier
 
             return KNeighborsClassifier(n_neighbors=1)
-        if isinstance(self.estimator, str):
-            from transferkit import registry
-
-            return registry.build("estimator", self.estimator)
-        return clone(self.estimator)
+        return base_classifier(self.estimator, "JDA")
 
     def _unit_rows(self, X):
         X = np.asarray(X, dtype=np.float64)

@@ -46,7 +46,13 @@ class NearestNeighborWeighting(BaseReweighter):
         Xs, Xt = X[source_mask(sample_domain)], X[target_mask(sample_domain)]
         self.nn_ = NearestNeighbors(n_neighbors=1, n_jobs=self.n_jobs).fit(Xs)
         nearest = self.nn_.kneighbors(Xt, return_distance=False)[:, 0]
-        w = self.smoothing + np.bincount(nearest, minlength=len(Xs)).astype(np.float64)
+        counts = np.bincount(nearest, minlength=len(Xs)).astype(np.float64)
+        # identical source rows share what their point collected (the search names one of them): each
+        # copy of a row must weigh the same, here and in compute_weights, which finds any one copy
+        _, point, copies = np.unique(Xs, axis=0, return_inverse=True, return_counts=True)
+        point = point.ravel()
+        shared = np.bincount(point, weights=counts, minlength=len(copies)) / copies
+        w = self.smoothing + shared[point]
         self.source_weights_ = w / w.mean() if w.mean() > 0 else np.ones(len(Xs))
 
     def _compute_weights(self, X, sample_domain):

@@ -89,6 +89,11 @@ class OTMapping(BaseAdapter):
             raise TransferkitError(
                 f"max_iter must be >= 1 (or None for the solver's default), got {self.max_iter}."
             )
+        if int(target_mask(sample_domain).sum()) < 2:  # every source row would land on the one row
+            raise TransferkitError(
+                "optimal transport maps the source onto the target's rows, and the target has 1 row: every "
+                "source row would become it; give at least 2 target rows."
+            )
         X = np.asarray(X, dtype=np.float64)
         src, tgt = source_mask(sample_domain), target_mask(sample_domain)
         Xs, Xt = X[src], X[tgt]

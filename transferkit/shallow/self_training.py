@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, source_mask, target_mask
 from transferkit.errors import TransferkitError, check_flag
+from transferkit.shallow.base import base_classifier
 from transferkit.shallow.regularized_transfer import check_predict_input
 
 
@@ -136,11 +137,11 @@ class SelfTraining(ClassifierMixin, BaseEstimator):
         self.freeze_hyperparameters = freeze_hyperparameters
 
     def _base(self):
-        if self.estimator is not None:
-            return clone(self.estimator)
-        from sklearn.linear_model import LogisticRegression
+        if self.estimator is None:
+            from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(max_iter=1000)
+            return LogisticRegression(max_iter=1000)
+        return base_classifier(self.estimator, type(self).__name__)
 
     def _select(self, proba, classes, prior, frac, probabilistic):
         """Which rows get a pseudo-label this round, and which label."""

@@ -53,11 +53,20 @@ class SharedLDA(BaseAdapter):
         if y is None:
             raise TransferkitError("SharedLDA learns from the source labels; pass y.")
         X = np.asarray(X, dtype=np.float64)
+        if self.center_domains:
+            small = [int(d) for d in np.unique(sample_domain) if int(np.sum(sample_domain == d)) < 2]
+            if small:  # one row minus its own mean is zero: the domain would be one point
+                raise TransferkitError(
+                    f"SharedLDA centres each domain on its mean, and domain(s) {small} have 1 row (which "
+                    "centring makes zero); give at least 2 rows per domain, or center_domains=false."
+                )
         self.means_ = {int(d): X[sample_domain == d].mean(0) for d in np.unique(sample_domain)}
         Xc = self._center(X, sample_domain)
         src = source_mask(sample_domain)
         n_classes = np.unique(y[src]).size
-        k = n_classes - 1 if self.n_components is None else min(self.n_components, n_classes - 1)
+        # at most min(features, classes - 1) discriminant directions exist
+        most = min(X.shape[1], n_classes - 1)
+        k = most if self.n_components is None else min(self.n_components, most)
         if k < 1:
             raise TransferkitError("SharedLDA needs at least 2 source classes.")
         if src.sum() <= n_classes:  # scikit-learn's LDA estimates a within-class covariance

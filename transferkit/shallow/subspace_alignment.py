@@ -70,6 +70,11 @@ class SubspaceAlignment(BaseAdapter):
     def _fit(self, X, y, sample_domain):
         X = np.asarray(X, dtype=np.float64)
         Xs, Xt = X[source_mask(sample_domain)], X[target_mask(sample_domain)]
+        if len(Xt) < 2:  # one centred row is a zero: its subspace, and every prediction, says nothing
+            raise TransferkitError(
+                f"subspace alignment needs the target's principal directions, and the target has {len(Xt)} "
+                "row: give at least 2 target rows (a subspace needs several)."
+            )
         k = self.n_components_ = domain_dimension(self.n_components, X.shape[1], len(Xs), len(Xt))
         self.mean_source_, self.basis_source_ = principal_basis(Xs, k)
         self.mean_target_, self.basis_target_ = principal_basis(Xt, k)

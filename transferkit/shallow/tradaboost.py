@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
 from transferkit.errors import TransferkitError
+from transferkit.shallow.base import base_classifier
 
 
 class TrAdaBoost(ClassifierMixin, BaseEstimator):
@@ -62,11 +63,11 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def _base(self):
-        if self.estimator is not None:
-            return clone(self.estimator)
-        from sklearn.linear_model import LogisticRegression
+        if self.estimator is None:
+            from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(max_iter=500)
+            return LogisticRegression(max_iter=500)
+        return base_classifier(self.estimator, type(self).__name__)
 
     def fit(self, X, y, sample_domain=None):
         X, y, sd = check_domain_data(X, y, sample_domain, require_target=False, allow_nd=False)
