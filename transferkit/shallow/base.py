@@ -162,6 +162,10 @@ class BaseReweighter(TransformerMixin, _DomainStep):
         X, _ = self._validate_apply(X, sample_domain)
         return X
 
+    def fit_transform(self, X, y=None, sample_domain=None):
+        """``fit`` then ``transform``, with ``sample_domain`` by position as the adapters take it."""
+        return self.fit(X, y, sample_domain).transform(X, sample_domain)
+
     def _fit(self, X, y, sample_domain):  # pragma: no cover - abstract
         raise NotImplementedError
 

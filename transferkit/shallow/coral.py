@@ -77,6 +77,14 @@ class CORAL(BaseAdapter):
         }
 
     def _transform(self, X, sample_domain):
+        unseen = sorted(
+            {int(d) for d in np.unique(sample_domain[source_mask(sample_domain)])} - set(self.maps_)
+        )
+        if unseen:  # its rows would pass unchanged, as if they were target rows
+            raise TransferkitError(
+                f"source domain(s) {unseen} were not seen at fit time: CORAL has no map for them (fit it "
+                f"with their rows, or give rows of the fitted source domains {sorted(self.maps_)})."
+            )
         X = np.asarray(X, dtype=np.float64).copy()
         for d, A in self.maps_.items():
             rows = sample_domain == d
