@@ -108,6 +108,26 @@ def few_shot_indices(
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
+def remember_columns(estimator, X) -> None:
+    """Record a table's column names as ``feature_names_in_`` at fit, as scikit-learn estimators do
+    (a DataFrame with string column names; anything else leaves none)."""
+    from sklearn.utils.validation import validate_data
+
+    if hasattr(X, "columns"):
+        validate_data(estimator, X, reset=True, skip_check_array=True)
+    elif hasattr(estimator, "feature_names_in_"):
+        del estimator.feature_names_in_
+
+
+def check_columns(estimator, X) -> None:
+    """At predict time, refuse a table whose columns are not the fitted ones, or not in their order
+    (scikit-learn's check and messages): rows of reordered columns would be read as other features."""
+    from sklearn.utils.validation import validate_data
+
+    if hasattr(estimator, "feature_names_in_") or hasattr(X, "columns"):
+        validate_data(estimator, X, reset=False, skip_check_array=True)
+
+
 def check_features(X, *, name: str = "X", allow_nd: bool = True, allow_text: bool = False):
     """Validate a numeric feature array: no NaN or infinity, at least one row.
 

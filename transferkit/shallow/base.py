@@ -26,10 +26,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from transferkit.domains import (
+    check_columns,
     check_domain_data,
     check_features,
     mask_target_labels,
     predict_domains,
+    remember_columns,
     source_mask,
     target_mask,
 )
@@ -84,6 +86,8 @@ class _DomainStep(BaseEstimator):
     needs_target = True
 
     def _validate_fit(self, X, y, sample_domain):
+        if not self.accepts_text:
+            remember_columns(self, X)
         X, y, sd = _fit_domains(
             X, y, sample_domain, allow_text=self.accepts_text, require_target=self.needs_target
         )
@@ -96,6 +100,8 @@ class _DomainStep(BaseEstimator):
 
     def _validate_apply(self, X, sample_domain):
         check_is_fitted(self, "target_domains_")
+        if not self.accepts_text:
+            check_columns(self, X)
         X = check_features(X, allow_nd=False, allow_text=self.accepts_text)
         n_features = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
         if n_features != self.n_features_in_:

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from transferkit.domains import check_domain_data, source_mask, target_mask
+from transferkit.domains import check_domain_data, remember_columns, source_mask, target_mask
 from transferkit.errors import TransferkitError
 from transferkit.shallow.regularized_transfer import check_predict_input
 
@@ -101,6 +101,8 @@ class FineTunedLinear(ClassifierMixin, BaseEstimator):
 
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import SGDClassifier
+
+        remember_columns(self, X)
 
         X, y, sd = check_domain_data(X, y, sample_domain, allow_nd=False)
         if self.n_epochs < 0 or not self.eta0 > 0 or self.alpha < 0 or self.source_epochs < 1:

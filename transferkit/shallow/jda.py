@@ -9,7 +9,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
+from transferkit.domains import (
+    check_columns,
+    check_domain_data,
+    check_features,
+    predict_domains,
+    remember_columns,
+    source_mask,
+    target_mask,
+)
 from transferkit.errors import TransferkitError, check_flag
 from transferkit.shallow.base import base_classifier
 
@@ -159,6 +167,8 @@ class JDA(ClassifierMixin, BaseEstimator):
 
         from transferkit.shallow._kernels import check_dense_size, kernel, median_gamma
 
+        remember_columns(self, X)
+
         X, y, sd = check_domain_data(X, y, sample_domain, allow_nd=False)
         self._check_params()
         src, tgt = source_mask(sd), target_mask(sd)
@@ -221,6 +231,7 @@ class JDA(ClassifierMixin, BaseEstimator):
 
     def _prepare(self, X, sample_domain):
         check_is_fitted(self, "estimator_")
+        check_columns(self, X)
         X = check_features(X, allow_nd=False)
         if X.shape[1] != self.n_features_in_:
             raise TransferkitError(

@@ -8,7 +8,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from transferkit.domains import check_domain_data, check_features, source_mask
+from transferkit.domains import (
+    check_columns,
+    check_domain_data,
+    check_features,
+    remember_columns,
+    source_mask,
+)
 from transferkit.errors import TransferkitError
 
 
@@ -39,6 +45,8 @@ class KNN(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_domain=None):
         from sklearn.neighbors import KNeighborsClassifier
 
+        remember_columns(self, X)
+
         X, y, sd = check_domain_data(X, y, sample_domain, require_target=False, allow_nd=False)
         src = source_mask(sd)
         k = self.n_neighbors
@@ -54,8 +62,10 @@ class KNN(ClassifierMixin, BaseEstimator):
 
     def predict(self, X, sample_domain=None):
         check_is_fitted(self, "knn_")
+        check_columns(self, X)
         return self.knn_.predict(check_features(X, allow_nd=False))
 
     def predict_proba(self, X, sample_domain=None) -> np.ndarray:
         check_is_fitted(self, "knn_")
+        check_columns(self, X)
         return self.knn_.predict_proba(check_features(X, allow_nd=False))

@@ -9,7 +9,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
+from transferkit.domains import (
+    check_columns,
+    check_domain_data,
+    check_features,
+    predict_domains,
+    remember_columns,
+    source_mask,
+    target_mask,
+)
 from transferkit.errors import TransferkitError
 from transferkit.shallow._kernels import check_dense_size
 from transferkit.shallow.gfk import geodesic_flow_map
@@ -197,6 +205,8 @@ class MEDA(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_domain=None):
         from sklearn.neighbors import KNeighborsClassifier
 
+        remember_columns(self, X)
+
         X, y, sd = check_domain_data(X, y, sample_domain, allow_nd=False)
         self._check_params()
         src, tgt = source_mask(sd), target_mask(sd)
@@ -256,6 +266,7 @@ class MEDA(ClassifierMixin, BaseEstimator):
     def decision_function(self, X, sample_domain=None):
         """:math:`f(x)`, one column per class; for two classes one value, positive for ``classes_[1]``."""
         check_is_fitted(self, "dual_coef_")
+        check_columns(self, X)
         X = check_features(X, allow_nd=False)
         if X.shape[1] != self.n_features_in_:
             raise TransferkitError(

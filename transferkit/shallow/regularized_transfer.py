@@ -8,7 +8,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
+from transferkit.domains import (
+    check_columns,
+    check_domain_data,
+    check_features,
+    predict_domains,
+    remember_columns,
+    source_mask,
+    target_mask,
+)
 from transferkit.errors import TransferkitError
 
 PENALTIES = ("l2-sp", "l1-sp", "l2", "l1")
@@ -36,6 +44,7 @@ def _soft_threshold(V, center, t):
 
 def check_predict_input(est, X, sample_domain):
     """Validate rows to predict for a domain-aware classifier whose model is one for every domain."""
+    check_columns(est, X)
     X = np.asarray(check_features(X, allow_nd=False), dtype=np.float64)
     if X.shape[1] != est.n_features_in_:
         raise TransferkitError(
@@ -181,6 +190,8 @@ class RegularizedTransferLR(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_domain=None):
         from scipy.optimize import minimize
         from sklearn.linear_model import LogisticRegression
+
+        remember_columns(self, X)
 
         X, y, sd = check_domain_data(X, y, sample_domain, allow_nd=False)
         if self.penalty not in PENALTIES:

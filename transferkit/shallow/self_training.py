@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from transferkit.domains import check_domain_data, source_mask, target_mask
+from transferkit.domains import check_domain_data, remember_columns, source_mask, target_mask
 from transferkit.errors import TransferkitError, check_flag
 from transferkit.shallow.base import base_classifier
 from transferkit.shallow.regularized_transfer import check_predict_input
@@ -161,6 +161,7 @@ class SelfTraining(ClassifierMixin, BaseEstimator):
         return keep, guess
 
     def fit(self, X, y, sample_domain=None):
+        remember_columns(self, X)
         X, y, sd = check_domain_data(X, y, sample_domain, allow_nd=False)
         if not 0 < self.fraction <= 1 or self.n_rounds < 1:
             raise TransferkitError("SelfTraining needs 0 < fraction <= 1 and n_rounds >= 1.")

@@ -6,7 +6,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from transferkit.domains import check_domain_data, check_features, predict_domains, source_mask, target_mask
+from transferkit.domains import (
+    check_columns,
+    check_domain_data,
+    check_features,
+    predict_domains,
+    remember_columns,
+    source_mask,
+    target_mask,
+)
 from transferkit.errors import TransferkitError
 from transferkit.shallow.base import base_classifier
 
@@ -70,6 +78,7 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
         return base_classifier(self.estimator, type(self).__name__)
 
     def fit(self, X, y, sample_domain=None):
+        remember_columns(self, X)
         X, y, sd = check_domain_data(X, y, sample_domain, require_target=False, allow_nd=False)
         from sklearn.utils.validation import has_fit_parameter
 
@@ -116,6 +125,7 @@ class TrAdaBoost(ClassifierMixin, BaseEstimator):
 
     def _votes(self, X, sample_domain=None):
         check_is_fitted(self, "estimators_")
+        check_columns(self, X)
         X = check_features(X, allow_nd=False)
         if X.shape[1] != self.n_features_in_:
             raise TransferkitError(
