@@ -110,13 +110,19 @@ def few_shot_indices(
 
 def remember_columns(estimator, X) -> None:
     """Record a table's column names as ``feature_names_in_`` at fit, as scikit-learn estimators do
-    (a DataFrame with string column names; anything else leaves none)."""
+    (a DataFrame whose column names are all strings; anything else, mixed names included, leaves none,
+    as the composer's rule does)."""
     from sklearn.utils.validation import validate_data
 
-    if hasattr(X, "columns"):
+    if _string_columns(X):
         validate_data(estimator, X, reset=True, skip_check_array=True)
     elif hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
+
+
+def _string_columns(X) -> bool:
+    columns = getattr(X, "columns", None)
+    return columns is not None and len(columns) > 0 and all(isinstance(c, str) for c in columns)
 
 
 def check_columns(estimator, X) -> None:
@@ -124,7 +130,7 @@ def check_columns(estimator, X) -> None:
     (scikit-learn's check and messages): rows of reordered columns would be read as other features."""
     from sklearn.utils.validation import validate_data
 
-    if hasattr(estimator, "feature_names_in_") or hasattr(X, "columns"):
+    if hasattr(estimator, "feature_names_in_") or _string_columns(X):
         validate_data(estimator, X, reset=False, skip_check_array=True)
 
 

@@ -190,3 +190,7 @@ def test_a_method_used_alone_refuses_reordered_table_columns(name):
     apply(X.iloc[:5], sd[:5])  # the fitted columns: fine
     with pytest.raises(ValueError, match="Feature names must be in the same order as they were in fit"):
         apply(X.iloc[:5, ::-1], sd[:5])
+    # column names that are not all text are no names (as the composer reads them), not an error
+    mixed = X.set_axis([0, *X.columns[1:]], axis=1)
+    method = registry.build("method", name).fit(mixed, y, sd)
+    assert not hasattr(method, "feature_names_in_")
