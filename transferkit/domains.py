@@ -114,13 +114,14 @@ def remember_columns(estimator, X) -> None:
     as the composer's rule does)."""
     from sklearn.utils.validation import validate_data
 
-    if _string_columns(X):
+    if string_columns(X):
         validate_data(estimator, X, reset=True, skip_check_array=True)
     elif hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
 
 
-def _string_columns(X) -> bool:
+def string_columns(X) -> bool:
+    """Whether ``X`` is a table whose column names are all text (the only names that count)."""
     columns = getattr(X, "columns", None)
     return columns is not None and len(columns) > 0 and all(isinstance(c, str) for c in columns)
 
@@ -130,7 +131,7 @@ def check_columns(estimator, X) -> None:
     (scikit-learn's check and messages): rows of reordered columns would be read as other features."""
     from sklearn.utils.validation import validate_data
 
-    if hasattr(estimator, "feature_names_in_") or _string_columns(X):
+    if hasattr(estimator, "feature_names_in_") or string_columns(X):
         validate_data(estimator, X, reset=False, skip_check_array=True)
 
 

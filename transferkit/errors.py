@@ -41,6 +41,21 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> TransferkitErr
     )
 
 
+def is_whole(value) -> bool:
+    """An integer (Python's or numpy's), not a bool and not a float such as 2.0."""
+    import numpy as np
+
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_whole(name: str, value, minimum: int = 0) -> int:
+    """``value`` as an int, or a :class:`TransferkitError` unless it is a whole number >= ``minimum``
+    (a count: ``1.7`` epochs must not quietly become one)."""
+    if not (is_whole(value) and value >= minimum):
+        raise TransferkitError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+    return int(value)
+
+
 def check_flag(name: str, value) -> bool:
     """``value`` as a bool, or a :class:`TransferkitError` when it is not ``True``/``False``.
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from transferkit import registry
 from transferkit.domains import DomainDataset, few_shot_indices
-from transferkit.errors import TransferkitError
+from transferkit.errors import TransferkitError, check_whole
 
 __all__ = [
     "RunSpec",
@@ -399,9 +399,7 @@ def _oracle_predict(spec: RunSpec, dataset: DomainDataset, preprocess) -> dict[s
     from sklearn.model_selection import StratifiedKFold
 
     method = registry.build("method", spec.method, spec.params)
-    n_folds = getattr(method, "n_folds", 5)
-    if not (isinstance(n_folds, int) and not isinstance(n_folds, bool) and n_folds >= 2):
-        raise TransferkitError(f"target-only's n_folds must be a whole number >= 2, got {n_folds!r}.")
+    n_folds = check_whole("target-only's n_folds", getattr(method, "n_folds", 5), 2)
     preds = {}
     for target in spec.targets:
         X = _flat(np.asarray(dataset.X[target]))

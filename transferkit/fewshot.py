@@ -41,14 +41,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from transferkit.errors import TransferkitError, unknown_name
+from transferkit.errors import TransferkitError, is_whole, unknown_name
 
 __all__ = ["CLASSIFIERS", "classify_episode", "evaluate_episodes", "sample_episodes"]
-
-
-def _is_whole(value) -> bool:
-    """An integer (Python or numpy), not a bool and not a float such as 2.0."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def sample_episodes(
@@ -68,7 +63,7 @@ def sample_episodes(
         )
     sizes = {"n_way": n_way, "k_shot": k_shot, "n_query": n_query, "n_episodes": n_episodes}
     for name, value in sizes.items():
-        if not _is_whole(value):
+        if not is_whole(value):
             raise TransferkitError(f"{name} must be a whole number, got {value!r}.")
     if n_way < 2:
         raise TransferkitError(f"an episode needs at least 2 classes (n_way), got {n_way}.")
@@ -243,7 +238,7 @@ def classify_episode(name: str, Zs, ys, Zq, n_way: int, center=None) -> np.ndarr
     if name not in CLASSIFIERS:
         raise unknown_name("few-shot classifier", name, CLASSIFIERS)
     _check_center(name, center)
-    if not _is_whole(n_way) or n_way < 2:
+    if not is_whole(n_way) or n_way < 2:
         raise TransferkitError(f"an episode needs at least 2 classes (n_way, a whole number), got {n_way!r}.")
     Zs, Zq = _episode_rows("Zs", Zs), _episode_rows("Zq", Zq)
     if Zs.shape[1] != Zq.shape[1]:
@@ -275,7 +270,7 @@ def evaluate_episodes(
     if len(Z) != len(labels):
         raise TransferkitError(f"{len(Z)} feature rows but {len(labels)} labels; they must match.")
     labels = _check_labels(labels, len(Z))  # integers (class indices), -1 for unknown
-    if not _is_whole(n_episodes) or n_episodes < 1:
+    if not is_whole(n_episodes) or n_episodes < 1:
         raise TransferkitError(f"n_episodes must be >= 1 (a whole number), got {n_episodes!r}.")
     _check_center(classifier, center, Z.shape[1])  # before sampling: a bad center fails every episode
     episodes = sample_episodes(labels, n_way, k_shot, n_query, n_episodes, random_state, class_names)

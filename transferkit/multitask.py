@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferkit.errors import TransferkitError, unknown_name
+from transferkit.errors import TransferkitError, check_whole, unknown_name
 
 __all__ = [
     "WEIGHTINGS",
@@ -484,9 +484,7 @@ def fit_multitask(
 
     X, ys, classes = _check_data(X, targets)
     for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
-        whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-        if not whole or value < 1:  # 1.7 epochs used to train one, silently
-            raise TransferkitError(f"{name} must be a whole number >= 1, got {value!r}.")
+        check_whole(name, value, 1)  # 1.7 epochs used to train one, silently
     if not lr > 0:
         raise TransferkitError(f"the learning rate lr must be > 0, got {lr}.")
     tasks = list(ys)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferkit.deep.base import DeepMethod, check_nonnegative
-from transferkit.errors import TransferkitError, check_flag
+from transferkit.errors import check_flag, check_whole
 from transferkit.nn.losses import cdan_map, dann_lambda, entropy_weights, grad_reverse
 
 
@@ -68,10 +68,7 @@ class CDAN(DeepMethod):
         self.weight = weight
         self.entropy_conditioning = check_flag("entropy_conditioning", entropy_conditioning)
         for name, value in (("disc_hidden", disc_hidden), ("random_dim", random_dim), ("max_dim", max_dim)):
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise TransferkitError(
-                    f"{type(self).__name__}'s {name} must be a whole number >= 1, got {value!r}."
-                )
+            check_whole(f"{type(self).__name__}'s {name}", value, 1)
         self.disc_hidden = disc_hidden
         self.random_dim = random_dim
         self.max_dim = max_dim

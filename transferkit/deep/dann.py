@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferkit.deep.base import DeepMethod, check_nonnegative
-from transferkit.errors import TransferkitError
+from transferkit.errors import check_whole
 from transferkit.nn.losses import dann_lambda, grad_reverse
 
 
@@ -52,8 +52,7 @@ class DANN(DeepMethod):
     def __init__(self, weight: float = 1.0, disc_hidden: int = 1024, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
         check_nonnegative(self, "weight", weight)
-        if not (isinstance(disc_hidden, int) and not isinstance(disc_hidden, bool) and disc_hidden >= 1):
-            raise TransferkitError(f"DANN's disc_hidden must be a whole number >= 1, got {disc_hidden!r}.")
+        check_whole("DANN's disc_hidden", disc_hidden, 1)
         self.weight = weight
         self.disc_hidden = disc_hidden
 

@@ -6,7 +6,7 @@ import torch
 
 from transferkit.deep.base import Losses, check_nonnegative
 from transferkit.dg.base import DGMethod, domain_risks, source_domains, source_weights
-from transferkit.errors import TransferkitError, check_flag
+from transferkit.errors import check_flag, check_whole
 
 
 class AnnealedPenalty(DGMethod):
@@ -17,10 +17,7 @@ class AnnealedPenalty(DGMethod):
     def __init__(self, weight: float, anneal_steps: int, rescale: bool, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
         check_nonnegative(self, "weight", weight)
-        if not (isinstance(anneal_steps, int) and not isinstance(anneal_steps, bool) and anneal_steps >= 0):
-            raise TransferkitError(
-                f"{type(self).__name__}'s anneal_steps must be a whole number >= 0, got {anneal_steps!r}."
-            )
+        check_whole(f"{type(self).__name__}'s anneal_steps", anneal_steps, 0)
         self.weight = weight
         self.anneal_steps = anneal_steps
         self.rescale = check_flag("rescale", rescale)

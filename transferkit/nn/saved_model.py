@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from transferkit.errors import TransferkitError
+from transferkit.errors import TransferkitError, is_whole
 
 __all__ = ["load_network", "save_network"]
 
@@ -81,9 +81,9 @@ def read_spec(folder) -> dict[str, Any]:
     )
     problem = (
         "num_classes is not a whole number >= 1"
-        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1)
+        if not (is_whole(k) and k >= 1)
         else "in_shape is not a list of whole numbers >= 1"
-        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d >= 1 for d in shape))
+        if not (isinstance(shape, list) and shape and all(is_whole(d) and d >= 1 for d in shape))
         else f"classes does not name the {k} classes"
         if classes is not None and not (isinstance(classes, list) and len(classes) == k)
         else "feature_names is not a list of column names"

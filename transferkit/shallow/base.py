@@ -33,6 +33,7 @@ from transferkit.domains import (
     predict_domains,
     remember_columns,
     source_mask,
+    string_columns,
     target_mask,
 )
 from transferkit.errors import TransferkitError
@@ -195,10 +196,7 @@ def _final_has(composer, name: str) -> bool:
 
 def _feature_names(X):
     """A table's column names (a pandas DataFrame with string column names), else None."""
-    columns = getattr(X, "columns", None)
-    if columns is None or not all(isinstance(c, str) for c in columns):
-        return None
-    return np.asarray(list(columns), dtype=object)
+    return np.asarray(list(X.columns), dtype=object) if string_columns(X) else None
 
 
 def _check_sample_weight(sample_weight, n: int):
