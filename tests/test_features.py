@@ -35,15 +35,17 @@ class Counting:
 
 def test_cache_is_hit_and_keyed_by_every_text(tmp_path):
     enc = Counting()
-    a = embed_texts(["good", "bad"], cache_dir=tmp_path, encoder=enc)
-    b = embed_texts(["good", "bad"], cache_dir=tmp_path, encoder=enc)
+    a = embed_texts(["good", "bad"], cache_dir=tmp_path, model="counting", encoder=enc)
+    b = embed_texts(["good", "bad"], cache_dir=tmp_path, model="counting", encoder=enc)
     assert enc.calls == 1 and np.array_equal(a, b)
     assert text_cache_key(["ab", "c"], "m") != text_cache_key(["a", "bc"], "m")
     # another order or a subset of cached texts is gathered row by row, without the model
-    c = embed_texts(["bad", "good"], cache_dir=tmp_path, encoder=enc)
+    c = embed_texts(["bad", "good"], cache_dir=tmp_path, model="counting", encoder=enc)
     assert enc.calls == 1 and np.array_equal(c, a[::-1])
-    assert np.array_equal(embed_texts(["bad"], cache_dir=tmp_path, encoder=enc), a[1:])
-    embed_texts(["bad", "new"], cache_dir=tmp_path, encoder=enc)  # one unseen text: embedded afresh
+    assert np.array_equal(embed_texts(["bad"], cache_dir=tmp_path, model="counting", encoder=enc), a[1:])
+    embed_texts(
+        ["bad", "new"], cache_dir=tmp_path, model="counting", encoder=enc
+    )  # one unseen text: embedded afresh
     assert enc.calls == 2
 
 
@@ -52,18 +54,18 @@ def test_embeddings_by_domain_are_cached_once_per_domain(tmp_path):
 
     enc = Counting()
     texts = np.array(["a", "bb", "ccc", "dddd"], dtype=object)
-    Z = embed_by_domain(texts, [0, 0, -1, -1], cache_dir=tmp_path, encoder=enc)
+    Z = embed_by_domain(texts, [0, 0, -1, -1], cache_dir=tmp_path, model="counting", encoder=enc)
     assert enc.calls == 2 and np.array_equal(np.argsort(Z[:, 0]), [0, 1, 2, 3])
-    embed_by_domain(texts[2:], [-1, -1], cache_dir=tmp_path, encoder=enc)
+    embed_by_domain(texts[2:], [-1, -1], cache_dir=tmp_path, model="counting", encoder=enc)
     assert enc.calls == 2
 
 
 def test_damaged_cache_is_a_clear_error(tmp_path):
-    embed_texts(["x"], cache_dir=tmp_path, encoder=Counting())
+    embed_texts(["x"], cache_dir=tmp_path, model="counting", encoder=Counting())
     (path,) = [p for p in tmp_path.glob("*.npy") if not p.name.endswith(".keys.npy")]
     path.write_bytes(b"not a numpy file")
     with pytest.raises(TransferkitError, match="damaged; delete it"):
-        embed_texts(["x"], cache_dir=tmp_path, encoder=Counting())
+        embed_texts(["x"], cache_dir=tmp_path, model="counting", encoder=Counting())
 
 
 def test_minilm_embeds_meaning():
@@ -137,10 +139,13 @@ def test_pooling_is_checked_and_cached_apart(tmp_path):
         embed_texts(["x"], encoder=Slow())
     long = " ".join(["a"] * 300)
     enc = Counting()
-    chunked = embed_texts([long], cache_dir=tmp_path, encoder=enc)
-    truncated = embed_texts([long], cache_dir=tmp_path, pooling="truncate", encoder=enc)
+    chunked = embed_texts([long], cache_dir=tmp_path, model="counting", encoder=enc)
+    truncated = embed_texts([long], cache_dir=tmp_path, pooling="truncate", model="counting", encoder=enc)
     assert enc.calls == 2 and not np.allclose(chunked, truncated)  # neither cache answers for the other
-    assert np.array_equal(embed_texts([long], cache_dir=tmp_path, encoder=enc), chunked) and enc.calls == 2
+    assert (
+        np.array_equal(embed_texts([long], cache_dir=tmp_path, model="counting", encoder=enc), chunked)
+        and enc.calls == 2
+    )
 
 
 def test_sentence_embedding_preprocessing_takes_the_pooling(tmp_path, monkeypatch):
@@ -154,3 +159,73 @@ def test_sentence_embedding_preprocessing_takes_the_pooling(tmp_path, monkeypatc
     monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path))
     Z = SentenceEmbedding().fit_transform(texts, np.array([0, 1]), sample_domain=np.array([1, -1]))
     assert np.allclose(Z, embed_texts(texts, pooling="truncate"), atol=1e-6)  # short texts: nothing to cut
+
+
+def test_another_encoder_never_gets_minilms_cached_embeddings(tmp_path):
+    class Other(Counting):
+        def encode(self, texts, normalize_embeddings=True, **kw):
+            return -super().encode(texts, normalize_embeddings=normalize_embeddings)
+
+    a = embed_texts(["good", "bad"], cache_dir=tmp_path, model="counting", encoder=Counting())
+    with pytest.raises(TransferkitError, match="needs model='NAME'"):  # unnamed: it would be cached as MiniLM
+        embed_texts(["good", "bad"], cache_dir=tmp_path, encoder=Other())
+    for texts in (["good", "bad"], ["bad"]):  # the whole block, or rows gathered from it
+        b = embed_texts(texts, cache_dir=tmp_path, model="other", encoder=Other())
+        assert np.allclose(b, -a[-len(texts) :])
+    # a hub id with a '/' (or glob characters) is cached inside the folder, apart from the plain name
+    c = embed_texts(["good"], cache_dir=tmp_path, model="org/counting", encoder=Other())
+    assert np.allclose(c, -a[:1]) and all(p.parent == tmp_path for p in tmp_path.rglob("*.npy"))
+
+
+def _cached(tmp_path, texts=("a", "bb")):
+    embed_texts(list(texts), cache_dir=tmp_path, model="counting", encoder=Counting())
+    (block,) = [p for p in tmp_path.glob("*.npy") if not p.name.endswith(".keys.npy")]
+    return block, block.with_suffix(".keys.npy")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncate", "one-d", "nan", "short", "keys"],
+)
+def test_a_damaged_cache_is_never_used_whole_or_row_by_row(tmp_path, damage):
+    block, keys = _cached(tmp_path)
+    if damage == "truncate":
+        block.write_bytes(block.read_bytes()[:-5])
+    elif damage == "one-d":
+        np.save(block, np.zeros(2))
+    elif damage == "nan":
+        np.save(block, np.full((2, 3), np.nan, np.float32))
+    elif damage == "short":
+        np.save(block, np.ones((1, 3), np.float32))
+    else:
+        keys.write_bytes(b"junk")
+    for texts in (["a", "bb"], ["bb"]):
+        if damage == "keys" and len(texts) == 2:
+            continue  # the whole block is found by its name, without the keys
+        with pytest.raises(TransferkitError, match="is damaged; delete it"):
+            embed_texts(texts, cache_dir=tmp_path, model="counting", encoder=Counting())
+
+
+def test_a_deleted_block_is_computed_again_and_a_read_only_cache_only_warns(tmp_path, monkeypatch):
+    block, keys = _cached(tmp_path)
+    block.unlink()  # as the damage message says; its key file stays behind
+    enc = Counting()
+    Z = embed_texts(["bb"], cache_dir=tmp_path, model="counting", encoder=enc)
+    assert enc.calls == 1 and Z.shape == (1, 3)
+    import transferkit.io
+
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(transferkit.io, "atomic_write_bytes", refuse)
+    with pytest.warns(UserWarning, match="could not cache the embeddings.*TRANSFERKIT_CACHE"):
+        Z = embed_texts(["new"], cache_dir=tmp_path / "ro", model="counting", encoder=Counting())
+    assert Z.shape == (1, 3)
+
+
+def test_a_window_longer_than_the_models_input_is_an_error():
+    enc = Counting()
+    enc.max_seq_length = 8
+    with pytest.raises(TransferkitError, match="window=16 is longer than the model's input"):
+        embed_texts(["x"], window=16, encoder=enc)
+    assert embed_texts(["x"], window=8, encoder=enc).shape == (1, 3)

@@ -14,8 +14,11 @@ the model's own behaviour (first 256 word pieces).
 
 Embedding 8000 reviews takes about four minutes on a 2-core CPU, so the result is cached: one ``.npy``
 file per (model, pooling, texts) in :func:`cache_dir` (``$TRANSFERKIT_CACHE``, else
-``~/.cache/transferkit``) under ``embeddings/``, named by the sha256 of the model name and every text,
-written atomically and loaded without unpickling.
+``~/.cache/transferkit``) under ``embeddings/``, named by the model, the pooling (with its window)
+and the sha256 of those and every text, written atomically and loaded without unpickling; a text
+already cached in another block of the same model and pooling is taken from there. An encoder of
+your own is cached under the ``model`` name you give it. A cache file that cannot be read, or does not
+hold one finite row per text, is an error naming it (never used); an unwritable cache is a warning.
 """
 
 from __future__ import annotations
@@ -142,48 +145,104 @@ def _encode(enc, texts: list[str], *, pooling: str, window: int, batch_size: int
 
 
 def embed_texts(
-    texts, *, model: str = MINILM, pooling: str = "chunks", window: int = WINDOW, cache_dir=None,
+    texts, *, model: str | None = None, pooling: str = "chunks", window: int = WINDOW, cache_dir=None,
     batch_size: int = 64, device: str | None = None, progress: bool = False, encoder=None,
 ) -> np.ndarray:  # fmt: skip
     """Embed texts as float32 rows (L2-normalised); cached on disk when ``cache_dir`` is given.
 
+    ``model``: the name the embeddings are cached under; default (None) MiniLM, the built-in model.
     ``pooling``: ``"chunks"`` embeds a long text window by window and averages (see the module's
     docstring), ``"truncate"`` keeps what the model keeps. ``encoder`` replaces the model (any object
     with ``encode(list_of_texts, ...) -> array``, and a ``tokenizer`` for ``"chunks"``), for tests and
-    for other sentence-transformers models.
-    """
-    from transferkit.io import atomic_write_bytes
+    for other sentence-transformers models; with a ``cache_dir`` it needs a ``model`` name of its own,
+    so that its embeddings are never mistaken for another model's.
 
+    A cached file that cannot be read or holds no valid embeddings of these texts is an error naming
+    it, never used. A cache folder that cannot be written is a warning: the embeddings are returned.
+    """
     check_pooling(pooling)
+    if encoder is not None and model is None and cache_dir is not None:
+        raise TransferkitError(
+            "embedding with your own encoder into a cache needs model='NAME' naming it, so that its "
+            f"embeddings are cached apart from {MINILM}'s (model='{MINILM}' if it is that model)."
+        )
+    model = MINILM if model is None else str(model)
     texts = [str(t) for t in texts]
     # the cache name of truncated embeddings is the model's (as before); chunked ones carry the window
     tag = model if pooling == "truncate" else f"{model}@chunks{window}"
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"{tag}-{text_cache_key(texts, tag)}.npy"
+        path = Path(cache_dir) / f"{_file_tag(tag)}-{text_cache_key(texts, tag)}.npy"
         if path.exists():
-            try:
-                Z = np.load(path, allow_pickle=False)
-            except ValueError as exc:
-                raise TransferkitError(
-                    f"the embedding cache {path} is damaged; delete it and rerun."
-                ) from exc
-            if Z.shape[0] == len(texts):
-                _write_row_keys(path, texts)
-                return Z
-        found = _lookup_rows(Path(cache_dir), tag, texts)  # every text already embedded elsewhere
+            Z = _load_block(path, len(texts))
+            _write_row_keys(path, texts)
+            return Z
+        found = _lookup_rows(Path(cache_dir), _file_tag(tag), texts)  # every text already embedded elsewhere
         if found is not None:
             return found
     if model != MINILM and encoder is None:
         raise TransferkitError(f"unknown text model '{model}'; the built-in one is '{MINILM}'.")
     enc = encoder if encoder is not None else _load_minilm(device)
+    limit = getattr(enc, "max_seq_length", None)
+    if pooling == "chunks" and isinstance(limit, int) and window > limit:
+        raise TransferkitError(
+            f"window={window} is longer than the model's input ({limit} word pieces): it would cut every "
+            f"window after {limit}. Pass window={limit} or less."
+        )
     Z = _encode(enc, texts, pooling=pooling, window=window, batch_size=batch_size, progress=progress)
     if path is not None:
-        buf = io.BytesIO()
-        np.save(buf, Z, allow_pickle=False)
+        _save_block(path, Z, texts)
+    return Z
+
+
+def _file_tag(tag: str) -> str:
+    """``tag`` as the start of a file name: a model name with a '/' (a hub id) or glob characters gets
+    them replaced, plus a short hash of the real name so that two names never share files."""
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._@+=-]", "_", tag)
+    return safe if safe == tag else f"{safe}~{hashlib.sha256(tag.encode()).hexdigest()[:12]}"
+
+
+def _damaged(path: Path, why: str) -> TransferkitError:
+    keys = path.with_suffix(".keys.npy") if not path.name.endswith(".keys.npy") else path
+    block = keys.with_name(keys.name.replace(".keys.npy", ".npy"))
+    return TransferkitError(
+        f"the embedding cache {path} is damaged; delete it and rerun (delete {block.name} and {keys.name} "
+        f"in {path.parent} together). What is wrong: {why}."
+    )
+
+
+def _load_block(path: Path, n_rows: int | None) -> np.ndarray:
+    """A cached block of embeddings, checked: 2-d, finite floats, ``n_rows`` rows when given."""
+    try:
+        Z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _damaged(path, str(exc).split(". ")[0]) from None
+    if Z.ndim != 2 or Z.dtype.kind != "f" or (n_rows is not None and Z.shape[0] != n_rows):
+        raise _damaged(path, f"it holds a {Z.dtype} array of shape {Z.shape}, not one row per text")
+    if not np.isfinite(Z).all():
+        raise _damaged(path, "it holds NaN or infinite values")
+    return Z
+
+
+def _save_block(path: Path, Z: np.ndarray, texts) -> None:
+    """Cache ``Z`` atomically; a folder that cannot be written is a warning, not a lost computation."""
+    import warnings
+
+    from transferkit.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.save(buf, Z, allow_pickle=False)
+    try:
         atomic_write_bytes(path, buf.getvalue())
         _write_row_keys(path, texts)
-    return Z
+    except OSError as exc:
+        warnings.warn(
+            f"could not cache the embeddings in {path.parent} ({exc.strerror or exc}): they are computed "
+            "again next time. Set TRANSFERKIT_CACHE to a folder you can write.",
+            stacklevel=3,
+        )
 
 
 def _row_keys(texts) -> np.ndarray:
@@ -202,26 +261,37 @@ def _write_row_keys(path: Path, texts) -> None:
     if not keys.exists():
         buf = io.BytesIO()
         np.save(buf, _row_keys(texts), allow_pickle=False)
-        atomic_write_bytes(keys, buf.getvalue())
+        try:
+            atomic_write_bytes(keys, buf.getvalue())
+        except OSError:
+            pass  # a read-only cache: the block is still found for the same texts
 
 
-def _lookup_rows(folder: Path, model: str, texts) -> np.ndarray | None:
-    """The embeddings of ``texts`` gathered from cached blocks, or None if any text is missing."""
-    if not texts or not folder.exists():
+def _lookup_rows(folder: Path, prefix: str, texts) -> np.ndarray | None:
+    """The embeddings of ``texts`` gathered from cached blocks, or None if any text is missing.
+
+    A key file whose block was deleted is passed over; a damaged key file or block is an error."""
+    if not texts or not folder.is_dir():
         return None
     wanted = _row_keys(texts)
     found = np.full(len(texts), -1, np.int64)
     blocks = []
     # exactly "<tag>-<64 hex>.keys.npy": another tag that merely starts with this one never matches
-    for keys_path in sorted(folder.glob(f"{model}-{'[0-9a-f]' * 64}.keys.npy")):
-        keys = np.load(keys_path, allow_pickle=False)
+    for keys_path in sorted(folder.glob(f"{prefix}-{'[0-9a-f]' * 64}.keys.npy")):
+        block_path = keys_path.with_name(keys_path.name.replace(".keys.npy", ".npy"))
+        if not block_path.exists():
+            continue
+        try:
+            keys = np.load(keys_path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise _damaged(keys_path, str(exc).split(". ")[0]) from None
+        if keys.ndim != 1 or keys.dtype != np.uint64:
+            raise _damaged(keys_path, f"it holds a {keys.dtype} array of shape {keys.shape}")
         where = {int(k): i for i, k in enumerate(keys)}
         hit = np.array([where.get(int(k), -1) for k in wanted])
         new = (found < 0) & (hit >= 0)
         if new.any():
-            block = np.load(
-                keys_path.with_name(keys_path.name.replace(".keys.npy", ".npy")), allow_pickle=False
-            )
+            block = _load_block(block_path, len(keys))
             blocks.append((new, block[hit[new]]))
             found[new] = 1
         if (found >= 0).all():

@@ -1,31 +1,66 @@
 """Atomic file writes: a result, a table or a checkpoint is either complete on disk or not there.
 
 Each function writes to a temporary file in the destination folder, flushes it to disk and renames
-it over the destination (``os.replace`` is atomic on POSIX and Windows), so a run killed mid-write
-never leaves a truncated file behind and never destroys the previous version.
+it over the destination (``os.replace`` is atomic on POSIX and Windows), then flushes the folder so the
+rename itself survives a crash; a run killed mid-write never leaves a truncated file behind and never
+destroys the previous version, and a failed write removes its temporary file. A new file gets the
+permissions any file the user creates gets (``0666`` less the umask); a replaced file keeps its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "current_umask", "fsync_dir"]
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux); elsewhere
+    set and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries to disk, so that a rename in it survives a crash (POSIX; a no-op
+    where folders cannot be opened, as on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically, creating parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)  # a replaced file keeps its permissions
+    except OSError:
+        mode = 0o666 & ~current_umask()  # mkstemp's 0600 would hide results from other users
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
         with os.fdopen(fd, "wb") as fh:
+            os.chmod(tmp, mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -34,6 +69,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
     return path
 
 

@@ -62,7 +62,17 @@ def is_present(dataset: str, root=None) -> bool:
     if info.id == "office-caltech10":
         return True
     base = data_root(root)
-    return all((base / f.path).exists() for f in info.files)
+    if not all((base / f.path).is_file() for f in info.files):
+        return False
+    if info.id == "digits":  # and every MNIST-M image its label file lists
+        from transferkit.datasets.digits import MNISTM_LABELS, mnistm_image_files
+
+        try:
+            images = mnistm_image_files(base / MNISTM_LABELS.path)
+        except (OSError, ValueError, IndexError):
+            return False
+        return all((base / f.path).is_file() for f in images)
+    return True
 
 
 def load_dataset(
@@ -104,6 +114,9 @@ def download(dataset: str, root=None, *, progress: bool = True) -> Path:
     base = data_root(root)
     files: list[DataFile] = list(info.files)
     for f in progress_bar(files, desc=f"{dataset} files", disable=not progress):
+        if info.id == "office-caltech10":  # embedded: copied from the package, no network
+            _copy_embedded(f, base)
+            continue
         download_file(f, base)
     if info.id == "digits":  # MNIST-M images are listed in the verified label file
         from transferkit.datasets.digits import MNISTM_LABELS, mnistm_image_files, verify_mnistm_images
@@ -116,3 +129,23 @@ def download(dataset: str, root=None, *, progress: bool = True) -> Path:
         digests = [(Path(f.path).name, sha256sum(base / f.path)) for f in images]
         verify_mnistm_images(digests, base / Path(images[0].path).parent if images else base)
     return base
+
+
+def _copy_embedded(spec: DataFile, base: Path) -> Path:
+    """Place an embedded file of office-caltech10 in the data root (a damaged copy there is replaced)."""
+    from transferkit.datasets.files import verify
+    from transferkit.datasets.office_caltech10 import _embedded
+    from transferkit.io import atomic_write_bytes
+
+    dest = base / spec.path
+    try:
+        return verify(dest, spec)
+    except TransferkitError:
+        pass  # missing or damaged
+    try:
+        return atomic_write_bytes(dest, _embedded(spec).read_bytes())
+    except OSError as exc:
+        raise TransferkitError(
+            f"cannot write {spec.path} into the data root {base}: {exc.strerror or exc}. Pass "
+            "--data-root (or set TRANSFERKIT_DATA) to a folder you can write."
+        ) from None

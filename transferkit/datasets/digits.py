@@ -60,12 +60,16 @@ MNISTM_LABELS = DataFile(
 # is checksummed instead: one line "<file name> <sha256 of the file>" per image, in the order of the
 # (checksummed) label file; its sha256 below covers every image's bytes.
 MNISTM_IMAGES_SHA256 = "cbc831083fabb2242a5ebf95ebfb5c9ad50ced7197065bf87d008d15e9fe36f0"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # each image is checked for it on download (an error page is not)
 
 
 def mnistm_image_files(labels_path: Path) -> list[DataFile]:
     """The PNG files listed in the MNIST-M label file (verified together by :func:`verify_mnistm_images`)."""
     names = [line.split()[0] for line in labels_path.read_text().splitlines() if line.strip()]
-    return [DataFile(f"mnist_m/mnist_m_test/{n}", _MNISTM_BASE + f"mnist_m_test/{n}", None) for n in names]
+    return [
+        DataFile(f"mnist_m/mnist_m_test/{n}", _MNISTM_BASE + f"mnist_m_test/{n}", None, magic=PNG_SIGNATURE)
+        for n in names
+    ]
 
 
 def mnistm_manifest_sha256(digests: list[tuple[str, str]]) -> str:
@@ -151,8 +155,14 @@ def load_mnist_m(root: Path, origin: str = "") -> tuple[np.ndarray, np.ndarray]:
             )
         data = p.read_bytes()  # hashed and decoded from the same bytes
         digests.append((name, hashlib.sha256(data).hexdigest()))
-        with Image.open(io.BytesIO(data)) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        except (OSError, SyntaxError, ValueError) as exc:  # not an image, a truncated PNG
+            raise TransferkitError(
+                f"{p} is not a readable image ({type(exc).__name__}): it is damaged. Delete it and run "
+                f"`transferkit download digits` again, or get it from {_MNISTM_BASE}mnist_m_test/{name}."
+            ) from None
         if arr.shape != (32, 32, 3):
             raise TransferkitError(f"{p} is {arr.shape[:2]}, expected 32x32.")
         images[k] = arr.transpose(2, 0, 1)
