@@ -45,6 +45,13 @@ def test_image_folder_errors(tmp_path):
         load_dataset(tmp_path)
 
 
+def test_an_image_over_pillows_size_guard_is_a_one_line_error(tmp_path, monkeypatch):
+    _image(tmp_path / "d" / "c" / "big.png", 5)  # 120 pixels; Pillow refuses over twice the limit
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)
+    with pytest.raises(TransferkitError, match="cannot read image .*big.png.*MAX_IMAGE_PIXELS"):
+        load_dataset(tmp_path)
+
+
 def _csv(path, rows):
     path.write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
 

@@ -102,6 +102,11 @@ def load_image_folder(root, image_size: int | tuple[int, int] = 32, name: str | 
                     arr[k] = _as_rgb(im, size)
             except (UnidentifiedImageError, OSError) as exc:
                 raise TransferkitError(f"cannot read image {p}: {exc}") from None
+            except Image.DecompressionBombError as exc:  # Pillow's guard against huge images
+                raise TransferkitError(
+                    f"cannot read image {p}: {exc} Make it smaller, or raise PIL.Image.MAX_IMAGE_PIXELS "
+                    "if you trust the file."
+                ) from None
         X[d.name] = arr
         y[d.name] = np.asarray([lbl for _, lbl in items], dtype=np.int64)
         files[d.name] = [str(p.relative_to(root)) for p, _ in items]  # each row's image, for predictions
