@@ -124,3 +124,49 @@ def test_cli_nproc_runs_under_torchrun_and_writes_once(tmp_path):
     rec = json.loads((tmp_path / "result.json").read_text())
     assert rec["accuracy"] > 15 and len(rec["history"]) == 1
     assert "--nproc 2" in rec["command"]
+
+
+def _scoring_worker(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))  # fmt: skip
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    import transferkit.progress as progress
+    import transferkit.selection as selection
+
+    calls, bars = [], []
+
+    class ByEpoch:  # a scorer that liked epoch 2 best, then stopped the run (patience 1)
+        needs_source = True
+
+        def __call__(self, clf, X, y, sd):
+            calls.append(len(clf.trainer.history) + 1)
+            return {1: 0.0, 2: 1.0, 3: 0.5, 4: 2.0}[calls[-1]]
+
+    selection.get_scorer = lambda name: ByEpoch()
+    shown = progress.progress_bar
+    progress.progress_bar = lambda *a, **k: bars.append(not k["disable"]) or shown(*a, **k)
+    seed_everything(0)
+    model = build_network("mlp", 3, in_shape=(6,), hidden=(16,), dropout=0.0)
+    cfg = TrainerConfig(epochs=4, batch_size=32, lr=0.05, seed=0, device="cpu", early_stopping="source-val",
+                        patience=1, progress=True)  # fmt: skip
+    t = Trainer(model, SourceOnly(), cfg)
+    try:
+        t.fit(*_data())
+        with open(f"{out}.{rank}.json", "w") as fh:
+            json.dump({"calls": calls, "bars": bars, "best": t.best_epoch, "epochs": len(t.history)}, fh)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_early_stopping_scores_on_the_first_process_only_and_all_follow_it(tmp_path):
+    # every process scored on its own (the same work twice; on GPUs two processes whose scores differ
+    # in the last bit could keep or stop at different epochs and then wait for each other forever),
+    # and every process drew a progress bar
+    out = tmp_path / "scores"
+    mp.spawn(_scoring_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    first, second = (json.loads(open(f"{out}.{r}.json").read()) for r in (0, 1))
+    assert first["calls"] == [1, 2, 3] and second["calls"] == []
+    assert first["best"] == second["best"] == 2 and first["epochs"] == second["epochs"] == 3
+    assert first["bars"] == [True] and second["bars"] == [False]

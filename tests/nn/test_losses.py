@@ -104,3 +104,46 @@ def test_discrepancies_give_finite_gradients_to_both_domains(fn):
     fs, ft = _rand(8, 4).requires_grad_(), (_rand(8, 4, seed=9) + 1).requires_grad_()
     fn(fs, ft).backward()
     assert torch.isfinite(fs.grad).all() and fs.grad.abs().sum() > 0 and ft.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mcc_stays_finite_and_continuous_when_logits_saturate(dtype):
+    # every row confidently in class 0: the other classes' probabilities underflow to 0 for large
+    # logits, and C's row over its sum was 0/0 = NaN. The limit is the mean prediction for those rows
+    # (all mass on class 0, off the diagonal), so the loss tends to (K - 1) / K = 2/3, as at logit 20.
+    for big in (20.0, 1e3, 1e6):
+        logits = torch.zeros(8, 3, dtype=dtype)
+        logits[:, 0] = big
+        logits.requires_grad_()
+        loss = mcc_loss(logits * 1.0)
+        loss.backward()
+        assert float(loss.detach()) == pytest.approx(2 / 3, abs=1e-6) and torch.isfinite(logits.grad).all()
+
+
+def test_mcc_keeps_its_arithmetic_bit_for_bit_when_nothing_underflows():
+    # the guard against 0/0 must not move committed benchmark numbers: the usual case is the
+    # paper's expression evaluated as it always was
+    import torch.nn.functional as F
+
+    from transferkit.nn.losses import entropy
+
+    logits = _rand(64, 10, seed=3).float() * 3
+    p = F.softmax(logits / 2.5, dim=1)
+    w = 1.0 + torch.exp(-entropy(p, reduction="none"))
+    w = (64 * w / w.sum()).detach()
+    c = p.T @ (w[:, None] * p)
+    c = c / c.sum(1, keepdim=True)
+    assert torch.equal(mcc_loss(logits, 2.5), (c.sum() - torch.trace(c)) / 10)
+
+
+def test_coral_and_mmd_refuse_batches_they_cannot_compare():
+    from transferkit.errors import TransferkitError
+
+    # one row has no unbiased covariance (0/0: a NaN loss blamed on the learning rate), an empty
+    # batch no mean: clear errors that say what to change
+    with pytest.raises(TransferkitError, match="at least 2 rows per domain, got 1 source"):
+        coral_loss(_rand(1, 4), _rand(5, 4))
+    with pytest.raises(TransferkitError, match="needs rows in both, got 4 and 0"):
+        mmd2(_rand(4, 3), _rand(0, 3))
+    assert torch.isfinite(coral_loss(_rand(2, 4), _rand(2, 4, seed=1)))
+    assert torch.isfinite(mmd2(_rand(1, 4), _rand(1, 4, seed=1)))

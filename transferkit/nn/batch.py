@@ -46,8 +46,11 @@ class DomainLoader:
 
     ``y`` must already be masked (:func:`transferkit.domains.mask_target_labels`): the loader passes
     target labels on only where they are >= 0 (revealed few-shot labels), and ``y_target=None`` when
-    none is. An epoch is one pass over the source (``drop_last``, so BatchNorm never sees a batch of
-    one); the target stream cycles and reshuffles independently. Both orders come from a
+    none is. An epoch is one pass over the source in a new random order: each source row is seen
+    once, but the ``n mod batch_size`` rows at the end of the order sit out that epoch (``drop_last``,
+    so BatchNorm never sees a batch of one; ``drop_last=False`` gives them a last, smaller batch). The
+    target rows are drawn alongside in their own random order, as many as the source batches need:
+    they reshuffle every epoch, and repeat within it when the target is smaller. Both orders come from a
     ``torch.Generator`` seeded by ``seed`` and the epoch, so an epoch's batches are the same whether
     or not the run was resumed. ``transforms`` maps ``"source"``/``"target"`` to a callable applied to
     each batch of inputs (per-domain augmentation; the labelled target stream gets the target's).
@@ -57,8 +60,9 @@ class DomainLoader:
     stream instead of the source (fine-tuning on the few target labels).
 
     ``shard=(rank, world)``: in a data-parallel run every process draws the same global batches (same
-    seed) and keeps rows ``rank, rank + world, ...`` of each, so the processes together see exactly
-    the batches of a single-process run.
+    seed), applies the transforms to the whole batch and keeps rows ``rank, rank + world, ...`` of
+    each, so the processes together see exactly the batches, augmented alike, of a single-process
+    run. A labelled batch that does not split evenly goes whole to every process.
 
     Several source domains: every batch mixes them (rows drawn uniformly from the pooled source) and
     carries ``d_source``. ``sample_weight`` (one per row) and ``balance_domains`` give each source row
@@ -137,10 +141,17 @@ class DomainLoader:
             )
         self.labelled_batch = min(self.batch_size, len(self.xl))
         self.rank, self.world = int(shard[0]), int(shard[1])
-        if self.world > 1 and self.batch_size % self.world:
+        if self.world > 1 and (self.batch_size % self.world or self.batch_size < 2 * self.world):
             raise TransferkitError(
                 f"batch_size ({self.batch_size}) is the global batch of a data-parallel run and must be a "
-                f"multiple of the number of processes ({self.world})."
+                f"multiple of the number of processes ({self.world}), at least 2 rows for each (BatchNorm "
+                "cannot train on one row)."
+            )
+        rest = len(self.xs) % self.batch_size
+        if self.world > 1 and not drop_last and epoch_over == "source" and rest % self.world:
+            raise TransferkitError(
+                f"the last batch of {rest} source rows cannot be split evenly over {self.world} processes; "
+                "keep drop_last on or choose a batch_size that divides the source rows."
             )
         self.seed = seed
         self.transforms = transforms or {}
@@ -160,27 +171,36 @@ class DomainLoader:
     def epoch(self, epoch: int) -> Iterator[DABatch]:
         g = torch.Generator().manual_seed(int(self.seed) * 100_003 + int(epoch))
         b, n_steps = self.batch_size, len(self)
-        order_s = self._cycle(len(self.xs), n_steps * b, g)
+        # one pass over the source: a last partial batch (drop_last off) holds the rows left over,
+        # not rows of a second shuffle (seen twice in the epoch)
+        one_pass = self.epoch_over == "source" and not self.drop_last
+        order_s = self._cycle(len(self.xs), len(self.xs) if one_pass else n_steps * b, g)
         order_t = (
             self._cycle(len(self.xt), n_steps * b, g) if len(self.xt) else torch.zeros(0, dtype=torch.long)
         )
         lb = self.labelled_batch
         order_l = self._cycle(len(self.xl), n_steps * lb, g) if self.has_target_labels else None
         ts, tt = self.transforms.get("source"), self.transforms.get("target")
+        # every process draws the same global batch, augments all of it (so each row gets the random
+        # draw it gets in a single-process run, not the draw of the row at the same place on another
+        # process) and keeps its share: rows rank, rank + world, ...
+        share = (lambda v: v[self.rank :: self.world]) if self.world > 1 else (lambda v: v)  # noqa: E731
         for i in range(n_steps):
             s, t = order_s[i * b : (i + 1) * b], order_t[i * b : (i + 1) * b]
-            if self.world > 1:  # every process draws the same global batch and keeps its share
-                s, t = s[self.rank :: self.world], t[self.rank :: self.world]
             xs, xt = self.xs[s], self.xt[t]
-            xs = ts(xs) if ts else xs
-            xt = tt(xt) if tt and len(xt) else xt
+            xs = share(ts(xs) if ts else xs)
+            xt = share(tt(xt) if tt and len(xt) else xt)
+            s, t = share(s), share(t)
             yt = self.yt[t] if self.has_target_labels else None
             xl = yl = None
             if order_l is not None:
                 li = order_l[i * lb : (i + 1) * lb]
-                if self.world > 1 and len(li) >= self.world:
-                    li = li[self.rank :: self.world]
-                xl, yl = self.xl[li], self.yl[li]
+                xl = self.xl[li]
                 xl = tt(xl) if tt else xl
+                # split only into equal shares: then the mean of the processes' mean losses is the
+                # mean over the batch; otherwise every process takes the whole labelled batch
+                if len(li) % self.world == 0:
+                    li, xl = share(li), share(xl)
+                yl = self.yl[li]
             ws = None if self.ws is None else self.ws[s]
             yield DABatch(xs, self.ys[s], xt, yt, xl, yl, self.ds[s], ws)

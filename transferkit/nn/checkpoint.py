@@ -85,6 +85,8 @@ def save_checkpoint(folder, *, model, method, optimizer, scheduler, state: dict[
     opt_tensors, opt_meta = _flatten_optimizer(optimizer)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from its own
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
     name = f"weights-e{int(state['epoch'])}-s{int(state['step'])}.safetensors"
     atomic_write_bytes(folder / name, save(tensors))  # under a new name: the last state still holds
     full = {**state, "weights_file": name, "optimizer": opt_meta,
@@ -139,4 +141,7 @@ def load_checkpoint(folder, *, model, method, optimizer, scheduler) -> dict[str,
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TransferkitError(f"{damaged} (its scheduler state: {exc!r}).") from exc
     torch.set_rng_state(rng)
+    cuda_rng = tensors.get("rng.cuda")
+    if cuda_rng is not None and cuda_rng.dtype == torch.uint8 and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda_rng)
     return state

@@ -10,9 +10,19 @@ group with ``gloo`` on CPU and ``nccl`` on GPU. The trainer then
 * wraps the network *and* the method's own modules (a discriminator, ...) in one
   ``DistributedDataParallel`` module whose forward is the method's loss, so every deep method runs
   unchanged, however many forward passes its loss makes;
-* averages the logged metrics over processes; only the first process writes checkpoints and results.
+* averages the logged metrics over processes; only the first process writes checkpoints and results,
+  and only it runs the early-stopping scorer (every process follows its verdict).
 
 ``sync_bn=true`` converts BatchNorm layers to ``SyncBatchNorm`` (statistics over the global batch).
+
+What is and is not the single-process run: each process's loss is computed on its share of the
+global batch, and DDP averages the gradients. For a loss that is a mean over rows (cross-entropy,
+a domain discriminator's loss) that average is the gradient of the global batch's mean, so N
+processes end where one process ends (up to the order of float sums; dropout masks, drawn per
+share, differ). A term computed from a whole batch is computed per share instead: BatchNorm's
+statistics (without ``sync_bn``), MMD (DAN), CORAL, MCC's class confusion, AdaMatch's batch-mean
+alignment, and the weighted mean of the source loss under ``sample_weight``/``balance_domains`` (its
+denominator is each share's sum of weights). Such runs are sound but are not the single-process run.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["LossModule", "barrier", "init_from_env", "is_main", "reduce_mean", "world"]
+__all__ = ["LossModule", "barrier", "broadcast_values", "init_from_env", "is_main", "reduce_mean", "world"]
 
 
 def world() -> tuple[int, int]:
@@ -65,6 +75,17 @@ def reduce_mean(values: dict[str, float]) -> dict[str, float]:
     dist.all_reduce(t)
     t = (t / world()[1]).cpu()
     return {k: float(v) for k, v in zip(keys, t)}
+
+
+def broadcast_values(values: list[float]) -> list[float]:
+    """The first process's ``values`` on every process (as they are outside a process group)."""
+    if world()[1] == 1:
+        return list(values)
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.broadcast(t, 0)
+    return [float(v) for v in t.cpu()]
 
 
 class LossModule(nn.Module):

@@ -23,6 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from transferkit.errors import TransferkitError
+
 __all__ = [
     "adamatch_loss",
     "align_distributions",
@@ -55,6 +57,11 @@ def mmd2(
     ``detach_bandwidth=False`` the gradient also flows through the bandwidth, which makes the loss
     invariant to the scale of the features (no gradient towards shrinking them).
     """
+    if len(fs) == 0 or len(ft) == 0:  # the means over an empty batch are NaN
+        raise TransferkitError(
+            f"MMD compares two batches and needs rows in both, got {len(fs)} and {len(ft)}; "
+            "give the run rows of both domains."
+        )
     z = torch.cat([fs, ft])
     d = _sq_dists(z, z)
     n = z.shape[0]
@@ -66,7 +73,12 @@ def mmd2(
 
 
 def coral_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
-    """``||C_s - C_t||_F^2 / (4 d^2)`` with unbiased batch covariances."""
+    """``||C_s - C_t||_F^2 / (4 d^2)`` with unbiased batch covariances (each batch needs 2 rows)."""
+    if min(len(fs), len(ft)) < 2:  # the unbiased covariance of one row divides 0 by 0
+        raise TransferkitError(
+            f"CORAL compares batch covariances, which need at least 2 rows per domain, got {len(fs)} source "
+            f"and {len(ft)} target rows; raise batch_size (in a data-parallel run, per process)."
+        )
     d = fs.shape[1]
 
     def cov(f):
@@ -125,7 +137,15 @@ def mcc_loss(logits: torch.Tensor, temperature: float = 2.5) -> torch.Tensor:
     w = 1.0 + torch.exp(-entropy(p, reduction="none"))
     w = (n * w / w.sum()).detach()
     c = p.T @ (w[:, None] * p)
-    c = c / c.sum(1, keepdim=True)
+    s = c.sum(1, keepdim=True)
+    if bool((s > 0).all()):
+        c = c / s
+    else:
+        # a class that every row gives ~0 probability (large logits) underflows both sums of its row to
+        # 0 (0/0 = NaN); that row's limit, sum_i r_ia p_i with r_ia = w_i p_ia / sum_j w_j p_ja, is a
+        # softmax over the rows in log space (only here, so that the usual case keeps its arithmetic)
+        r = torch.softmax(torch.log(w)[:, None] + F.log_softmax(logits / temperature, dim=1), dim=0)
+        c = torch.where(s > 0, c / s.clamp_min(torch.finfo(c.dtype).tiny), r.T @ p)
     return (c.sum() - torch.trace(c)) / k
 
 

@@ -75,7 +75,12 @@ class TrainerConfig:
     target label is read. With a target-only scorer (``entropy``, ``snd``, ``mixval``), an epoch whose
     target predictions collapse onto one class (:func:`target_collapse`) is never kept: a network
     that puts every target row in one class is a degenerate optimum of those scores (its mixups
-    trivially agree, its predictions are all alike); if every epoch collapses, the last one stays.
+    trivially agree, its predictions are all alike); nor is an epoch whose score is NaN or infinite;
+    if no epoch can be kept, the last one stays. A run that stopped early stays stopped when resumed.
+    In a data-parallel run the first process scores, and every process follows its verdict.
+
+    ``grad_clip``: the largest norm of the gradient of every trained parameter, the network's and
+    the method's own (a discriminator), taken together, as ``torch.nn.utils.clip_grad_norm_``.
 
     ``balance_domains``: with several labelled source domains, weight each source row by
     ``n / (D n_d)`` so that every domain counts equally in the loss (:mod:`transferkit.nn.weights`).
@@ -83,8 +88,10 @@ class TrainerConfig:
     ``amp``: mixed precision (bfloat16 autocast) when training on a GPU; ignored on the CPU.
 
     Data-parallel (:mod:`transferkit.nn.distributed`): under ``torchrun`` (or ``run --nproc N``)
-    the same settings train on every process, ``batch_size`` being the global batch; ``sync_bn``
-    turns BatchNorm into SyncBatchNorm (GPUs only).
+    the same settings train on every process, ``batch_size`` being the global batch (a multiple of
+    the number of processes, at least 2 rows each); ``sync_bn`` turns BatchNorm into SyncBatchNorm
+    (GPUs only). It ends where one process ends only for losses that are means over rows; see the
+    module for what is computed per process.
     """
 
     epochs: int = 10
@@ -143,7 +150,16 @@ class Trainer:
             import os
 
             dev = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(dev)
+        try:
+            self.device = torch.device(dev)
+        except (RuntimeError, TypeError):
+            raise TransferkitError(
+                f"device {dev!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+            ) from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise TransferkitError(
+                f"device {dev!r}: this machine has no CUDA GPU; use device='cpu' or 'auto'."
+            )
         self.history: list[dict] = []
         self.best_epoch: int | None = None
 
@@ -162,7 +178,39 @@ class Trainer:
         raise TransferkitError(f"unknown optimizer {c.optimizer!r}; use sgd, adam or adamw.")
 
     def _check_config(self) -> None:
+        from transferkit.errors import check_flag, is_whole
+
         c = self.config
+        # counts must be whole numbers (epochs=2.5 failed deep in range(), batch_size=2.5 trained on
+        # batches of 2) and flags true or false (amp="no" is a non-empty string: on)
+        for name, minimum in (("epochs", 0), ("steps", 1), ("min_steps", 0), ("batch_size", 2),
+                              ("patience", 0), ("unfreeze_every", 0), ("trainable_depth", 0)):  # fmt: skip
+            value = getattr(c, name)
+            if value is None and name in ("steps", "trainable_depth"):
+                continue
+            if not (is_whole(value) and value >= minimum):
+                raise TransferkitError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+        if not is_whole(c.seed):
+            raise TransferkitError(f"seed must be a whole number, got {c.seed!r}.")
+        for name in ("nesterov", "balance_domains", "amp", "sync_bn", "progress"):
+            check_flag(name, getattr(c, name))
+        for name in ("lr", "momentum", "weight_decay", "reg_alpha", "reg_beta"):
+            value = getattr(c, name)
+            try:
+                ok = math.isfinite(float(value))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise TransferkitError(f"{name} must be a finite number, got {value!r}.")
+        if c.optimizer == "sgd" and not 0 <= c.momentum < 1:
+            raise TransferkitError(f"momentum must be in [0, 1), got {c.momentum}.")
+        if c.weight_decay < 0 or c.reg_alpha < 0 or c.reg_beta < 0:
+            raise TransferkitError(
+                "weight_decay, reg_alpha and reg_beta must be >= 0 (a negative one pushes the weights away): "
+                f"got {c.weight_decay}, {c.reg_alpha} and {c.reg_beta}."
+            )
+        if c.optimizer == "sgd" and c.nesterov and c.momentum == 0:
+            raise TransferkitError("nesterov=true needs momentum > 0 (Nesterov momentum without momentum).")
         if c.epochs < 1 and not c.steps:
             raise TransferkitError(f"epochs must be >= 1 (or give steps), got {c.epochs}.")
         if c.steps is not None and c.steps < 1:
@@ -415,6 +463,7 @@ class Trainer:
         if c.reg != "none":  # anchored at the starting weights, before any checkpoint is restored
             regularizers.append(Regularizer(self.model, c.reg, c.reg_alpha, c.reg_beta))
         optimizer = self._optimizer()
+        clipped = [p for group in optimizer.param_groups for p in group["params"]]
         passes = max(c.epochs, -(-c.min_steps // len(loader)))  # whole passes, at least min_steps steps
         total = c.steps if c.steps else max(1, passes * len(loader))
         n_epochs = -(-total // len(loader))
@@ -433,6 +482,11 @@ class Trainer:
             if best is not None:
                 best_file = state.get("best_file", BEST)
                 best = (best[0], best[1], _load_best(checkpoint_dir, best_file))
+        # a run that had stopped early (patience) stays stopped: the rule is a function of the saved
+        # best epoch, so a run killed after its last checkpoint resumes to the uninterrupted run's end
+        stopped = (
+            scorer is not None and best is not None and c.patience > 0 and start_epoch - best[0] >= c.patience
+        )
         use_amp = c.amp and self.device.type == "cuda"
         if n_proc > 1:  # one DDP module whose forward is the whole loss: network and method synced
             from torch.nn.parallel import DistributedDataParallel
@@ -454,7 +508,11 @@ class Trainer:
 
         from transferkit.progress import progress_bar
 
-        bar = progress_bar(range(start_epoch, n_epochs), desc="epochs", disable=not c.progress)
+        bar = progress_bar(
+            range(start_epoch, start_epoch if stopped else n_epochs),
+            desc="epochs",
+            disable=not c.progress or rank != 0,  # one bar in a data-parallel run
+        )
         for epoch in bar:
             self._trainable(epoch, fixed, model_blocks)
             self.model.train()
@@ -480,8 +538,8 @@ class Trainer:
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if c.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+                if c.grad_clip:  # the norm over every trained parameter: the method's own too
+                    torch.nn.utils.clip_grad_norm_(clipped, c.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 step += 1
@@ -497,16 +555,23 @@ class Trainer:
                 record[f"{name}_acc"] = float(np.mean(self.predict(Xe) == np.asarray(ye)))
             stop = False
             if scorer is not None:
-                clf = TrainerClassifier(self, rows=X_sel[sd_sel < 0])  # one pass over the target rows
-                score = float(scorer(clf, X_sel, y_sel, sd_sel))
+                score, collapsed = 0.0, False
+                if rank == 0:  # scored once; every process takes the first one's verdict (below)
+                    clf = TrainerClassifier(self, rows=X_sel[sd_sel < 0])  # one pass over the target rows
+                    score = float(scorer(clf, X_sel, y_sel, sd_sel))
+                    # a network that puts the target into one class is a degenerate optimum of the
+                    # target-only scorers (its mixups agree, its predictions are alike): never kept
+                    labels = np.asarray(y)[(sd >= 0) & (np.asarray(y) >= 0)]
+                    collapsed = not scorer.needs_source and self._collapse(clf.rows, labels, clf) is not None
+                # one verdict for all: processes that kept or stopped at different epochs would deadlock
+                score, collapsed = distributed.broadcast_values([score, float(collapsed)])
+                collapsed = bool(collapsed)
                 record[f"select_{c.early_stopping}"] = score
-                # a network that puts the target into one class is a degenerate optimum of the
-                # target-only scorers (its mixups agree, its predictions are alike): never kept
-                labels = np.asarray(y)[(sd >= 0) & (np.asarray(y) >= 0)]
-                collapsed = not scorer.needs_source and self._collapse(clf.rows, labels, clf) is not None
                 if collapsed:
                     record["target_collapsed"] = True
-                if not collapsed and (best is None or score > best[1]):
+                # a NaN or infinite score (a degenerate scorer) is never kept: NaN > x is always false,
+                # so a first epoch that scored NaN would otherwise stay the best for good
+                if not collapsed and math.isfinite(score) and (best is None or score > best[1]):
                     best = (
                         epoch + 1,
                         score,
