@@ -170,3 +170,22 @@ def test_early_stopping_scores_on_the_first_process_only_and_all_follow_it(tmp_p
     assert first["calls"] == [1, 2, 3] and second["calls"] == []
     assert first["best"] == second["best"] == 2 and first["epochs"] == second["epochs"] == 3
     assert first["bars"] == [True] and second["bars"] == [False]
+
+
+def test_the_weighted_source_loss_of_the_shares_averages_to_the_global_weighted_mean(monkeypatch):
+    # DDP averages the processes' gradients; with sample weights each share must divide by the global
+    # batch's sum of weights (over the number of processes), not its own, or a share of light rows
+    # would count as much as a share of heavy ones
+    from transferkit.deep.base import weighted_cross_entropy
+    from transferkit.nn import distributed as D
+
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(8, 3, generator=g), torch.randint(0, 3, (8,), generator=g)
+    w = torch.tensor([5.0, 4.0, 6.0, 5.0, 0.1, 0.2, 0.1, 0.3])  # a heavy share and a light one
+    full = weighted_cross_entropy(logits, y, w)
+    shares = [slice(0, 4), slice(4, 8)]
+    own = [weighted_cross_entropy(logits[s], y[s], w[s]) for s in shares]
+    assert abs(float(sum(own) / 2 - full)) > 0.01  # each share's own sum: another objective
+    monkeypatch.setattr(D, "global_mean_of", lambda local: w.sum() / 2)  # what all_reduce gives 2 processes
+    shared = [weighted_cross_entropy(logits[s], y[s], w[s]) for s in shares]
+    assert float(sum(shared) / 2) == pytest.approx(float(full), rel=1e-6)

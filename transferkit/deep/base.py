@@ -27,12 +27,17 @@ def weighted_cross_entropy(
     logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean cross-entropy, or with weights ``w`` the weighted mean ``sum_i w_i CE_i / sum_i w_i``
-    (0 when every weight is 0)."""
+    (0 when every weight is 0). In a data-parallel run the rows are a process's share of the global
+    batch, and the denominator is the global batch's sum over the number of processes, so that the
+    processes' average is the global batch's weighted mean (each share's own sum would weight the
+    shares equally, whatever their weights)."""
     if w is None:
         return F.cross_entropy(logits, y)
+    from transferkit.nn.distributed import global_mean_of
+
     ce = F.cross_entropy(logits, y, reduction="none")
     w = w.to(ce.dtype)
-    return (w * ce).sum() / w.sum().clamp_min(torch.finfo(ce.dtype).tiny)
+    return (w * ce).sum() / global_mean_of(w.sum()).clamp_min(torch.finfo(ce.dtype).tiny)
 
 
 @dataclass

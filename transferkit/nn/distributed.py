@@ -21,8 +21,9 @@ a domain discriminator's loss) that average is the gradient of the global batch'
 processes end where one process ends (up to the order of float sums; dropout masks, drawn per
 share, differ). A term computed from a whole batch is computed per share instead: BatchNorm's
 statistics (without ``sync_bn``), MMD (DAN), CORAL, MCC's class confusion, AdaMatch's batch-mean
-alignment, and the weighted mean of the source loss under ``sample_weight``/``balance_domains`` (its
-denominator is each share's sum of weights). Such runs are sound but are not the single-process run.
+alignment. Such runs are sound but are not the single-process run. The weighted mean of the source
+loss under ``sample_weight``/``balance_domains`` divides by the global batch's sum of weights
+(:func:`global_mean_of`), so it is the single-process one.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["LossModule", "barrier", "broadcast_values", "init_from_env", "is_main", "reduce_mean", "world"]
+__all__ = [
+    "LossModule", "barrier", "broadcast_values", "global_mean_of", "init_from_env", "is_main", "reduce_mean",
+    "world",
+]  # fmt: skip
 
 
 def world() -> tuple[int, int]:
@@ -86,6 +90,17 @@ def broadcast_values(values: list[float]) -> list[float]:
         t = t.cuda()
     dist.broadcast(t, 0)
     return [float(v) for v in t.cpu()]
+
+
+def global_mean_of(local: torch.Tensor) -> torch.Tensor:
+    """The mean over processes of ``local`` (a scalar, no gradient): the share of a global-batch sum
+    that the average of the processes' gradients expects of each process. ``local`` as it is
+    outside a process group."""
+    if world()[1] == 1:
+        return local
+    t = local.detach().clone()
+    dist.all_reduce(t)
+    return t / world()[1]
 
 
 class LossModule(nn.Module):
