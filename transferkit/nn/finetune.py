@@ -11,8 +11,9 @@ the head (``backbone.*`` and ``bottleneck.*``), so ``freeze=trunk`` is linear pr
 * :func:`parameter_groups` gives each pattern its own learning rate (``backbone.*:0.1``: the
   pretrained trunk learns ten times slower than the new head).
 * :class:`Regularizer`: L2-SP (Li et al., ICML 2018) pulls the transferred parameters towards their
-  starting values, :math:`\frac{\alpha}{2}\|w - w^0\|^2`, and keeps the new ones (the head) small
-  with :math:`\frac{\beta}{2}\|w\|^2`; plain ``l2`` and ``l1`` pull everything towards zero.
+  starting values, :math:`\frac{\alpha}{2}\|w - w^0\|^2`, and keeps the new ones (the head, and a
+  bottleneck that was built rather than loaded) small with :math:`\frac{\beta}{2}\|w\|^2`; plain
+  ``l2`` and ``l1`` pull everything towards zero.
 * Gradual unfreezing (Howard and Ruder, ACL 2018): the top block trains first, one more block below
   it every ``unfreeze_every`` epochs (:func:`unfrozen_blocks`). Which blocks train is a function of
   the epoch alone, so a resumed run unfreezes exactly as an uninterrupted one.
@@ -21,6 +22,7 @@ the head (``backbone.*`` and ``bottleneck.*``), so ``freeze=trunk`` is linear pr
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -131,15 +133,15 @@ def parse_lr_mult(entries: Sequence[str]) -> list[tuple[str, float]]:
     """``["backbone.*:0.1"]`` -> ``[("backbone.*", 0.1)]``, with a clear error for bad entries."""
     out = []
     for entry in entries:
-        pattern, sep, value = entry.rpartition(":")
+        pattern, sep, value = str(entry).rpartition(":")
         try:
             mult = float(value)
         except ValueError:
             mult = -1.0
-        if not sep or not pattern or mult < 0:
+        if not sep or not pattern or not (math.isfinite(mult) and mult >= 0):  # nan/inf: a NaN network
             raise TransferkitError(
-                f"lr_mult entry '{entry}' must look like PATTERN:MULTIPLIER with a multiplier >= 0, for "
-                "example 'backbone.*:0.1'."
+                f"lr_mult entry '{entry}' must look like PATTERN:MULTIPLIER with a finite multiplier >= 0, "
+                "for example 'backbone.*:0.1'."
             )
         out.append((pattern, mult))
     return out
@@ -172,21 +174,42 @@ class Regularizer:
 
     ``l2-sp``: :math:`\frac{\alpha}{2}\sum_{w \in S}\|w - w^0\|^2 + \frac{\beta}{2}\sum_{w \notin S}\|w\|^2`
     with :math:`w^0` the parameters' values when the regularizer was made (the source or pretrained
-    model) and :math:`S` every parameter not matching ``new`` (default: the head, which a new task
-    re-learns). ``l2``: :math:`\frac{\alpha}{2}\sum\|w\|^2`; ``l1``: :math:`\alpha\sum|w|`. Fixed
+    model) and :math:`S` every parameter not matching ``new``: the parts that were freshly initialized
+    rather than transferred, which have no source value to be pulled towards. By default these are
+    the model's ``new_parameters`` (a :class:`~transferkit.nn.model.Network` built by
+    ``build_network`` names its head and bottleneck, one loaded from a saved model its head), else the
+    head. ``l2``: :math:`\frac{\alpha}{2}\sum\|w\|^2`; ``l1``: :math:`\alpha\sum|w|`. Fixed
     parameters are left out (their penalty is a constant).
     """
 
     KINDS = ("l2-sp", "l2", "l1")
 
-    def __init__(self, model: nn.Module, kind: str, alpha: float, beta: float = 0.01, new=("head.*",)):
+    def __init__(
+        self, model: nn.Module, kind: str, alpha: float, beta: float = 0.01, new: Sequence[str] | None = None
+    ):
         if kind not in self.KINDS:
             raise TransferkitError(f"unknown regularizer {kind!r}; use none, {', '.join(self.KINDS)}.")
-        if alpha < 0 or beta < 0:
-            raise TransferkitError("regularization strengths reg_alpha and reg_beta must be >= 0.")
-        self.kind, self.alpha, self.beta = kind, float(alpha), float(beta)
+        try:
+            alpha, beta = float(alpha), float(beta)
+        except (TypeError, ValueError):
+            raise TransferkitError(
+                f"regularization strengths reg_alpha and reg_beta must be numbers, got {alpha!r}, {beta!r}."
+            ) from None
+        if not (math.isfinite(alpha) and math.isfinite(beta) and alpha >= 0 and beta >= 0):
+            raise TransferkitError(
+                f"regularization strengths reg_alpha and reg_beta must be finite numbers >= 0, got {alpha} "
+                f"and {beta}."
+            )
+        if new is None:
+            new = tuple(getattr(model, "new_parameters", None) or ("head.*",))
+        self.kind, self.alpha, self.beta = kind, alpha, beta
         new_names = set(_matching(model, new, "reg_new")) if kind == "l2-sp" else set()
-        self.anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n not in new_names}
+        # the starting values w^0 (only L2-SP reads them; l2 and l1 pull towards zero)
+        self.anchor = (
+            {n: p.detach().clone() for n, p in model.named_parameters() if n not in new_names}
+            if kind == "l2-sp"
+            else {}
+        )
         self.new = new_names
 
     def __call__(self, model: nn.Module) -> torch.Tensor:

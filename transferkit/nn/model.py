@@ -25,6 +25,11 @@ class Network(nn.Module):
     backbone (instance normalization of the input, no parameters): an image's brightness, contrast
     and colour cast are removed, the shift between grey MNIST and colour MNIST-M among them (Shu et
     al., *A DIRT-T Approach to Unsupervised Domain Adaptation*, ICLR 2018, normalize their inputs so).
+
+    ``new_parameters``: patterns of the parts that start from a fresh initialization rather than
+    transferred weights, the bottleneck and the head here (a network loaded from a saved model has
+    only its head). L2-SP (:class:`transferkit.nn.finetune.Regularizer`) keeps these small instead
+    of pulling them towards their random starting values.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class Network(nn.Module):
         self.num_classes = num_classes
         self.head_hidden = head_hidden
         self.head = make_head(feature_dim, num_classes, head_hidden)
+        self.new_parameters: tuple[str, ...] = ("bottleneck.*", "head.*")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_norm:

@@ -33,7 +33,10 @@ WEIGHTS, SPEC = "model.safetensors", "network.json"
 
 def save_network(network: torch.nn.Module, folder, spec: dict[str, Any]) -> Path:
     """Write ``network``'s weights and its ``spec`` (``backbone``, ``num_classes``, ``in_shape``,
-    optional ``bottleneck_dim``, ``input_norm``, backbone ``options`` and ``classes``); return the folder."""
+    optional ``bottleneck_dim``, ``input_norm``, backbone ``options`` and ``classes``); return the folder.
+
+    LoRA adapters are described from the network itself (``spec["lora"]``: rank, alpha, dropout and
+    the adapted layers, :func:`transferkit.nn.lora.lora_settings`), so that it reloads exactly."""
     from safetensors.torch import save
 
     from transferkit.io import atomic_write_bytes, atomic_write_json
@@ -41,7 +44,17 @@ def save_network(network: torch.nn.Module, folder, spec: dict[str, Any]) -> Path
     missing = {"backbone", "num_classes", "in_shape"} - set(spec)
     if missing:
         raise TransferkitError(f"a saved network needs {sorted(missing)} in its spec.")
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise TransferkitError(f"{folder} is a file; save the model into a folder (a new or existing one).")
+    if any("lora_" in name for name in network.state_dict()):
+        from transferkit.nn.lora import lora_settings
+
+        spec = {**spec, "lora": lora_settings(network)}
+    elif spec.get("lora"):
+        raise TransferkitError(
+            "the spec says the network has LoRA adapters, but it has none; leave 'lora' out of the spec."
+        )
     tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     atomic_write_bytes(folder / WEIGHTS, save(tensors))
     atomic_write_json(folder / SPEC, spec)
@@ -88,7 +101,7 @@ def read_spec(folder) -> dict[str, Any]:
         if classes is not None and not (isinstance(classes, list) and len(classes) == k)
         else "feature_names is not a list of column names"
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names))
-        else ""
+        else _structure_problem(spec)
     )
     if problem:
         raise TransferkitError(f"{folder / SPEC} is damaged: {problem}; save the model again.")
@@ -102,23 +115,37 @@ def load_network(
 
     With ``num_classes`` different from the saved one, or ``new_head``, the head is replaced by a
     freshly initialized head (structure transfer: same trunk, new label set); ``head_hidden`` makes
-    that new head an MLP.
+    that new head an MLP. Everything but the head was transferred, so L2-SP pulls all of it towards
+    the saved weights (``new_parameters`` is the head alone).
     """
     from safetensors.torch import load
 
     from transferkit.nn.model import build_network
 
+    if num_classes is not None and not (is_whole(num_classes) and num_classes >= 1):
+        raise TransferkitError(f"num_classes must be a whole number >= 1, got {num_classes!r}.")
+    if head_hidden is not None and not (is_whole(head_hidden) and head_hidden >= 1):
+        raise TransferkitError(f"head_hidden must be a whole number >= 1 (or None), got {head_hidden!r}.")
     folder = model_folder(folder)
     spec = read_spec(folder)
-    net = build_network(
-        spec["backbone"], int(spec["num_classes"]), in_shape=tuple(spec["in_shape"]),
-        bottleneck_dim=spec.get("bottleneck_dim"), head_hidden=spec.get("head_hidden"),
-        input_norm=bool(spec.get("input_norm", False)), **_options(spec.get("options", {})),
-    )  # fmt: skip
-    if spec.get("lora"):  # adapters first, so that their weights have somewhere to go
+    try:
+        net = build_network(
+            spec["backbone"], int(spec["num_classes"]), in_shape=tuple(spec["in_shape"]),
+            bottleneck_dim=spec.get("bottleneck_dim"), head_hidden=spec.get("head_hidden"),
+            input_norm=bool(spec.get("input_norm", False)), **_options(spec.get("options") or {}),
+        )  # fmt: skip
+    except (TypeError, RuntimeError, AttributeError) as exc:  # TransferkitErrors pass through
+        raise TransferkitError(
+            f"{folder / SPEC} describes a network that cannot be built ({type(exc).__name__}: {exc}); "
+            "save the model again."
+        ) from None
+    lora = spec.get("lora")
+    if lora:  # adapters first, so that their weights have somewhere to go
         from transferkit.nn.lora import apply_lora
 
-        apply_lora(net, int(spec["lora"]["rank"]))
+        # models saved before the adapters' settings were recorded: alpha = rank, the backbone's layers
+        apply_lora(net, int(lora["rank"]), alpha=lora.get("alpha"), dropout=float(lora.get("dropout", 0.0)),
+                   targets=lora.get("targets"))  # fmt: skip
     try:
         tensors = load((folder / WEIGHTS).read_bytes())
         net.load_state_dict(tensors)
@@ -130,7 +157,34 @@ def load_network(
         from transferkit.nn.model import make_head
 
         net.head = make_head(net.feature_dim, net.num_classes, net.head_hidden)
+    net.new_parameters = ("head.*",)
     return net
+
+
+def _structure_problem(spec: dict) -> str:
+    """What is wrong with the optional architecture fields of a spec ("" when nothing is)."""
+
+    def width(value) -> bool:
+        return value is None or (is_whole(value) and value >= 1)
+
+    lora = spec.get("lora")
+    if not width(spec.get("bottleneck_dim")):
+        return "bottleneck_dim is not a whole number >= 1"
+    if not width(spec.get("head_hidden")):
+        return "head_hidden is not a whole number >= 1"
+    if spec.get("options") is not None and not isinstance(spec["options"], dict):
+        return "options is not a mapping of backbone options"
+    if lora and not (
+        isinstance(lora, dict)
+        and is_whole(lora.get("rank"))
+        and lora["rank"] >= 1
+        and (lora.get("alpha") is None or isinstance(lora["alpha"], (int, float)))
+        and isinstance(lora.get("dropout", 0.0), (int, float))
+        and (lora.get("targets") is None or (
+            isinstance(lora["targets"], list) and all(isinstance(t, str) for t in lora["targets"])))
+    ):  # fmt: skip
+        return "lora does not give the adapters' rank (a whole number >= 1), alpha, dropout and targets"
+    return ""
 
 
 def _options(options: dict) -> dict:

@@ -63,7 +63,8 @@ class TrainerConfig:
     (``trunk`` = linear probing), ``trainable_depth`` keeps only the last N blocks trainable,
     ``unfreeze_every`` unfreezes one more block from the top every N epochs, ``lr_mult`` scales the
     learning rate per pattern (``backbone.*:0.1``), ``reg`` adds ``l2-sp`` (towards the starting
-    weights; ``reg_alpha`` on them, ``reg_beta`` on the new head), ``l2`` or ``l1``. A regularizer
+    weights; ``reg_alpha`` on them, ``reg_beta`` on the new parts: the head, and a bottleneck built
+    rather than loaded), ``l2`` or ``l1``. A regularizer
     replaces weight decay (it is switched off when ``reg`` is set).
 
     ``augment_source``/``augment_target``: per-domain augmentation (:mod:`transferkit.nn.augment`).
