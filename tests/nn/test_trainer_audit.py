@@ -180,3 +180,15 @@ def test_with_drop_last_each_epoch_reshuffles_and_sees_distinct_rows():
     e0, e1 = (torch.cat([b.x_source for b in loader.epoch(e)]).flatten(1) for e in (0, 1))
     assert len(e0) == 16 and len(torch.unique(e0, dim=0)) == 16  # no row twice; 4 sit out
     assert not torch.equal(e0, e1)
+
+
+def test_resume_without_a_checkpoint_folder_is_an_error():
+    # it used to train from the start without a word, as if there were nothing to resume
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3)).astype(np.float32)
+    y, sd = np.r_[np.arange(10) % 2, -np.ones(10, int)], np.r_[np.zeros(10, int), -np.ones(10, int)]
+    trainer = Trainer(
+        build_network("mlp", 2, in_shape=(3,)), SourceOnly(), TrainerConfig(epochs=1, batch_size=4)
+    )
+    with pytest.raises(TransferkitError, match="pass checkpoint_dir"):
+        trainer.fit(X, y, sd, resume=True)

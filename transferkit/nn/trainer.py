@@ -383,6 +383,11 @@ class Trainer:
 
         c = self.config
         self._check_config()
+        if resume and checkpoint_dir is None:  # it would silently train from the start
+            raise TransferkitError(
+                "resume=True continues from a checkpoint folder: pass checkpoint_dir (the folder an "
+                "earlier fit wrote its checkpoints to)."
+            )
         X, y, sample_domain = self._check_inputs(X, y, sample_domain)
         if sample_weight is not None:  # checked against the rows given, before any hold-out
             try:
