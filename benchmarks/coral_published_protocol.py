@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import refuse_changed_defaults
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
@@ -79,6 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results/coral-published-protocol")
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args(argv)
+    refuse_changed_defaults(ap, args, ignore=("data_root",))
     out = Path(args.out)
     ds = load_dataset("office-caltech10", args.data_root)
     start = time.perf_counter()

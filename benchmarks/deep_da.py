@@ -30,6 +30,8 @@ the same for every task; nothing is chosen on target labels. Rows per run:
 ``history.csv`` keeps every epoch's target accuracy, scores and losses. Results are rewritten atomically
 after every run; ``--resume`` skips the runs already in ``results.csv``; ``--replace`` runs the chosen
 methods, tasks and seeds again in place of their rows (after a method's defaults changed).
+A folder that holds results is only written by ``--resume`` or ``--replace``, and only with the
+same training settings (``--epochs``) as its rows.
 
     python benchmarks/deep_da.py digits [--methods dann mcc] [--seeds 0 1 2] [--jobs 2] [--resume]
     python benchmarks/deep_da.py amazon-reviews --jobs 2
@@ -49,6 +51,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from _common import check_at_least, check_list, refuse_overwrite
 from dg import COLUMNS, _read  # the same results columns and resume reader
 
 from transferkit.features import FEATURES_NAME
@@ -320,48 +323,71 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="replace the suite's epochs (a smoke test)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    if args.resume and args.replace:
+        p.error("--resume skips the runs already there, --replace runs them again: pass one")
+    check_list(p, "--seeds", args.seeds, minimum=0)
+    check_list(p, "--methods", args.methods)
+    check_list(p, "--tasks", args.tasks)
+    check_at_least(p, "--jobs", args.jobs)
+    check_at_least(p, "--epochs", args.epochs)
 
     from joblib import Parallel, delayed
 
     from transferkit import registry
+    from transferkit.datasets import dataset_info
+    from transferkit.errors import TransferkitError
 
     cfg = SUITES[args.suite]
     methods = args.methods or (METHODS + (["target-only"] if cfg.get("target_only") else []))
     for m in methods:
-        if m != "target-only":
-            registry.entry("method", m)
-    dataset = load(args.suite)
+        if m == "target-only":
+            continue
+        try:
+            entry = registry.entry("method", m)
+        except TransferkitError as exc:
+            p.error(str(exc))
+        if entry.role != "deep" or getattr(entry.load(), "needs_target_labels", False):
+            p.error(f"--methods: {m} is not a deep method that trains without target labels")
+    domains = list(dataset_info(cfg["dataset"]).counts)
     if args.tasks:
         tasks = [tuple(t.split(":")) for t in args.tasks]
-        bad = [t for t, pair in zip(args.tasks, tasks) if len(pair) != 2]
+        bad = [t for t, pair in zip(args.tasks, tasks) if len(pair) != 2 or pair[0] == pair[1]]
         if bad:
-            p.error(f"--tasks takes SOURCE:TARGET pairs such as mnist:usps; got {', '.join(bad)}")
+            p.error(
+                f"--tasks takes SOURCE:TARGET pairs of two domains such as mnist:usps; got {', '.join(bad)}"
+            )
     else:
-        tasks = cfg["tasks"] or [(s, t) for s in dataset.domains for t in dataset.domains if s != t]
-    for t in tasks:
-        dataset.check_domains(list(t))
-    if dataset.modality == "text":  # embed every domain once, before the workers look for the cache
-        from transferkit.deep.runner import inputs
-
-        inputs(dataset, dataset.to_arrays(dataset.domains))
+        tasks = cfg["tasks"] or [(s, t) for s in domains for t in domains if s != t]
+    unknown = [d for t in tasks for d in t if d not in domains]
+    if unknown:
+        p.error(f"--tasks: {args.suite} has no domain '{unknown[0]}' (its domains: {', '.join(domains)})")
     command = "python benchmarks/deep_da.py " + " ".join(
         a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"
     )
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"deep-{args.suite}"
     keep = args.resume or args.replace
+    refuse_overwrite(p, out, keep)
     rows = _read(out / "results.csv") if keep else []
     history = _read(out / "history.csv") if keep else []
     if args.replace:
         again = {(f"{s}->{t}", m, seed) for seed in args.seeds for s, t in tasks for m in methods}
         rows = [r for r in rows if (r["task"], r["method"], int(r["seed"])) not in again]
         history = [h for h in history if (h["task"], h["method"], int(h["seed"])) not in again]
+    settings = {**cfg["settings"], **({"epochs": args.epochs} if args.epochs else {})}
+    fixed = json.dumps(settings, sort_keys=True)
+    other = sorted({r["params"] for r in rows if r["params"] != fixed})
+    if other:  # one table, one setting: a resumed --epochs 1 smoke test sat beside 10-epoch rows
+        p.error(f"{out} holds rows trained with {other[0]}, this run trains with {fixed}: name another --out")
+    dataset = load(args.suite)
+    if dataset.modality == "text":  # embed every domain once, before the workers look for the cache
+        from transferkit.deep.runner import inputs
+
+        inputs(dataset, dataset.to_arrays(dataset.domains))
     done = {(r["task"], r["method"], int(r["seed"])) for r in rows}
     commands_file = out / "commands.txt"
     commands = commands_file.read_text().splitlines() if keep and commands_file.exists() else []
     if command not in commands:  # the same command resumed is one command
         commands.append(command)
-    settings = {**cfg["settings"], **({"epochs": args.epochs} if args.epochs else {})}
-    fixed = json.dumps(settings, sort_keys=True)
     notes = [f"Fixed training settings for every method and task: {fixed}; each method's own settings at "
              "their registry defaults."]  # fmt: skip
     jobs = []

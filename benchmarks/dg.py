@@ -23,7 +23,7 @@ trained on.
     python benchmarks/dg.py digits-dg [--seeds 0 1 2] [--methods erm vrex] [--held-out usps] [--resume]
     python benchmarks/dg.py amazon-reviews-dg
     python benchmarks/dg.py digits-dg --quick --out /tmp/dg-quick     # a smoke test, not results
-    python benchmarks/dg.py digits-dg --max-per-domain 2000 --epochs 20   # fewer rows, fixed by a seed
+    python benchmarks/dg.py digits-dg --max-per-domain 2000 --epochs 20 --out /tmp/dg-20  # fewer rows
 
 With 2000 rows per domain keep about as many steps as the defaults take (5 epochs over every image of
 the two training domains are 700-1200 steps of 64 rows; 20 epochs over 2 x 1600 rows, 1000): after 5
@@ -36,7 +36,9 @@ rates with each method's own settings at their defaults (2 candidates each), see
 Results: ``results.csv`` (the foundation's columns; ``task`` = the held-out domain, ``selection`` =
 the rule), ``candidates.csv`` (every candidate's three scores) and ``summary.md``, rewritten
 atomically after every method x held-out domain x seed; ``--resume`` skips those already in
-``results.csv`` (``commands.txt`` lists every command that added rows).
+``results.csv`` (``commands.txt`` lists every command that added rows). A folder that holds results
+is only added to with ``--resume``, and only by a run of the same settings (epochs, rows per domain,
+``--quick``).
 """
 
 from __future__ import annotations
@@ -45,14 +47,18 @@ import argparse
 import csv
 import io
 import json
+import re
 import statistics
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from transferkit.features import FEATURES_NAME
-from transferkit.io import atomic_write_text
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when this file is imported by path
+from _common import check_at_least, check_list, refuse_overwrite  # noqa: E402
+
+from transferkit.features import FEATURES_NAME  # noqa: E402
+from transferkit.io import atomic_write_text  # noqa: E402
 
 COLUMNS = [
     "suite", "task", "source", "target", "method", "params", "estimator", "preprocess", "seed",
@@ -95,6 +101,25 @@ def _read(path: Path) -> list[dict]:
         return []
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def _setting(settings: dict, lodo_epochs, max_rows) -> str:
+    """The settings every row of a results folder shares, as the summary's notes state them."""
+    return (
+        f"Fixed settings: {json.dumps(settings, sort_keys=True)}; leave-one-domain-out folds: "
+        f"{lodo_epochs or settings['epochs']} epochs" + (f"; {max_rows} rows per domain" if max_rows else "")
+    )
+
+
+def _recorded(out: Path) -> tuple[str | None, bool]:
+    """The settings of the rows in ``out`` (from its summary.md's notes, None when it has none) and
+    whether they were a ``--quick`` smoke test."""
+    path = out / "summary.md"
+    if not path.exists():
+        return None, False
+    text = path.read_text()
+    found = re.search(r"^Fixed settings: .*?(?=; the latest command ran with)", text, re.M)
+    return (found.group(0) if found else None), "(QUICK SMOKE TEST" in text.split("\n", 1)[0]
 
 
 def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[str], quick: bool) -> str:
@@ -187,6 +212,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error(f"--threads must be >= 1, got {args.threads}")
+    check_list(p, "--seeds", args.seeds, minimum=0)
+    check_list(p, "--methods", args.methods)
+    check_list(p, "--held-out", args.held_out)
+    check_at_least(p, "--epochs", args.epochs)
+    check_at_least(p, "--max-per-domain", args.max_per_domain)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -203,8 +233,17 @@ def main(argv=None) -> int:
     if args.quick and not args.out:  # a smoke test never replaces the committed results
         p.error("--quick is a smoke test, not results: name a scratch folder with --out (e.g. /tmp/dg-quick)")
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / args.suite
+    from transferkit.errors import TransferkitError
+
     for m in args.methods or METHODS:
-        registry.entry("method", m)
+        try:
+            entry = registry.entry("method", m)
+        except TransferkitError as exc:
+            p.error(str(exc))
+        if entry.family != "domain-generalization":
+            p.error(
+                f"--methods: {m} is not a domain generalization method (DG methods: {', '.join(METHODS)})"
+            )
     settings = dict(cfg["settings"])
     lodo_epochs = cfg["lodo_epochs"]
     seeds = args.seeds or ([0, 1, 2] if not args.quick else QUICK["seeds"])
@@ -214,6 +253,18 @@ def main(argv=None) -> int:
     if args.epochs:
         settings["epochs"] = args.epochs
         lodo_epochs = min(lodo_epochs or args.epochs, args.epochs)
+    setting = _setting(settings, lodo_epochs, max_rows)
+    refuse_overwrite(p, out, args.resume)
+    if args.resume and _read(out / "results.csv"):
+        recorded, was_quick = _recorded(out)
+        if (recorded is not None and recorded != setting) or was_quick != args.quick:
+            p.error(
+                f"{out} holds rows made with {recorded or 'other settings'}"
+                + (" (--quick)" if was_quick else "")
+                + f", this run makes them with {setting}"
+                + (" (--quick)" if args.quick else "")
+                + ": the same settings to resume, or another --out"
+            )
     dataset = load_dataset(cfg["dataset"])
     image_only = [
         m
@@ -226,7 +277,10 @@ def main(argv=None) -> int:
         print(f"{', '.join(image_only)}: images only, not run on {args.suite}", flush=True)
     methods = [m for m in args.methods or METHODS if dataset.modality == "image" or m not in image_only]
     held_out = args.held_out or dataset.domains
-    dataset.check_domains(held_out)
+    unknown = [d for d in held_out if d not in dataset.domains]
+    if unknown:
+        p.error(f"--held-out: {args.suite} has no domain '{unknown[0]}' (its domains: "
+                f"{', '.join(dataset.domains)})")  # fmt: skip
     domains = dg_inputs(dataset, max_per_domain=max_rows)
     rows = _read(out / "results.csv") if args.resume else []
     candidates = _read(out / "candidates.csv") if args.resume else []
@@ -235,12 +289,7 @@ def main(argv=None) -> int:
     commands = commands_file.read_text().splitlines() if args.resume and commands_file.exists() else []
     if command not in commands:  # the same command resumed is one command
         commands.append(command)
-    notes = [
-        f"Fixed settings: {json.dumps(settings, sort_keys=True)}; leave-one-domain-out folds: "
-        f"{lodo_epochs or settings['epochs']} epochs"
-        + (f"; {max_rows} rows per domain" if max_rows else "")
-        + f"; the latest command ran with {args.threads} torch threads."
-    ]
+    notes = [f"{setting}; the latest command ran with {args.threads} torch threads."]
     if len(dataset.domains) == 3:
         notes.append(
             "With three domains each leave-one-domain-out fold trains on one domain, where the "

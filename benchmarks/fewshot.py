@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import check_at_least, refuse_changed_defaults
 
 from transferkit.experiment import machine, versions
 from transferkit.fewshot import CLASSIFIERS, evaluate_episodes
@@ -144,10 +145,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="default: benchmarks/results/<suite>")
     args = ap.parse_args(argv)
+    check_at_least(ap, "--episodes", args.episodes)
+    check_at_least(ap, "--seed", args.seed, 0)
+    args.out = args.out or f"benchmarks/results/{args.suite}"
+    refuse_changed_defaults(ap, args, ignore=("suite",))
     start = time.perf_counter()
     rows = SUITES[args.suite](args.episodes, seed=args.seed)
     total = time.perf_counter() - start
-    out = Path(args.out or f"benchmarks/results/{args.suite}")
+    out = Path(args.out)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()

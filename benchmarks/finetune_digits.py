@@ -32,6 +32,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from _common import check_list, refuse_changed_defaults
+
 from transferkit.experiment import RunSpec, machine, run, versions
 from transferkit.io import atomic_write_text
 
@@ -91,6 +93,13 @@ def main(argv=None) -> int:
     p.add_argument("--targets", nargs="+", default=["usps", "mnist_m"])
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / SUITE))
     args = p.parse_args(argv)
+    check_list(p, "--seeds", args.seeds, minimum=0)
+    check_list(p, "--shots", args.shots, minimum=1)
+    check_list(p, "--targets", args.targets)
+    bad = [t for t in args.targets if t not in ("usps", "mnist_m")]
+    if bad:
+        p.error(f"--targets: the source is mnist; a target is usps or mnist_m, got {bad[0]}")
+    refuse_changed_defaults(p, args)
     from transferkit.datasets import load_dataset
 
     command = " ".join(["python benchmarks/finetune_digits.py", *sys.argv[1:]])

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import check_list, refuse_changed_defaults
+
 # method -> (estimator expression, the count its guard allows, the rows the guard counts)
 METHODS = {
     "meda": ("MEDA()", 6),
@@ -55,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 3000])
     ap.add_argument("--out", default="benchmarks/results/kernel-memory")
     args = ap.parse_args(argv)
+    check_list(ap, "--sizes", args.sizes, minimum=100)  # the warm-up fit takes 80 rows
+    refuse_changed_defaults(ap, args)
     from transferkit.io import atomic_write_text
 
     rows = []

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import check_at_least, check_list, refuse_changed_defaults
 
 from transferkit.experiment import machine, versions
 from transferkit.io import atomic_write_text
@@ -149,6 +150,12 @@ def main(argv=None) -> int:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default="benchmarks/results/multitask")
     args = ap.parse_args(argv)
+    check_list(ap, "--suites", args.suites)
+    check_list(ap, "--seeds", args.seeds, minimum=0)
+    check_list(ap, "--digits-seeds", args.digits_seeds, minimum=0)
+    for option in ("epochs_amazon", "epochs_digits", "per_domain"):
+        check_at_least(ap, "--" + option.replace("_", "-"), getattr(args, option))
+    refuse_changed_defaults(ap, args, ignore=("progress",))
     start = time.perf_counter()
     rows = [r for suite in args.suites for r in run_suite(suite, args)]
     total = time.perf_counter() - start

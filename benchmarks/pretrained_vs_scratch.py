@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import check_at_least, check_list, refuse_changed_defaults
 
 from transferkit.experiment import machine, versions
 from transferkit.io import atomic_write_text
@@ -222,6 +223,13 @@ def main(argv=None) -> int:
     p.add_argument("--probe-size", type=int, default=INPUT_SIZE, help="input size of the linear probe")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / SUITE))
     args = p.parse_args(argv)
+    check_list(p, "--seeds", args.seeds, minimum=0)
+    check_list(p, "--shots", args.shots, minimum=1)
+    for option in ("steps", "threads", "probe_size"):
+        check_at_least(p, "--" + option.replace("_", "-"), getattr(args, option))
+    if not args.lr > 0:
+        p.error(f"--lr must be > 0, got {args.lr}")
+    refuse_changed_defaults(p, args)
     torch.set_num_threads(args.threads)
     command = "python benchmarks/pretrained_vs_scratch.py" + "".join(" " + a for a in sys.argv[1:])
     recipe = {"optimizer": "adam", "lr": args.lr, "weight_decay": 0.0, "steps": args.steps,

@@ -2,6 +2,7 @@
 2-process data-parallel training against 1 process, each pair in the same run.
 
     python benchmarks/scale.py            # writes benchmarks/results/scale/{result.json,summary.md}
+    python benchmarks/scale.py --out /tmp/scale
 
 1. The ``office-caltech10`` suite as a sweep (every shallow method with its fixed defaults, plus
    CORAL's and TCA's grids chosen by label-free scorers), once serially in this process and once
@@ -135,19 +136,26 @@ def ddp_throughput(steps: int = 150) -> dict:
             "global_batch": 64, "steps": steps}  # fmt: skip
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(RESULTS), help="folder for result.json and summary.md")
+    args = p.parse_args(argv)  # --help printed nothing of this: it ran the whole benchmark
+    out = Path(args.out)
+
     from transferkit.experiment import machine, versions
     from transferkit.io import atomic_write_text
 
-    command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/scale.py " + " ".join(sys.argv[1:] if argv is None else argv)
     result = {"command": command, "machine": machine(), "versions": versions()}
     result["ddp"] = ddp_throughput()
     print("data-parallel:", result["ddp"], flush=True)
     result["sweep"] = sweep_speedup()
     print("sweep:", result["sweep"], flush=True)
-    atomic_write_text(RESULTS / "result.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     s, d = result["sweep"], result["ddp"]
-    atomic_write_text(RESULTS / "summary.md", "\n".join([
+    atomic_write_text(out / "summary.md", "\n".join([
         "# Scaling out on 2 CPU cores", "", f"Command: `{command}`", "",
         f"Sweep of the office-caltech10 suite ({s['trials']} trials, one thread each): serial "
         f"{s['serial_seconds']} s, Ray with 2 workers {s['ray_2_workers_seconds']} s (Ray's start "

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import check_list, refuse_changed_defaults
 
 from transferkit.datasets import dataset_info, load_dataset
 from transferkit.estimators import LinearSVMCV
@@ -130,6 +131,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error(f"--repeats must be >= 1, got {args.repeats}")
+    check_list(ap, "--methods", args.methods)
+    unknown = [m for m in args.methods or [] if m not in [n for n, *_ in METHODS]]
+    if unknown:  # an unknown name was dropped: an empty table written over the results
+        ap.error(f"--methods: {unknown[0]} is not compared (methods: {', '.join(n for n, *_ in METHODS)})")
+    refuse_changed_defaults(ap, args)
     try:
         import skada
     except ImportError:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _common import check_at_least, refuse_changed_defaults
 
 from transferkit.deep.source_only import SourceOnly
 from transferkit.nn.model import build_network
@@ -94,7 +95,11 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=4096)
     p.add_argument("--synthetic", action="store_true")
     p.add_argument("--no-full-run", action="store_true")
+    p.add_argument("--out", default=str(RESULTS), help="folder for result.json")
     args = p.parse_args(argv)
+    for option in ("rounds", "epochs", "rows"):
+        check_at_least(p, "--" + option, getattr(args, option))
+    refuse_changed_defaults(p, args)  # --synthetic or fewer rounds: never over the committed result
     Xs, ys, Xt = load(args.synthetic, args.rows)
     bare(Xs[:256], ys[:256], 1, 64, 0.01, 0)  # warm-up: first-call allocations
     rates = {"bare": [], "trainer": []}
@@ -113,7 +118,7 @@ def main(argv=None) -> int:
         print(f"full MNIST -> USPS source-only run: {result['mnist_to_usps_source_only']}")
     from transferkit.io import atomic_write_text
 
-    atomic_write_text(RESULTS / "result.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(Path(args.out) / "result.json", json.dumps(result, indent=2) + "\n")
     print(f"throughput ratio trainer/bare: {ratio:.3f}")
     return 0
 

@@ -1,4 +1,4 @@
-"""`run_suite`'s parallel workers."""
+"""`run_suite`: its parallel workers, its arguments and its summary."""
 
 import warnings
 
@@ -23,3 +23,53 @@ def test_parallel_bench_keeps_its_workers_when_deep_jobs_follow_shallow_ones(tmp
         )  # fmt: skip
     assert len(rows) == 8
     assert not [w for w in caught if "worker stopped" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"seeds": []}, "seeds is empty"),  # was an IndexError after running nothing
+        ({"methods": []}, "methods is empty"),  # was every registered method
+        ({"tasks": []}, "tasks is empty"),  # was every pair
+        ({"seeds": [0, 0]}, "seed 0 is named twice"),  # duplicate rows, counted twice in the means
+        ({"methods": ["knn", "knn"]}, "method knn is named twice"),
+        ({"tasks": [("dslr", "webcam"), ("dslr", "webcam")]}, "task dslr->webcam is named twice"),
+        ({"select": ["entropy", "entropy"]}, "scorer entropy is named twice"),
+        ({"seeds": [-1]}, "a seed is a whole number from 0"),
+        ({"jobs": -2}, "jobs is a whole number >= 1"),
+        ({"jobs": 0}, "jobs is a whole number >= 1"),
+    ],
+)
+def test_run_suite_refuses_empty_repeated_or_negative_arguments_before_any_work(tmp_path, kwargs, message):
+    from transferkit.errors import TransferkitError
+
+    args = {"methods": ["knn"], "tasks": [("dslr", "webcam")], "quiet": True, **kwargs}
+    with pytest.raises(TransferkitError, match=message):
+        run_suite("office-caltech10", tmp_path, **args)
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_the_summary_marks_rows_trained_with_target_labels(tmp_path):
+    """fine-tuned-linear gets 3 labelled target samples per class: its row stood under `fixed-defaults`,
+    which the summary describes as 'no target label used', beside the label-free methods."""
+    rows = run_suite("office-caltech10", tmp_path, methods=["knn", "fine-tuned-linear"],
+                     tasks=[("dslr", "webcam")], quiet=True, jobs=1)  # fmt: skip
+    assert {r["method"]: r["target_labels"] for r in rows} == {"knn": 0, "fine-tuned-linear": 3}
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| method | selection | average | dslr->webcam | target labels per class |" in summary
+    knn = next(line for line in summary.splitlines() if line.startswith("| knn |"))
+    linear = next(line for line in summary.splitlines() if line.startswith("| fine-tuned-linear |"))
+    assert knn.endswith(" 0 |") and linear.endswith(" 3 |")
+    assert "semi-supervised, not label-free" in summary
+
+
+def test_the_summary_never_averages_runs_given_different_numbers_of_target_labels():
+    from transferkit.benchmark import summarize
+
+    def row(k, acc):
+        return {"method": "m", "selection": "fixed-defaults", "task": "a->b", "seed": 0,
+                "target_labels": k, "accuracy": acc}  # fmt: skip
+
+    text = summarize([row(0, 40.0), row(5, 60.0)], suite="s", command="c", total_seconds=1.0)
+    assert "| m | fixed-defaults | 40.00 | 40.00 | 0 |" in text
+    assert "| m | fixed-defaults | 60.00 | 60.00 | 5 |" in text

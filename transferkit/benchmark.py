@@ -122,15 +122,20 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
     """Markdown: per-method average over tasks (mean over seeds) and the per-task table."""
     by = defaultdict(list)
     tasks = []
+
+    def labels(r) -> int:  # labelled target samples per class the run was given (0: none)
+        return int(r.get("target_labels") or 0)
+
     for r in rows:
-        by[(r["method"], r["selection"], r["task"])].append(float(r["accuracy"]))
+        by[(r["method"], r["selection"], labels(r), r["task"])].append(float(r["accuracy"]))
         if r["task"] not in tasks:
             tasks.append(r["task"])
     methods = []
     for r in rows:
-        key = (r["method"], r["selection"])
+        key = (r["method"], r["selection"], labels(r))
         if key not in methods:
             methods.append(key)
+    revealed = sorted({k for _, selection, k in methods if k and selection != ORACLE})
     seeds = sorted({int(r["seed"]) for r in rows})
     lines = [
         f"# {suite}",
@@ -141,22 +146,36 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
         f"versions: {', '.join(f'{k} {v}' for k, v in versions().items())}.",
         "",
         "Accuracy on the target in percent (mean over seeds). `fixed-defaults`: one setting per method "
-        "fixed in advance for every task, no target label used. `oracle`: reads target labels.",
+        "fixed in advance for every task, no target label used. `oracle`: reads target labels."
+        + (
+            " `target labels per class` K > 0: the method was trained with K labelled target samples per "
+            "class (left out of the accuracy): semi-supervised, not label-free."
+            if revealed
+            else ""
+        ),
         "",
-        "| method | selection | average | " + " | ".join(tasks) + " |",
-        "|---|---|---|" + "---|" * len(tasks),
+        "| method | selection | average | "
+        + " | ".join(tasks)
+        + " |"
+        + (" target labels per class |" if revealed else ""),
+        "|---|---|---|" + "---|" * (len(tasks) + bool(revealed)),
     ]
-    for method, selection in methods:
+    for method, selection, k in methods:
         cells, means = [], []
         for t in tasks:
-            accs = by.get((method, selection, t))
+            accs = by.get((method, selection, k, t))
             if accs:
                 means.append(float(np.mean(accs)))
                 cells.append(f"{means[-1]:.2f}")
             else:
                 cells.append("")
         avg = f"{np.mean(means):.2f}" if len(means) == len(tasks) else "(incomplete)"
-        lines.append(f"| {method} | {selection} | {avg} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {method} | {selection} | {avg} | "
+            + " | ".join(cells)
+            + " |"
+            + (f" {k} |" if revealed else "")
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -282,7 +301,28 @@ def run_suite(
 
     builtin = suite in list_datasets()
     info = dataset_info(suite) if builtin else None  # else the path of your own table or folder
-    methods = list(methods) if methods else default_methods()
+    if methods is not None and not list(methods):
+        raise TransferkitError("methods is empty: name at least one (None runs every registered method).")
+    methods = list(methods) if methods is not None else default_methods()
+    seeds = list(seeds)
+    if not seeds:
+        raise TransferkitError("seeds is empty: name at least one seed.")
+    bad = [
+        s for s in seeds if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s < 2**32
+    ]
+    if bad:
+        raise TransferkitError(f"a seed is a whole number from 0 to 2**32 - 1, got {bad[0]!r}.")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1):
+        raise TransferkitError(f"jobs is a whole number >= 1 (tasks run at once), got {jobs!r}.")
+    if tasks is not None and not list(tasks):
+        raise TransferkitError("tasks is empty: name at least one (None runs every pair of domains).")
+    named = (("method", methods), ("seed", seeds), ("task", list(tasks or [])), ("scorer", list(select)))
+    for what, values in named:
+        values = [tuple(v) if what == "task" else v for v in values]
+        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        if twice:  # each run once: a repeated one gave duplicate rows, counted twice in the averages
+            shown = "->".join(twice[0]) if what == "task" else twice[0]
+            raise TransferkitError(f"{what} {shown} is named twice; name each once.")
     for m in methods:
         registry.entry("method", m)  # unknown names fail before any work
     for name in select:
