@@ -224,6 +224,16 @@ def fit_predict(
                         domain_names=arrays.domain_names, **kept)  # fmt: skip
         return preds, revealed
     clf, _ = build_classifier(spec, preprocess)
+    if spec.target_labels > 0 and not clf._uses_target_labels():
+        import warnings
+
+        warnings.warn(
+            f"method '{spec.method}' learns from no target label: with --target-labels "
+            f"{spec.target_labels} its revealed rows are only left out of its accuracy (the rows a "
+            "semi-supervised run is scored on); the labels never reach it (the composer hides them).",
+            UserWarning,
+            stacklevel=2,
+        )
     X = _flat(arrays.X)
     clf.fit(X, y, arrays.sample_domain)
     preds = {}

@@ -26,6 +26,43 @@ class _Preprocessing(BaseAdapter):
     family = "preprocessing"
     needs_target = False
 
+    def _validate_fit(self, X, y, sample_domain):
+        if not self.accepts_text and _are_texts(X):
+            from transferkit.errors import TransferkitError
+
+            name = _STEP_NAMES.get(type(self).__name__, type(self).__name__)
+            raise TransferkitError(
+                f"the {name} step takes numeric features, but these rows are texts; turn the texts into "
+                f"features first, with a step before it (--preprocess tfidf {name}, or sentence-embedding)."
+            )
+        return super()._validate_fit(X, y, sample_domain)
+
+
+_STEP_NAMES = {"Standardize": "standardize", "RowNormalize": "normalize", "SharedPCA": "pca",
+               "SelectKBest": "select-k-best"}  # fmt: skip
+
+
+def _are_texts(X) -> bool:
+    """Whether ``X`` is a 1-d sequence of strings (the rows of a text data set)."""
+    if not isinstance(X, (list, tuple, np.ndarray)) or np.ndim(X) != 1 or len(X) == 0:
+        return False
+    return all(isinstance(t, str) for t in X)
+
+
+def _spread(X, mean, with_std: bool):
+    """The population standard deviation of each column, 1 where the column does not vary.
+
+    A column is constant when its variance is within float rounding of zero (scikit-learn's test): a
+    constant 0.1 has a computed spread of about 1e-17, not 0, and dividing by that would turn the
+    rounding error into values of about 1.
+    """
+    if not with_std:
+        return np.ones(X.shape[1])
+    var = X.var(axis=0)
+    eps, n = np.finfo(np.float64).eps, X.shape[0]
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    return np.where(constant, 1.0, np.sqrt(var))
+
 
 class Standardize(_Preprocessing):
     """Z-score every feature: subtract the mean, divide by the standard deviation.
@@ -51,14 +88,17 @@ class Standardize(_Preprocessing):
 
     def _stats(self, X):
         X = np.asarray(X, dtype=np.float64)
-        mean = X.mean(axis=0) if self.with_mean else np.zeros(X.shape[1])
-        std = X.std(axis=0) if self.with_std else np.ones(X.shape[1])
-        std[std == 0] = 1.0
-        return mean, std
+        mean = X.mean(axis=0)
+        std = _spread(X, mean, self.with_std)
+        return (mean if self.with_mean else np.zeros(X.shape[1])), std
+
+    def check_settings(self) -> None:
+        """The settings' own checks (no data needed): run when the step is built and at fit."""
+        for flag in ("per_domain", "with_mean", "with_std"):
+            check_flag(f"standardize's {flag}", getattr(self, flag))
 
     def _fit(self, X, y, sample_domain):
-        for flag in ("per_domain", "with_mean", "with_std"):
-            check_flag(flag, getattr(self, flag))
+        self.check_settings()
         if self.per_domain:
             self.stats_ = {int(d): self._stats(X[sample_domain == d]) for d in np.unique(sample_domain)}
         else:
@@ -98,11 +138,15 @@ class RowNormalize(_Preprocessing):
     def __init__(self, norm: Literal["l1", "l2", "max"] = "l2"):
         self.norm = norm
 
-    def _fit(self, X, y, sample_domain):
+    def check_settings(self) -> None:
+        """The settings' own checks (no data needed): run when the step is built and at fit."""
         from transferkit.errors import TransferkitError
 
         if self.norm not in ("l1", "l2", "max"):
-            raise TransferkitError(f"norm must be 'l1', 'l2' or 'max', got '{self.norm}'.")
+            raise TransferkitError(f"normalize's norm must be 'l1', 'l2' or 'max', got {self.norm!r}.")
+
+    def _fit(self, X, y, sample_domain):
+        self.check_settings()
 
     def _transform(self, X, sample_domain):
         from sklearn.preprocessing import normalize
@@ -140,10 +184,10 @@ class SharedPCA(_Preprocessing):
 
         self.check_settings()
         n = self.n_components
-        if isinstance(n, float) and n >= 1:
-            n = int(n)
-        if isinstance(n, int):
-            n = min(n, X.shape[0], X.shape[1])
+        if n >= 1:  # a count (numpy's integers too): at most the rows and columns there are
+            n = min(int(n), X.shape[0], X.shape[1])
+        else:
+            n = float(n)
         self.pca_ = PCA(n_components=n, whiten=self.whiten, random_state=self.random_state).fit(X)
 
     def _transform(self, X, sample_domain):
@@ -220,12 +264,26 @@ class Tfidf(_Preprocessing):
         self.min_df = min_df
         self.sublinear_tf = sublinear_tf
 
+    def check_settings(self) -> None:
+        """The settings' own checks (no data needed): run when the step is built and at fit."""
+        from transferkit.errors import TransferkitError
+
+        check_flag("tfidf's sublinear_tf", self.sublinear_tf)
+        for key, meaning in (("max_features", "words kept"), ("ngram_max", "longest word sequence"),
+                             ("min_df", "texts a word must appear in")):  # fmt: skip
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise TransferkitError(
+                    f"tfidf's {key} ({meaning}) must be a whole number >= 1, got {value!r}; for example "
+                    f"--preprocess tfidf:{key}={getattr(type(self)(), key)}."
+                )
+
     def _fit(self, X, y, sample_domain):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         from transferkit.errors import TransferkitError
 
-        check_flag("sublinear_tf", self.sublinear_tf)
+        self.check_settings()
         texts = _texts(X, "tfidf")
         try:
             self.vectorizer_ = TfidfVectorizer(
@@ -258,10 +316,14 @@ class SentenceEmbedding(_Preprocessing):
     def __init__(self, pooling: str = "chunks"):
         self.pooling = pooling
 
-    def _fit(self, X, y, sample_domain):
+    def check_settings(self) -> None:
+        """The settings' own checks (no data needed): run when the step is built and at fit."""
         from transferkit.features import check_pooling
 
         check_pooling(self.pooling)
+
+    def _fit(self, X, y, sample_domain):
+        self.check_settings()
         _texts(X, "sentence-embedding")
 
     def _transform(self, X, sample_domain):
@@ -328,8 +390,8 @@ def replay_steps(records: list[dict], X: np.ndarray, domains: np.ndarray) -> np.
         if "pca" in state:  # sklearn's PCA.transform: centred rows onto the axes, whitened if fitted so
             pca = {k: np.asarray(v, dtype=np.float64) for k, v in state["pca"].items() if k != "whiten"}
             Z = (Z - pca["mean"]) @ pca["components"].T
-            if state["pca"]["whiten"]:
-                Z = Z / np.sqrt(pca["variance"])
+            if state["pca"]["whiten"]:  # a component without variance is divided by eps, as sklearn does
+                Z = Z / np.maximum(np.sqrt(pca["variance"]), np.finfo(np.float64).eps)
             continue
         if "columns" in state:
             Z = Z[:, np.asarray(state["columns"], dtype=np.int64)]
