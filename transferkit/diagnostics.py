@@ -161,7 +161,8 @@ def label_shift(Xs, ys, Xt, *, estimator=None, random_state: int | None = 0) -> 
 
     Returns ``source_prior``, ``target_prior`` (estimated), ``weights`` (``p_t(y) / p_s(y)``) and
     ``total_variation`` between the two priors. The classifier (default: logistic regression) is
-    trained on half of the source and its confusion matrix measured on the other half.
+    trained on half of the source and its confusion matrix measured on the other half; the estimated
+    target prior is ``w * q(y)`` with ``q`` the class prior of that half (the one ``C`` holds).
     """
     from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
@@ -190,7 +191,10 @@ def label_shift(Xs, ys, Xt, *, estimator=None, random_state: int | None = 0) -> 
     w, *_ = np.linalg.lstsq(C, mu, rcond=None)
     w = np.clip(w, 0.0, None)
     source_prior = np.bincount(y_idx, minlength=k) / len(y_idx)
-    target_prior = w * source_prior
+    # w = p_t(y) / p(y) for the p(y) of the rows C was measured on (C's column sums, the held-out
+    # half), not of the whole source: the two differ by a row or so per class, which on a small
+    # source would show as a label shift where there is none
+    target_prior = w * C.sum(axis=0)
     target_prior = target_prior / target_prior.sum() if target_prior.sum() > 0 else source_prior
     return {
         "classes": classes.tolist(),

@@ -7,7 +7,7 @@ When ``sample_domain`` is not given (as inside ``GridSearchCV``) it is read off 
 -1 are target rows, exactly the convention of :func:`transferkit.domains.check_domain_data`. So
 ``y`` must hold -1 on the target rows: target labels in ``y`` would be read as held-out *source*
 labels (transferkit's own selection masks them; :class:`DomainShuffleSplit` refuses a ``y`` that
-labels every target row). A model fitted with several target (or source) domains cannot be scored
+labels a target row). A model fitted with several target (or source) domains cannot be scored
 with domains read off ``y`` (every target row would be called domain -1): pass ``sample_domain``.
 
 =================  ==========================================================  ===================
@@ -62,6 +62,11 @@ def _domains(X, y, sample_domain):
     if y is None:
         raise TransferkitError("a selection scorer needs y: source labels, and -1 on the target rows.")
     y = np.asarray(y)
+    if y.shape != (X.shape[0],):
+        raise TransferkitError(
+            f"y must hold one label per row of X ({X.shape[0]}), got shape {y.shape}: pass the source "
+            "labels with -1 on the target rows."
+        )
     sd = np.where(y == UNLABELLED, -1, 0) if sample_domain is None else np.asarray(sample_domain)
     if sd.shape != (X.shape[0],):
         raise TransferkitError(f"sample_domain must have one entry per row ({X.shape[0]}), got {sd.shape}.")
@@ -175,7 +180,9 @@ class IWCVScorer(_Scorer):
     """Importance-weighted validation: source accuracy weighted by p_t(x) / p_s(x).
 
     The weights come from a logistic domain classifier on the input features (Sugiyama et al. 2007),
-    so the validation error estimates the target error under covariate shift.
+    so the validation error estimates the target error under covariate shift. The mean is
+    self-normalised, ``sum(w * correct) / sum(w)`` (Sugiyama et al. divide by the number of rows
+    instead): a little bias for much less variance, and a score that stays an accuracy in [0, 1].
     """
 
     name = "iwcv"
@@ -200,7 +207,7 @@ class DEVScorer(_Scorer):
 
     ``DEV = mean(w * l) + eta * mean(w) - eta`` with ``eta = -Cov(w * l, w) / Var(w)``, where ``l`` is
     the cross-entropy of held-out source rows and ``w`` the density ratio estimated on the model's
-    own features. Returned negated (higher is better).
+    own features. Returned negated (higher is better). With equal weights (no variance) ``eta`` is 0.
     """
 
     name = "dev"
@@ -223,8 +230,11 @@ class DEVScorer(_Scorer):
         known = classes[index] == y[src]
         loss = np.where(known, -np.log(np.clip(proba[np.arange(len(index)), index], 1e-12, None)), 30.0)
         weighted = w * loss
-        # both moments with ddof=1 (np.cov's default), as in the DEV authors' code
-        var = np.var(w, ddof=1) if len(w) > 1 else 0.0
+        # both moments with ddof=1 (np.cov's default), as in the DEV authors' code. Weights that are all
+        # equal (a domain classifier that sees no difference) have no variance to use: their np.var is
+        # rounding noise (~1e-33), which would make eta = -cov / var a ratio of two noises
+        spread = np.ptp(w) if len(w) > 1 else 0.0
+        var = np.var(w, ddof=1) if spread > 1e-12 * np.max(np.abs(w)) else 0.0
         eta = -np.cov(weighted, w)[0, 1] / var if var > 0 else 0.0
         return -(np.mean(weighted) + eta * np.mean(w) - eta)
 
@@ -247,18 +257,26 @@ class SNDScorer(_Scorer):
 
     With ``P`` the L2-normalised target probabilities, ``S = P P^T`` without its diagonal and
     ``A = softmax(S / T)`` per row, the score is the mean entropy of the rows of ``A``: high when
-    target points sit in dense clusters of consistent predictions.
+    target points sit in dense clusters of consistent predictions. Needs at least 2 target rows; above
+    ``max_rows`` a random subsample (seeded by ``random_state``) is scored.
     """
 
     name = "snd"
 
     def __init__(self, temperature: float = 0.05, max_rows: int = 2000, random_state: int | None = 0):
+        if not temperature > 0:
+            raise TransferkitError(f"SND's temperature must be > 0 (0.05 in the paper), got {temperature}.")
+        if max_rows < 2:
+            raise TransferkitError(
+                f"SND's max_rows must be at least 2 (a row needs a neighbour), got {max_rows}."
+            )
         self.temperature = temperature
         self.max_rows = max_rows
         self.random_state = random_state
 
     def _score(self, estimator, X, y, sd, src, tgt):
         rows = np.flatnonzero(tgt)
+        _need_two_target_rows(self.name, rows.size)
         if rows.size > self.max_rows:
             rows = np.sort(
                 np.random.default_rng(self.random_state).choice(rows, self.max_rows, replace=False)
@@ -278,19 +296,31 @@ class MixValScorer(_Scorer):
 
     Target rows are pseudo-labelled by the model. For random pairs with *different* pseudo-labels
     (inter-cluster) and with the *same* pseudo-label (intra-cluster), the mixture
-    ``lam * x_i + (1 - lam) * x_j`` (``lam > 0.5``) should be predicted as ``x_i``'s pseudo-label. The
-    score is the mean of the two agreement rates. Only target features are read.
+    ``lam * x_i + (1 - lam) * x_j`` (``0.5 < lam < 1``) should be predicted as ``x_i``'s pseudo-label
+    (hard pseudo-labels, as in the authors' code). The score is the mean of the two agreement rates (the
+    ICE score), or the one rate there is when every pair shares its pseudo-label (a model predicting one
+    class: see :func:`choose`) or none does. ``n_pairs`` pairs are drawn with replacement (seeded by
+    ``random_state``); a row paired with itself is not counted. Needs at least 2 target rows; only
+    target features are read.
     """
 
     name = "mixval"
 
     def __init__(self, lam: float = 0.55, n_pairs: int = 1000, random_state: int | None = 0):
+        if not 0.5 < lam < 1:
+            raise TransferkitError(
+                f"MixVal's lam must lie strictly between 0.5 and 1 (the mixture is closer to x_i, whose "
+                f"pseudo-label it should keep; 0.55 in the paper), got {lam}."
+            )
+        if n_pairs < 1:
+            raise TransferkitError(f"MixVal's n_pairs must be at least 1 (1000 by default), got {n_pairs}.")
         self.lam = lam
         self.n_pairs = n_pairs
         self.random_state = random_state
 
     def _score(self, estimator, X, y, sd, src, tgt):
         rows = np.flatnonzero(tgt)
+        _need_two_target_rows(self.name, rows.size)
         Xt = X[rows].astype(np.float64)
         pseudo = np.asarray(_call(estimator, "predict", X[rows], sd[rows]))
         rng = np.random.default_rng(self.random_state)
@@ -303,6 +333,14 @@ class MixValScorer(_Scorer):
         same = pseudo[i] == pseudo[j]
         rates = [agree[m].mean() for m in (same & (i != j), ~same) if m.any()]
         return float(np.mean(rates)) if rates else 0.0
+
+
+def _need_two_target_rows(name: str, n: int) -> None:
+    if n < 2:
+        raise TransferkitError(
+            f"the '{name}' scorer compares target rows with one another and needs at least 2; got {n}. "
+            "Score on more target rows, or use the 'entropy' scorer."
+        )
 
 
 class DomainShuffleSplit:
@@ -334,11 +372,17 @@ class DomainShuffleSplit:
         src, tgt = np.flatnonzero(source_mask(sd)), np.flatnonzero(target_mask(sd))
         if not src.size or not tgt.size:
             raise TransferkitError("DomainShuffleSplit needs both source rows and target rows.")
-        if (y[tgt] != UNLABELLED).all():
+        if (labelled := int((y[tgt] != UNLABELLED).sum())) > 0:
+            # every target row sits in the training part too: a scorer reading domains off y (as inside
+            # GridSearchCV) would score these rows as held-out source rows, with their target labels
+            which = (
+                "every target row" if labelled == tgt.size else f"{labelled} of the {tgt.size} target rows"
+            )
             raise TransferkitError(
-                "y holds a label on every target row: the scorers take the rows labelled -1 as the target "
-                "and would read these target labels as held-out source labels. Pass y with -1 on the "
-                "target rows: transferkit.domains.mask_target_labels(y, sample_domain)."
+                f"y holds a label on {which}: the scorers take the rows labelled -1 as the target "
+                "and would read these target labels as held-out source labels, on rows the model was "
+                "fitted on. Pass y with -1 on the target rows: "
+                "transferkit.domains.mask_target_labels(y, sample_domain)."
             )
         classes, counts = np.unique(y[src], return_counts=True)
         n_val = int(np.ceil(self.test_size * src.size)) if self.test_size < 1 else int(self.test_size)
@@ -408,6 +452,8 @@ def score_every_epoch(X_target, names=("entropy", "snd", "mixval"), source_label
             "score_every_epoch needs the unlabelled target rows to score; X_target is empty."
         )
     scorers = {name: get_scorer(name) for name in names}
+    if len(X_target) < 2 and (pairwise := [n for n in names if n in ("snd", "mixval")]):
+        _need_two_target_rows(pairwise[0], len(X_target))
     source_based = [n for n, s in scorers.items() if s.needs_source]
     if source_based:
         raise TransferkitError(
@@ -433,13 +479,14 @@ def score_every_epoch(X_target, names=("entropy", "snd", "mixval"), source_label
 
 def chosen_epoch(history, name: str) -> dict:
     """The epoch record with the highest ``select_<name>`` score (the earliest among ties), passing
-    over epochs marked ``target_collapsed`` (see :func:`score_every_epoch`) unless all are."""
+    over epochs marked ``target_collapsed`` (see :func:`score_every_epoch`) unless all are. A NaN score
+    (a network whose outputs went NaN) ranks below every number."""
     key = f"select_{name}"
     scored = [h for h in history if key in h]
     if not scored:
         raise TransferkitError(f"no epoch of this history has a {key!r} score.")
     kept = [h for h in scored if not _is_true(h.get("target_collapsed", False))] or scored
-    return max(kept, key=lambda h: (float(h[key]), -int(h["epoch"])))
+    return max(kept, key=lambda h: (_rank(h[key]), -int(h["epoch"])))
 
 
 def target_collapse(pred_target, source_labels) -> str | None:
@@ -478,7 +525,7 @@ def choose(candidates: list[dict], scorer: str, score=None) -> dict:
     :func:`target_collapse`; :func:`transferkit.experiment.select_runs` marks them) is never
     chosen by such a scorer, unless every candidate collapsed. Scorers that read held-out source
     labels choose among all candidates. ``score(candidate, scorer)`` reads a candidate's score
-    (default ``candidate["scores"][scorer]``).
+    (default ``candidate["scores"][scorer]``). A NaN score ranks below every number.
     """
     if not candidates:
         raise TransferkitError("there is no candidate to choose from.")
@@ -490,7 +537,14 @@ def choose(candidates: list[dict], scorer: str, score=None) -> dict:
     pool = candidates
     if not get_scorer(scorer).needs_source:
         pool = [c for c in candidates if not _is_true(c.get("collapsed", False))] or candidates
-    return max(pool, key=lambda c: float(score(c, scorer)))
+    return max(pool, key=lambda c: _rank(score(c, scorer)))
+
+
+def _rank(value) -> float:
+    """A score as a sort key: NaN (which compares False with everything, so ``max`` would keep a NaN
+    that came first) ranks below every number."""
+    value = float(value)
+    return -np.inf if np.isnan(value) else value
 
 
 def _is_true(value) -> bool:
