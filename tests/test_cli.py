@@ -303,3 +303,22 @@ def test_predict_refuses_data_of_another_kind_or_shape(tmp_path, capsys):
     assert main(["predict", str(out), "--dataset", str(folder), "--out", str(preds)]) == 2
     err = capsys.readouterr().err
     assert "network.json is not valid JSON" in err and "Traceback" not in err
+
+
+def test_a_list_option_given_twice_adds_up_instead_of_keeping_the_last():
+    # argparse's nargs="+" kept only the last occurrence: `--method coral --method source-only` ran
+    # source-only alone, and `--preprocess pca --preprocess standardize` dropped pca
+    from transferkit.cli import parser
+
+    args = parser().parse_args(["run", "--source", "amazon", "--target", "caltech", "--method", "coral",
+                                "--method", "source-only", "--preprocess", "normalize", "--preprocess",
+                                "standardize"])  # fmt: skip
+    assert args.method == ["coral", "source-only"]
+    assert args.preprocess == ["normalize", "standardize"]
+    args = parser().parse_args(
+        ["bench", "office-caltech10", "--out", "x", "--methods", "coral", "--methods", "knn"]
+    )
+    assert args.methods == ["coral", "knn"] and args.seeds == [0]
+    # a method named twice ran twice
+    assert main(["run", "--dataset", "office-caltech10", "--source", "amazon", "--target", "caltech",
+              "--method", "coral", "--method", "coral"]) == 2  # fmt: skip

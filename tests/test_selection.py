@@ -361,3 +361,14 @@ def test_mixval_mixes_integer_rows_as_numbers():
     y = -np.ones(20, int)
     get_scorer("mixval", n_pairs=10)(Spy(np.full((20, 2), 0.5)), X, y)
     assert seen[-1].dtype == np.float64 and not np.allclose(seen[-1], np.round(seen[-1]))
+
+
+def test_select_runs_refuses_a_spec_that_reveals_target_labels():
+    # it chooses among unsupervised runs: with revealed labels it fitted every candidate without them
+    from transferkit.datasets import load_dataset
+    from transferkit.experiment import RunSpec, select_runs
+
+    spec = RunSpec(dataset="office-caltech10", sources=("dslr",), targets=("webcam",), method="coral",
+                   target_labels=3)  # fmt: skip
+    with pytest.raises(TransferkitError, match="reveals 3 target labels per class"):
+        select_runs(spec, load_dataset("office-caltech10"), (), [{}], ["entropy"])

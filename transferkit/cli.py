@@ -585,6 +585,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preprocess",
         nargs="*",
+        action="extend",
         metavar="STEP",
         help="preprocessing steps NAME[:key=value,...] in order, or 'none' "
         "(default: a built-in data set's standard steps; for your own table standardize:per_domain=false, "
@@ -631,9 +632,11 @@ def parser() -> argparse.ArgumentParser:
         "run", help="one adaptation run (no arguments: caltech->amazon on the embedded Office-Caltech10)"
     )
     p.add_argument("--dataset", help="data set id or a path to your own folder/table")
-    p.add_argument("--source", nargs="+", help="source domain(s)")
-    p.add_argument("--target", nargs="+", help="target domain(s)")
-    p.add_argument("--method", nargs="+", help=f"method(s) (default: {' '.join(DEFAULT_METHODS)})")
+    p.add_argument("--source", nargs="+", action="extend", help="source domain(s)")
+    p.add_argument("--target", nargs="+", action="extend", help="target domain(s)")
+    p.add_argument(
+        "--method", nargs="+", action="extend", help=f"method(s) (default: {' '.join(DEFAULT_METHODS)})"
+    )
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", help="write DIR/result.json (DIR/<method>/result.json for several methods)")
     p.add_argument("--command", help=argparse.SUPPRESS)
@@ -670,7 +673,7 @@ def parser() -> argparse.ArgumentParser:
         help="suite id (a data set id), or the path of your own table or image folder (its tasks: every "
         "ordered pair of domains whose target has labels, unless --tasks names them)",
     )
-    p.add_argument("--methods", nargs="+", help="default: every registered method")
+    p.add_argument("--methods", nargs="+", action="extend", help="default: every registered method")
     p.add_argument("--seeds", nargs="+", type=_seed, default=[0])
     p.add_argument("--out", required=True, help="folder for results.csv and summary.md")
     p.add_argument(
@@ -682,18 +685,21 @@ def parser() -> argparse.ArgumentParser:
         "('all' for every one: " + ", ".join(_scorer_names()) + "); the oracle choice is reported beside",
     )
     p.add_argument("--jobs", type=int, default=None, help="tasks run at once (default: one per CPU core)")
-    p.add_argument("--tasks", nargs="+", metavar="S->T", help="only these tasks (default: every pair)")
+    p.add_argument(
+        "--tasks", nargs="+", action="extend", metavar="S->T", help="only these tasks (default: every pair)"
+    )
     _run_options(p)
     _common(p)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("diagnose", help="how big is the shift from source to target, and of what kind")
     p.add_argument("--dataset", required=True, help="data set id, or a folder / table of your own data")
-    p.add_argument("--source", nargs="+", required=True)
-    p.add_argument("--target", nargs="+", required=True)
+    p.add_argument("--source", nargs="+", action="extend", required=True)
+    p.add_argument("--target", nargs="+", action="extend", required=True)
     p.add_argument(
         "--preprocess",
         nargs="*",
+        action="extend",
         metavar="STEP",
         help="steps before the tests (default: the data set's, standardized with source statistics)",
     )
@@ -708,7 +714,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="DIR/model (or the run's DIR) of a deep run")
     p.add_argument("--dataset", required=True, help="data set id, or a folder / table of your own data")
-    p.add_argument("--domains", nargs="+", help="the domains to classify (default: all)")
+    p.add_argument("--domains", nargs="+", action="extend", help="the domains to classify (default: all)")
     p.add_argument(
         "--out", required=True, help="the CSV to write: domain, row, prediction, confidence, label"
     )
@@ -733,6 +739,15 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["run"]  # the main job
     args = ap.parse_args(argv)
+    for name in ("source", "target", "method", "methods", "tasks", "domains"):  # the options that add up
+        values = getattr(args, name, None) or []
+        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        if twice:  # it would run (or count) twice
+            print(
+                f"transferkit: error: --{name} names {twice[0]} more than once; name each once.",
+                file=sys.stderr,
+            )
+            return 2
     args.invocation = shlex.join(["transferkit", *argv])
     args.argv = argv
     if not getattr(args, "func", None):

@@ -356,6 +356,11 @@ def select_runs(
     """
     from transferkit.selection import DomainShuffleSplit, get_scorer, reads_target, target_collapse
 
+    if spec.target_labels:  # it would fit and score every candidate unsupervised, without a word
+        raise TransferkitError(
+            f"select_runs chooses among unsupervised runs, but the spec reveals {spec.target_labels} target "
+            "labels per class; pass a spec with target_labels=0 (or choose with the few labels yourself)."
+        )
     dataset.check_domains(spec.sources + spec.targets)
     arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels are -1 here
     entry = registry.entry("method", spec.method)
