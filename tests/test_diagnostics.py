@@ -143,10 +143,23 @@ def test_alignment_test_and_advice_do_not_depend_on_the_features_units():
     km = diagnose(Xs * 1e-3, ys, Xt * 1e-3, n_permutations=30)
     # before: a fixed ridge of 1 swamped the covariances of the small values, CORAL did nothing
     assert km.mmd2_aligned == pytest.approx(metres.mmd2_aligned, rel=1e-6, abs=1e-9)
-    assert km.mmd2_aligned < 0.2 * km.mmd2
+    assert km.mmd2_aligned < 0.2 * km.mmd2_standardized and km.alignment_drop > 0.8
     assert km.recommendation == metres.recommendation
     assert km.recommendation.startswith("feature alignment"), str(km)
     assert km.summary == metres.summary
+
+
+def test_the_alignment_drop_does_not_depend_on_each_features_units():
+    # the drop compared the raw features' MMD (its kernel width dominated by the widest feature) with
+    # the MMD of standardized, aligned features: features in other units, one each, moved it
+    Xs, ys, Xt = _reshaped([4.0, 0.25, 3.0, 0.3, 1.0], 2.0)
+    units = np.array([1e3, 1.0, 1e-2, 10.0, 1.0])
+    a = diagnose(Xs, ys, Xt, n_permutations=19)
+    b = diagnose(Xs * units, ys, Xt * units, n_permutations=19)
+    assert b.alignment_drop == pytest.approx(a.alignment_drop, abs=1e-4)
+    assert b.mmd2_standardized == pytest.approx(a.mmd2_standardized, rel=1e-6)
+    assert b.mmd2 != pytest.approx(a.mmd2, rel=0.1)  # the raw test itself is in the features' units
+    assert f"removes {100 * a.alignment_drop:.0f}%" in str(a)
 
 
 def test_a_significant_mmd_that_a_linear_classifier_cannot_see_is_a_shift():
@@ -154,7 +167,7 @@ def test_a_significant_mmd_that_a_linear_classifier_cannot_see_is_a_shift():
     Xs, ys, Xt = _reshaped([3.0, 0.3, 2.5, 0.4, 1.0], 0.0)
     rep = diagnose(Xs, ys, Xt, n_permutations=30)
     assert rep.proxy_a_distance < 0.2 and rep.mmd_p_value < 0.05
-    assert rep.mmd2_aligned < 0.5 * rep.mmd2  # an affine alignment removes most of it
+    assert rep.mmd2_aligned < 0.5 * rep.mmd2_standardized  # an affine alignment removes most of it
     assert rep.recommendation.startswith("feature alignment"), str(rep)
     assert "hard to tell apart" not in str(rep)
     assert "linear domain classifier cannot see" in rep.summary[0]
