@@ -168,3 +168,22 @@ def test_many_adapted_layers_reload_although_peft_shortens_their_names(tmp_path)
     assert json.loads((tmp_path / "network.json").read_text())["lora"]["targets"] == sorted(adapted)
     x = torch.randn(3, 6)
     assert torch.allclose(net.eval()(x), load_network(tmp_path).eval()(x))
+
+
+def test_weights_from_another_save_beside_the_spec_are_found_at_load(tmp_path):
+    # the weights and network.json are two atomic writes: a save killed between them left new weights
+    # beside the previous spec, which loaded without a word when the shapes agreed
+    a, b = tmp_path / "a", tmp_path / "b"
+    save_network(_net(), a, SPEC)
+    torch.manual_seed(1)
+    other = build_network("mlp", 3, in_shape=(6,), hidden=(16,))
+    save_network(other, b, SPEC)
+    x = torch.randn(4, 6)
+    assert torch.equal(load_network(b).eval()(x), other.eval()(x))  # a whole save loads as it was
+    (a / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes())  # a's spec, b's weights
+    with pytest.raises(TransferkitError, match="is not the weights .*network.json was saved with"):
+        load_network(a)
+    spec = json.loads((a / "network.json").read_text())
+    del spec["weights_sha256"]  # a model saved before the checksum: loads as before
+    (a / "network.json").write_text(json.dumps(spec))
+    assert torch.equal(load_network(a).eval()(x), other.eval()(x))

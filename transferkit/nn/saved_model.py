@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,11 @@ def save_network(network: torch.nn.Module, folder, spec: dict[str, Any]) -> Path
             "the spec says the network has LoRA adapters, but it has none; leave 'lora' out of the spec."
         )
     tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-    atomic_write_bytes(folder / WEIGHTS, save(tensors))
+    data = save(tensors)
+    # two atomic writes: the spec names its weights by checksum, so a save killed between them (new
+    # weights beside the previous save's spec) is found at load instead of pairing the two
+    spec = {**spec, "weights_sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write_bytes(folder / WEIGHTS, data)
     atomic_write_json(folder / SPEC, spec)
     return folder
 
@@ -146,8 +151,15 @@ def load_network(
         # models saved before the adapters' settings were recorded: alpha = rank, the backbone's layers
         apply_lora(net, int(lora["rank"]), alpha=lora.get("alpha"), dropout=float(lora.get("dropout", 0.0)),
                    targets=lora.get("targets"))  # fmt: skip
+    raw = (folder / WEIGHTS).read_bytes()
+    expected = spec.get("weights_sha256")
+    if expected is not None and hashlib.sha256(raw).hexdigest() != expected:  # saves before it have none
+        raise TransferkitError(
+            f"{folder / WEIGHTS} is not the weights {folder / SPEC} was saved with (a save interrupted "
+            "between the two files, or one of them replaced); save the model again."
+        )
     try:
-        tensors = load((folder / WEIGHTS).read_bytes())
+        tensors = load(raw)
         net.load_state_dict(tensors)
     except Exception as exc:
         raise TransferkitError(f"the saved model in {folder} could not be loaded ({exc}).") from exc
