@@ -4,7 +4,7 @@
 (no target label is ever passed to it) and reports how far apart the domains are and in what way:
 
 * proxy A-distance: how well a linear classifier tells source from target (0 same, 2 separable);
-* an MMD two-sample test with a permutation p-value, and the MMD left after an affine alignment;
+* an MMD two-sample test with a permutation p-value, and how much of it an affine alignment removes;
 * support overlap and the health of the importance weights p_t(x)/p_s(x) (can reweighting work?);
 * a black-box estimate of label shift (do the class proportions change?);
 * the features that drift most, and how far each class's target rows sit from its source mean;
