@@ -59,7 +59,10 @@ class AdaMatch(FixMatch):
     :math:`\max_k p_{s,ik}` and :math:`\mu(p) = \tfrac12 - \tfrac12\cos(\min(\pi, 2\pi p))`. The
     augmentations :math:`\alpha` (weak) and :math:`\mathcal{A}` (strong) are FixMatch's. Pseudo-labels,
     :math:`\bar p_s` and :math:`\bar c_s` carry no gradient. Paper defaults: :math:`\tau = 0.9`,
-    :math:`\lambda_u = 1`.
+    :math:`\lambda_u = 1`. Unlike the reference code, the two source terms are added (it averages
+    them), :math:`\bar p_s` and :math:`\bar q` are this batch's means (it keeps moving averages),
+    the target batch has the source batch's size (its ratio is 3) and random logit interpolation is
+    left out (see the module's notes).
 
     Reference: D. Berthelot, R. Roelofs, K. Sohn, N. Carlini and A. Kurakin, "AdaMatch: a unified
     approach to semi-supervised learning and domain adaptation", ICLR 2022.

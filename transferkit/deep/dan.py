@@ -73,8 +73,8 @@ class DAN(DeepMethod):
             values = ()
         if not values or not all(math.isfinite(m) and m > 0 for m in values):
             raise TransferkitError(
-                f"DAN's multipliers (of the median distance, one per Gaussian kernel) must be numbers > 0, "
-                f"at least one; got {multipliers!r}."
+                "DAN's multipliers (of the mean pairwise squared distance, one per Gaussian kernel) must be "
+                f"numbers > 0, at least one; got {multipliers!r}."
             )
         self.multipliers = values
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from transferkit.deep.base import DeepMethod, Losses, check_nonnegative
+from transferkit.deep.base import DeepMethod, Losses, check_nonnegative, weighted_cross_entropy
 
 
 class FineTune(DeepMethod):
@@ -73,7 +73,9 @@ class FineTune(DeepMethod):
             logits = model(torch.cat([batch.x_labelled, batch.x_source]))
             parts = {
                 "target_ce": F.cross_entropy(logits[:n], batch.y_labelled),
-                "source_ce": self.source_weight * F.cross_entropy(logits[n:], batch.y_source),
+                # the source rows' sample weights (sample_weight, balance_domains), as every method's
+                "source_ce": self.source_weight
+                * weighted_cross_entropy(logits[n:], batch.y_source, batch.w_source),
             }
         else:
             parts = {"target_ce": F.cross_entropy(model(batch.x_labelled), batch.y_labelled)}

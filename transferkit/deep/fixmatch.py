@@ -151,7 +151,10 @@ class FixMatch(DeepMethod):
     no gradient. Source rows, weak target views and the revealed target rows (as given, not
     augmented) go through the network together (the one forward rule); the strong view is a second
     pass.
-    Paper defaults: ``threshold`` :math:`\tau = 0.95`, ``weight`` :math:`\lambda_u = 1`.
+    Paper defaults: ``threshold`` :math:`\tau = 0.95`, ``weight`` :math:`\lambda_u = 1`. Unlike the
+    paper, the target batch has as many rows as the source batch (the paper's :math:`\mu = 7`
+    unlabelled rows per labelled row), and the source rows are not augmented (the paper trains on
+    their weak view; ``augment_source`` can add one).
 
     Reference: K. Sohn et al., "FixMatch: simplifying semi-supervised learning with consistency and
     confidence", NeurIPS 2020.
