@@ -254,7 +254,12 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
                     continue
                 means.append(statistics.mean(v))
                 sd = f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""
-                cells.append(f"{means[-1]:.2f}{sd}")
+                # a task with fewer runs than the table's seeds (a failed or missing run) says so: its
+                # mean, and the average over tasks, are over fewer seeds than the other cells
+                short = (
+                    f" ({len(v)} of {len(these)} seeds)" if len(v) < len(these) and m != "target-only" else ""
+                )
+                cells.append(f"{means[-1]:.2f}{sd}{short}")
             avg = statistics.mean(means) if len(means) == len(tasks) else None
             if avg is not None:
                 averages[(selection, m)] = avg

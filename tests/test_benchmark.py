@@ -73,3 +73,18 @@ def test_the_summary_never_averages_runs_given_different_numbers_of_target_label
     text = summarize([row(0, 40.0), row(5, 60.0)], suite="s", command="c", total_seconds=1.0)
     assert "| m | fixed-defaults | 40.00 | 40.00 | 0 |" in text
     assert "| m | fixed-defaults | 60.00 | 60.00 | 5 |" in text
+
+
+def test_a_cell_over_fewer_seeds_than_the_suite_says_so():
+    # a failed run left one task with fewer seeds: its mean, and the average, are over other runs
+    from transferkit.benchmark import summarize
+
+    def row(task, seed, acc):
+        return {"method": "m", "selection": "fixed-defaults", "task": task, "seed": seed,
+                "target_labels": 0, "accuracy": acc}  # fmt: skip
+
+    rows = [row("a->b", 0, 40.0), row("a->b", 1, 42.0), row("b->a", 0, 50.0)]
+    text = summarize(rows, suite="s", command="c", total_seconds=1.0)
+    assert "| m | fixed-defaults | 45.50 | 41.00 | 50.00 (1 of 2 seeds) |" in text
+    full = summarize([*rows, row("b->a", 1, 52.0)], suite="s", command="c", total_seconds=1.0)
+    assert "| m | fixed-defaults | 46.00 | 41.00 | 51.00 |" in full

@@ -182,3 +182,18 @@ def test_scale_help_prints_usage_instead_of_running_the_benchmark(capsys, commit
     with pytest.raises(SystemExit) as exit_:
         scale.main(["--help"])
     assert exit_.value.code == 0 and "--out" in capsys.readouterr().out
+
+
+def test_deep_da_summary_says_which_cells_have_fewer_seeds():
+    # a run that failed or was not made left a task with fewer seeds than the table's: its cell said
+    # nothing, and the average mixed 2- and 3-seed means
+    summary = _script("deep_da").summary
+
+    def row(task, seed, acc):
+        return {"suite": "s", "task": task, "method": "dann", "params": "{}", "seed": str(seed),
+                "selection": "fixed-defaults", "accuracy": str(acc), "seconds": "1"}  # fmt: skip
+
+    rows = [row("a->b", 0, 40.0), row("a->b", 1, 44.0), row("b->a", 0, 50.0)]
+    text = summary(rows, suite="s", commands=["c"], notes=[])
+    assert "| dann | 46.00 | 42.00 ± 2.83 | 50.00 (1 of 2 seeds) |" in text
+    assert "of 2 seeds" not in summary([*rows, row("b->a", 1, 50.0)], suite="s", commands=["c"], notes=[])

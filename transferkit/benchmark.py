@@ -166,7 +166,9 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
             accs = by.get((method, selection, k, t))
             if accs:
                 means.append(float(np.mean(accs)))
-                cells.append(f"{means[-1]:.2f}")
+                # fewer runs than the suite's seeds (a failed run): that cell, and the average, say so
+                short = f" ({len(accs)} of {len(seeds)} seeds)" if len(accs) < len(seeds) else ""
+                cells.append(f"{means[-1]:.2f}{short}")
             else:
                 cells.append("")
         avg = f"{np.mean(means):.2f}" if len(means) == len(tasks) else "(incomplete)"
