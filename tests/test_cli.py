@@ -319,6 +319,13 @@ def test_a_list_option_given_twice_adds_up_instead_of_keeping_the_last():
         ["bench", "office-caltech10", "--out", "x", "--methods", "coral", "--methods", "knn"]
     )
     assert args.methods == ["coral", "knn"] and args.seeds == [0]
+    args = parser().parse_args(["bench", "office-caltech10", "--out", "x", "--seeds", "1", "--seeds", "2",
+                                "--select", "snd", "--select", "entropy"])  # fmt: skip
+    assert args.seeds == [1, 2] and args.select == [
+        "snd",
+        "entropy",
+    ]  # the default [0] replaced, not extended
+    assert parser().parse_args(["bench", "office-caltech10", "--out", "x"]).seeds == [0]
     # a method named twice ran twice
     assert main(["run", "--dataset", "office-caltech10", "--source", "amazon", "--target", "caltech",
               "--method", "coral", "--method", "coral"]) == 2  # fmt: skip

@@ -546,6 +546,16 @@ def cmd_download(args) -> int:
     return 0
 
 
+class _AddUp(argparse.Action):
+    """A list option with a default that, given several times, adds up: the first occurrence replaces
+    the default and later ones extend it (argparse kept only the last: ``--seeds 0 --seeds 1`` ran seed 1)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        given = [] if current is self.default or current is None else list(current)
+        setattr(namespace, self.dest, given + list(values))
+
+
 def _seed(text: str) -> int:
     """A seed as numpy and torch take it: a whole number from 0 to 2**32 - 1."""
     try:
@@ -674,11 +684,12 @@ def parser() -> argparse.ArgumentParser:
         "ordered pair of domains whose target has labels, unless --tasks names them)",
     )
     p.add_argument("--methods", nargs="+", action="extend", help="default: every registered method")
-    p.add_argument("--seeds", nargs="+", type=_seed, default=[0])
+    p.add_argument("--seeds", nargs="+", action=_AddUp, type=_seed, default=[0])
     p.add_argument("--out", required=True, help="folder for results.csv and summary.md")
     p.add_argument(
         "--select",
         nargs="+",
+        action=_AddUp,
         default=[],
         metavar="SCORER",
         help="also pick each method's setting from its search space with these label-free scorers "
@@ -739,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["run"]  # the main job
     args = ap.parse_args(argv)
-    for name in ("source", "target", "method", "methods", "tasks", "domains"):  # the options that add up
+    for name in ("source", "target", "method", "methods", "tasks", "domains", "seeds", "select"):  # add up
         values = getattr(args, name, None) or []
         twice = [v for i, v in enumerate(values) if v in values[:i]]
         if twice:  # it would run (or count) twice
