@@ -110,3 +110,16 @@ def test_target_labels_given_to_a_method_that_takes_none_are_said_to_reach_nothi
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*learns from no target label")
         run(RunSpec(method="self-training", **base), dataset=ds)  # it learns from them: no warning
+
+
+def test_tfidf_refuses_a_dense_matrix_larger_than_half_the_memory(monkeypatch):
+    # the methods take dense rows: a large max_features built the matrix without a word, then swapped
+    from transferkit.shallow import _kernels
+
+    texts = np.array(["good film", "bad film", "good plot", "bad plot"], dtype=object)
+    sd = np.array([0, 0, -1, -1])
+    step = Tfidf(min_df=1).fit(texts, np.array([1, 0, -1, -1]), sd)
+    assert step.transform(texts, sd).shape == (4, 4)
+    monkeypatch.setattr(_kernels, "_physical_memory", lambda: 200)  # 4 x 4 x 8 bytes > half of it
+    with pytest.raises(TransferkitError, match="dense 4 x 4 matrix .* lower max_features"):
+        step.transform(texts, sd)

@@ -299,7 +299,20 @@ class Tfidf(_Preprocessing):
             ) from None
 
     def _transform(self, X, sample_domain):
-        return self.vectorizer_.transform(_texts(X, "tfidf")).astype(np.float64).toarray()
+        from transferkit.shallow._kernels import _bytes, _physical_memory
+
+        texts = _texts(X, "tfidf")
+        # the methods take dense rows: a clear error before allocating more than half the memory
+        need, total = 8 * len(texts) * len(self.vectorizer_.vocabulary_), _physical_memory()
+        if total is not None and need > 0.5 * total:
+            from transferkit.errors import TransferkitError
+
+            raise TransferkitError(
+                f"tfidf would make a dense {len(texts)} x {len(self.vectorizer_.vocabulary_)} matrix "
+                f"({_bytes(need)}), more than half of this machine's {_bytes(total)}; lower max_features "
+                f"(now {self.max_features}) or use sentence-embedding."
+            )
+        return self.vectorizer_.transform(texts).astype(np.float64).toarray()
 
 
 class SentenceEmbedding(_Preprocessing):
