@@ -7,6 +7,8 @@ import argparse
 import csv
 from pathlib import Path
 
+from transferkit.errors import repeated
+
 RESULTS = Path(__file__).resolve().parent / "results"
 """The committed results: written only by the commands recorded in them."""
 
@@ -16,7 +18,7 @@ def check_list(p: argparse.ArgumentParser, option: str, values, *, minimum: int 
     with ``minimum``, every one at least that."""
     if values is None:
         return
-    twice = [v for i, v in enumerate(values) if v in values[:i]]
+    twice = repeated(values)
     if twice:
         p.error(f"{option}: {twice[0]} is named twice; name each once")
     if minimum is not None:

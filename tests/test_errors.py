@@ -73,3 +73,10 @@ def test_unknown_domain_suggests_the_closest():
     ds = load_dataset("office-caltech10")
     with pytest.raises(TransferkitError, match="Did you mean 'amazon'"):
         ds.to_arrays(["amazn"], ["webcam"])
+
+
+def test_repeated_names_each_value_given_more_than_once_in_order():
+    from transferkit.errors import repeated
+
+    assert repeated(["a", "b", "a", "c", "b", "a"]) == ["a", "b"]
+    assert repeated([0, 1, 2]) == [] and repeated([]) == []

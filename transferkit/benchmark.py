@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit import registry
-from transferkit.errors import TransferkitError
+from transferkit.errors import TransferkitError, is_whole, repeated
 from transferkit.experiment import (
     ORACLE,
     RunSpec,
@@ -309,19 +309,17 @@ def run_suite(
     seeds = list(seeds)
     if not seeds:
         raise TransferkitError("seeds is empty: name at least one seed.")
-    bad = [
-        s for s in seeds if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s < 2**32
-    ]
+    bad = [s for s in seeds if not (is_whole(s) and 0 <= s < 2**32)]
     if bad:
         raise TransferkitError(f"a seed is a whole number from 0 to 2**32 - 1, got {bad[0]!r}.")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1):
+    if jobs is not None and not (is_whole(jobs) and jobs >= 1):
         raise TransferkitError(f"jobs is a whole number >= 1 (tasks run at once), got {jobs!r}.")
     if tasks is not None and not list(tasks):
         raise TransferkitError("tasks is empty: name at least one (None runs every pair of domains).")
     named = (("method", methods), ("seed", seeds), ("task", list(tasks or [])), ("scorer", list(select)))
     for what, values in named:
         values = [tuple(v) if what == "task" else v for v in values]
-        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        twice = repeated(values)
         if twice:  # each run once: a repeated one gave duplicate rows, counted twice in the averages
             shown = "->".join(twice[0]) if what == "task" else twice[0]
             raise TransferkitError(f"{what} {shown} is named twice; name each once.")

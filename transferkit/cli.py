@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from transferkit import __version__, registry
-from transferkit.errors import TransferkitError, unknown_name
+from transferkit.errors import TransferkitError, repeated, unknown_name
 
 DEFAULT_RUN = {"dataset": "office-caltech10", "source": ["caltech"], "target": ["amazon"]}
 DEFAULT_METHODS = ["source-only", "coral"]
@@ -226,11 +226,9 @@ def cmd_run(args) -> int:
             load_dataset(dataset_id)  # an unknown name: its error, with the closest ids, comes first
         raise TransferkitError("name the domains: --source S --target T (see `transferkit datasets`).")
     for flag, names in (("--source", sources), ("--target", targets)):
-        repeated = sorted({n for n in names if list(names).count(n) > 1})
-        if repeated:
-            raise TransferkitError(
-                f"{flag} names {', '.join(repeated)} more than once; name each domain once."
-            )
+        twice = sorted(repeated(list(names)))
+        if twice:
+            raise TransferkitError(f"{flag} names {', '.join(twice)} more than once; name each domain once.")
     both = sorted(set(sources) & set(targets))
     if both:
         raise TransferkitError(
@@ -752,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for name in ("source", "target", "method", "methods", "tasks", "domains", "seeds", "select"):  # add up
         values = getattr(args, name, None) or []
-        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        twice = repeated(values)
         if twice:  # it would run (or count) twice
             print(
                 f"transferkit: error: --{name} names {twice[0]} more than once; name each once.",

@@ -145,8 +145,7 @@ def mmd_test(
     Z = np.vstack([Xs, Xt])
     D = _sq_dists(Z, Z)
     if gamma is None:
-        med = np.median(D[np.triu_indices_from(D, k=1)])
-        gamma = 1.0 / med if med > 0 else 1.0
+        gamma = _median_width(D)
     K = np.exp(-gamma * D)
     n = len(Xs)
     observed = _mmd2_unbiased(K, n)
@@ -259,7 +258,11 @@ def _median_gamma(Xs, Xt, random_state, max_rows: int = 1000) -> float:
     """The median-heuristic width :func:`mmd_test` would take on these rows (the same subsample)."""
     rng = np.random.default_rng(random_state)
     Z = np.vstack([_subsample(Xs, max_rows, rng), _subsample(Xt, max_rows, rng)])
-    D = _sq_dists(Z, Z)
+    return _median_width(_sq_dists(Z, Z))
+
+
+def _median_width(D) -> float:
+    """``1 / median`` of the pairwise squared distances ``D`` (1 when they are all 0)."""
     med = np.median(D[np.triu_indices_from(D, k=1)])
     return 1.0 / med if med > 0 else 1.0
 

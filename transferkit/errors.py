@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["TransferkitError", "DataMissingError", "check_flag", "did_you_mean", "unknown_name"]
+__all__ = ["TransferkitError", "DataMissingError", "check_flag", "did_you_mean", "repeated", "unknown_name"]
 
 
 class TransferkitError(ValueError):
@@ -54,6 +54,17 @@ def check_whole(name: str, value, minimum: int = 0) -> int:
     if not (is_whole(value) and value >= minimum):
         raise TransferkitError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def repeated(values) -> list:
+    """The values named more than once, each once, in the order their second mention comes (a list
+    option naming a method, seed or domain twice would run or count it twice)."""
+    seen, twice = [], []
+    for v in values:
+        if v in seen and v not in twice:
+            twice.append(v)
+        seen.append(v)
+    return twice
 
 
 def check_flag(name: str, value) -> bool:

@@ -19,7 +19,7 @@ import math
 
 from torch import nn
 
-from transferkit.errors import TransferkitError, is_whole
+from transferkit.errors import TransferkitError, check_whole
 
 __all__ = ["apply_lora", "lora_settings", "lora_targets"]
 
@@ -58,8 +58,7 @@ def apply_lora(
             "LoRA fine-tuning uses the PEFT library, which is not installed: pip install 'transferkit[peft]' "
             "(or pip install peft)."
         ) from None
-    if not is_whole(rank) or rank < 1:
-        raise TransferkitError(f"lora_rank must be a whole number >= 1, got {rank!r}.")
+    check_whole("lora_rank", rank, 1)
     if alpha is not None and not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
         raise TransferkitError(
             f"the LoRA alpha must be a finite number > 0 (or None: the rank), got {alpha!r}."

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from transferkit.errors import TransferkitError, is_whole
+from transferkit.errors import TransferkitError, check_whole, is_whole
 
 __all__ = ["load_network", "save_network"]
 
@@ -127,8 +127,8 @@ def load_network(
 
     from transferkit.nn.model import build_network
 
-    if num_classes is not None and not (is_whole(num_classes) and num_classes >= 1):
-        raise TransferkitError(f"num_classes must be a whole number >= 1, got {num_classes!r}.")
+    if num_classes is not None:
+        check_whole("num_classes", num_classes, 1)
     if head_hidden is not None and not (is_whole(head_hidden) and head_hidden >= 1):
         raise TransferkitError(f"head_hidden must be a whole number >= 1 (or None), got {head_hidden!r}.")
     folder = model_folder(folder)

@@ -179,7 +179,7 @@ class Trainer:
         raise TransferkitError(f"unknown optimizer {c.optimizer!r}; use sgd, adam or adamw.")
 
     def _check_config(self) -> None:
-        from transferkit.errors import check_flag, is_whole
+        from transferkit.errors import check_flag, check_whole, is_whole
 
         c = self.config
         # counts must be whole numbers (epochs=2.5 failed deep in range(), batch_size=2.5 trained on
@@ -189,8 +189,7 @@ class Trainer:
             value = getattr(c, name)
             if value is None and name in ("steps", "trainable_depth"):
                 continue
-            if not (is_whole(value) and value >= minimum):
-                raise TransferkitError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+            check_whole(name, value, minimum)
         if not is_whole(c.seed):
             raise TransferkitError(f"seed must be a whole number, got {c.seed!r}.")
         for name in ("nesterov", "balance_domains", "amp", "sync_bn", "progress"):
