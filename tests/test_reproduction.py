@@ -42,3 +42,27 @@ def test_mnist_usps_jda_1nn_matches_published(source, target, expected):
     require_dataset("mnist-usps-jda")
     rec = run(RunSpec("mnist-usps-jda", (source,), (target,), "knn"), command="test")
     assert rec["accuracy"] == pytest.approx(expected, abs=0.01)
+
+
+# Published JDA accuracies (Long et al., ICCV 2013, Table 2; collected in jindongwang/transferlearning),
+# with the authors' settings of their Office-Caltech10 script: k=100, lambda=1, T=10 and the linear
+# kernel (transferkit's default, the primal form, gives 43.83 on average against 46.31); the four
+# three quick tasks, amazon->dslr the one the primal form missed most (28.66); all twelve are in
+# benchmarks/results/jda-published-settings
+JDA_OFFICE = {("amazon", "dslr"): 39.49, ("webcam", "dslr"): 89.17, ("dslr", "webcam"): 89.49}
+
+
+@pytest.mark.parametrize("source,target", sorted(JDA_OFFICE))
+def test_office_caltech10_jda_with_the_authors_kernel_matches_published(office, source, target):
+    spec = RunSpec("office-caltech10", (source,), (target,), "jda", params={"kernel": "linear"})
+    assert run(spec, dataset=office, command="test")["accuracy"] == pytest.approx(
+        JDA_OFFICE[source, target], abs=0.01
+    )
+
+
+@pytest.mark.parametrize("source,target,expected", [("mnist", "usps", 67.28), ("usps", "mnist", 59.65)])
+def test_mnist_usps_jda_with_the_authors_lambda_matches_published(source, target, expected):
+    # the authors' digit script: the primal form with lambda = 0.1 (transferkit's default lambda is 1)
+    require_dataset("mnist-usps-jda")
+    spec = RunSpec("mnist-usps-jda", (source,), (target,), "jda", params={"reg": 0.1})
+    assert run(spec, command="test")["accuracy"] == pytest.approx(expected, abs=0.01)
