@@ -134,3 +134,28 @@ def test_out_of_sample_rows_use_the_training_kernel():
         new = Xt[:5] + 0.01
         assert np.allclose(tca.transform(new), tca.transform(new, np.full(5, -1)))  # no domain: target
     assert np.abs(full[sd >= 0].mean(0) - full[sd < 0].mean(0)).max() < 0.3  # the mean gap is small
+
+
+def test_linear_tca_on_rows_standardized_per_domain_is_pca_and_says_so():
+    # each domain standardized on its own: the two means are equal, the linear kernel's only
+    # distribution term vanishes, and the components are the pooled rows' principal axes
+    rng = np.random.default_rng(0)
+    X = np.vstack(
+        [rng.normal(size=(80, 5)) * [3, 2, 1, 1, 1], rng.normal(size=(60, 5)) * [1, 1, 1, 2, 3] + 4]
+    )
+    sd = np.r_[np.zeros(80, int), -np.ones(60, int)]
+    for d in (0, -1):
+        X[sd == d] = (X[sd == d] - X[sd == d].mean(0)) / X[sd == d].std(0)
+    with pytest.warns(UserWarning, match="TCA is plain PCA of the pooled rows"):
+        tca = TCA(n_components=3).fit(X, None, sd)
+    assert tca.mean_gap_ < 1e-6
+    pca = np.linalg.svd(X - X.mean(0), full_matrices=False)[2][:3].T  # the three leading axes
+    A = tca.components_ / np.linalg.norm(tca.components_, axis=0)
+    np.testing.assert_allclose(np.abs(A.T @ pca), np.eye(3), atol=1e-8)
+    # with a mean difference left (one standardization for both) it aligns and does not warn
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X[sd == -1] += 1.0
+        assert TCA(n_components=3).fit(X, None, sd).mean_gap_ > 0.1

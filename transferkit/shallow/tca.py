@@ -59,7 +59,11 @@ class TCA(BaseAdapter):
     regularizer :math:`\mu \|A\|_F^2` on the projection instead of :math:`\mu \|W\|_F^2`, and rows
     are embedded as :math:`(x - \bar x) A`. The embedding is scaled to unit average variance
     (components are only defined up to scale). ``gamma=None`` takes the median heuristic for the
-    RBF kernel. No labels are used.
+    RBF kernel. No labels are used. The linear kernel matches only the domains' means: on rows whose
+    domains were standardized one by one (Office-Caltech10's standard steps) they are equal already,
+    and linear TCA is exactly PCA of the pooled rows (it warns; ``mean_gap_`` is the mean difference
+    over the rows' spread). The JDA authors' code divides each row by its norm first, which brings
+    a difference back; the RBF kernel compares whole distributions.
 
     Reference: S. J. Pan, I. W. Tsang, J. T. Kwok, Q. Yang, "Domain adaptation via transfer
     component analysis", IEEE Trans. Neural Networks 22(2), 2011.
@@ -117,7 +121,19 @@ class TCA(BaseAdapter):
             self.train_ = Xtr
         Fc = F - F.mean(0, keepdims=True)
         A = Fc.T @ Fc  # X^T H X, or K H K (H is idempotent)
-        vals, W = leading_generalized_eigenvectors(A, F.T @ e, self.mu, self.n_components)
+        gap = F.T @ e  # the difference of the two domains' means (in feature or kernel space)
+        self.mean_gap_ = float(np.linalg.norm(gap) / np.sqrt(max(np.trace(A) / len(F), 1e-300)))
+        if self.kernel == "linear" and self.mean_gap_ < 1e-6:
+            import warnings
+
+            warnings.warn(
+                "TCA: source and target have the same mean on these rows (as after standardizing each "
+                "domain), so the linear kernel's distribution term is zero and TCA is plain PCA of the "
+                "pooled rows; use kernel='rbf', or standardize with per_domain=false, to align anything.",
+                UserWarning,
+                stacklevel=3,
+            )
+        vals, W = leading_generalized_eigenvectors(A, gap, self.mu, self.n_components)
         self.eigenvalues_ = vals
         # one global scale so that the embedding has unit average variance on the training rows:
         # the components are only defined up to scale, and the downstream classifier's
