@@ -95,6 +95,7 @@ ESTIMATORS: dict[str, str] = {
     "linear-svm": "sklearn.svm:LinearSVC",
     "linear-svm-cv": "transferkit.estimators:LinearSVMCV",
     "logreg": "sklearn.linear_model:LogisticRegression",
+    "nearest-neighbor": "sklearn.neighbors:KNeighborsClassifier",
     "random-forest": "sklearn.ensemble:RandomForestClassifier",
     "ridge": "sklearn.linear_model:RidgeClassifier",
     "svm": "sklearn.svm:SVC",
@@ -103,6 +104,7 @@ ESTIMATORS: dict[str, str] = {
 ESTIMATOR_DEFAULTS: dict[str, dict[str, Any]] = {
     "logreg": {"max_iter": 1000},
     "linear-svm": {"max_iter": 5000},
+    "nearest-neighbor": {"n_neighbors": 1},  # 1-NN, the classifier of the published shallow DA tables
 }
 DEFAULT_ESTIMATOR = "linear-svm-cv"
 
