@@ -289,7 +289,8 @@ def test_dan_multipliers_error_names_the_mean_distance():
     strict=True,
     reason="CDAN+E: the authors' code (thuml/CDAN loss.py) registers the reversal hook on the entropy "
     "and does not detach it, so the reversed gradient also reaches the logits through the weights "
-    "1 + exp(-H); transferkit detaches the weights (changing it would change the deep-cdan-e numbers)",
+    "1 + exp(-H); transferkit detaches the weights, as their later Transfer-Learning-Library does (changing "
+    "it would change the deep-cdan-e numbers)",
 )
 def test_cdan_e_entropy_weights_pass_the_reversed_gradient_to_the_logits_as_in_the_authors_code():
     model = _net()

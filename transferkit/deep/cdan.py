@@ -26,8 +26,9 @@ class CDAN(DeepMethod):
     :math:`R_f, R_g` drawn at setup. The discriminator has two hidden layers of ``disc_hidden``
     (1024) units with ReLU and dropout 0.5. With ``entropy_conditioning`` (CDAN+E) each row's
     cross-entropy is weighted by :math:`1 + e^{-H(g)}`, normalised to sum to one within each domain,
-    and the two domains are averaged; otherwise it is the plain mean. The weights carry no gradient
-    (the reference code lets the reversed gradient reach the predictions through them).
+    and the two domains are averaged; otherwise it is the plain mean. The weights carry no gradient, as
+    in the authors' later Transfer-Learning-Library (their original CDAN code lets the reversed gradient
+    reach the predictions through them).
 
     Reference: M. Long, Z. Cao, J. Wang and M. I. Jordan, "Conditional adversarial domain adaptation",
     NeurIPS 2018.
