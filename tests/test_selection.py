@@ -73,7 +73,7 @@ def test_dev_matches_its_formula():
     # naive: the same density ratio, then the control-variate estimate written out
     from transferkit.selection import _density_ratio
 
-    w = _density_ratio(X, sd < 0, 1.0, 0)[sd >= 0]
+    w = _density_ratio(X, sd < 0, None, 0)[sd >= 0]
     p = clf.predict_proba(X[sd >= 0])
     loss = np.array([-np.log(p[i, y[sd >= 0][i]]) for i in range(len(w))])
     wl = w * loss
@@ -372,3 +372,73 @@ def test_select_runs_refuses_a_spec_that_reveals_target_labels():
                    target_labels=3)  # fmt: skip
     with pytest.raises(TransferkitError, match="reveals 3 target labels per class"):
         select_runs(spec, load_dataset("office-caltech10"), (), [{}], ["entropy"])
+
+
+def test_density_ratio_is_cross_fitted_so_rows_it_could_memorize_get_no_false_shift():
+    # no shift at all, but more features than rows: a domain classifier scored on the rows it was
+    # fitted on separates them perfectly (every source ratio near 0: a shift that is not there);
+    # cross-fitted, with its strength chosen by out-of-fold log-loss, it sees no shift
+    from transferkit.selection import _density_ratio
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(160, 200))  # more features than rows: separable
+    is_target = np.r_[np.zeros(80, bool), np.ones(80, bool)]
+    w = _density_ratio(Z, is_target, None, 0)
+    assert 0.8 < w[~is_target].mean() < 1.25 and 0.8 < w.min() and w.max() < 1.25
+    in_sample = LogisticRegression(C=1.0, max_iter=1000).fit(Z, is_target).predict_proba(Z)[:, 1]
+    assert np.all((in_sample > 0.5) == is_target)  # what the in-sample fit made of the same rows
+    assert np.mean(in_sample[~is_target] / (1 - in_sample[~is_target])) < 0.3
+
+
+def test_density_ratio_matches_a_naive_cross_fitting_loop():
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from transferkit.selection import DENSITY_RATIO_CS, _density_ratio
+
+    X, _, sd = shifted_blobs(n=60, d=4, seed=3)
+    t = sd < 0
+    Zs = StandardScaler().fit_transform(X)
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=7).split(Zs, t))
+    losses, ratios = [], []
+    for C in DENSITY_RATIO_CS:
+        p = np.zeros(len(X))
+        for fit, held in folds:  # each row's probability from the classifier that did not see it
+            clf = LogisticRegression(C=C, max_iter=1000, random_state=7).fit(Zs[fit], t[fit])
+            for i in held:
+                p[i] = clf.predict_proba(Zs[i : i + 1])[0, 1]
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        losses.append(-np.mean([np.log(p[i]) if t[i] else np.log(1 - p[i]) for i in range(len(p))]))
+        ratios.append(p / (1 - p) * ((~t).sum() / t.sum()))
+    np.testing.assert_allclose(_density_ratio(X, t, None, 7), ratios[int(np.argmin(losses))], rtol=1e-7)
+    np.testing.assert_allclose(_density_ratio(X, t, 0.01, 7), ratios[1], rtol=1e-7)
+
+
+def test_density_ratio_settings_and_domains_too_small_to_cross_fit():
+    from transferkit.selection import _density_ratio
+
+    X = np.arange(12.0).reshape(6, 2)
+    one_target = np.r_[np.zeros(5, bool), True]
+    np.testing.assert_array_equal(_density_ratio(X, one_target, None, 0), np.ones(6))  # no evidence
+    for C in (0, -1.0, float("nan"), "1", True):
+        with pytest.raises(TransferkitError, match="C must be a number > 0"):
+            _density_ratio(X, np.r_[np.zeros(3, bool), np.ones(3, bool)], C, 0)
+
+
+def test_iwcv_estimates_the_weights_of_the_same_rows_once(monkeypatch):
+    from transferkit import selection
+
+    X, y, sd = shifted_blobs(n=60, d=3, seed=2)
+    y = np.where(sd < 0, -1, y)
+    calls = []
+    real = selection._density_ratio
+    monkeypatch.setattr(selection, "_density_ratio", lambda *a: calls.append(1) or real(*a))
+    scorer = get_scorer("iwcv", random_state=0)
+    a = LogisticRegression().fit(X[sd >= 0], y[sd >= 0])
+    b = LogisticRegression(C=1e-3).fit(X[sd >= 0], y[sd >= 0])
+    first = scorer(a, X, y, sd)
+    scorer(b, X, y, sd)  # another candidate, the same rows: the same weights
+    assert len(calls) == 1 and scorer(a, X, y, sd) == first
+    scorer(a, X[5:], y[5:], sd[5:])  # other rows: estimated again
+    assert len(calls) == 2
+    assert repr(scorer) == "IWCVScorer(C=None, random_state=0)"
