@@ -25,6 +25,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -102,7 +103,9 @@ def main(argv=None) -> int:
     refuse_changed_defaults(p, args)
     from transferkit.datasets import load_dataset
 
-    command = " ".join(["python benchmarks/finetune_digits.py", *sys.argv[1:]])
+    threads = os.environ.get("OMP_NUM_THREADS")  # part of the command: torch's thread count moves digits
+    prefix = [f"OMP_NUM_THREADS={threads}"] if threads else []
+    command = " ".join([*prefix, "python benchmarks/finetune_digits.py", *sys.argv[1:]])
     out = Path(args.out)
     ds = load_dataset("digits")
     rows: list[dict] = []

@@ -57,6 +57,44 @@ def test_frozen_trunk_is_linear_probing_weights_and_batchnorm_statistics_stay():
     assert not torch.equal(before["head.weight"], after["head.weight"])
 
 
+def test_a_frozen_trunk_computes_its_features_without_dropout_while_the_head_trains():
+    # a linear probe fitted on features with dropout (LeNet's trunk drops half of them) was scored
+    # on clean ones; a trunk that trains keeps its dropout
+    def run(freeze):
+        seed_everything(0)
+        model = build_network("mlp", 3, in_shape=(6,), hidden=(16,), dropout=0.5)
+        seen = []
+
+        def hook(module, inputs, output):
+            if torch.is_grad_enabled():  # a training step (scoring and prediction run without gradients)
+                seen.append((module.training, inputs[0].detach(), output.detach()))
+
+        model.backbone.register_forward_hook(hook)
+        _fit(model, freeze=freeze, epochs=1)
+        return model, seen
+
+    model, seen = run(("trunk",))
+    assert seen and not any(training for training, _, _ in seen)
+    model.backbone.eval()
+    with torch.no_grad():
+        assert all(torch.equal(model.backbone(x), out) for _, x, out in seen[:5])
+    _, trained = run(())
+    assert trained and all(training for training, _, _ in trained)
+
+
+def test_only_modules_whose_parameters_are_all_fixed_leave_training_mode():
+    from transferkit.nn.finetune import eval_frozen_modules
+
+    model = build_network("mlp", 3, in_shape=(6,), hidden=(16, 16), dropout=0.5)
+    for p in model.backbone[1].parameters():  # the first linear layer only
+        p.requires_grad_(False)
+    model.train()
+    eval_frozen_modules(model)
+    assert not model.backbone[1].training
+    assert model.backbone.training and model.backbone[3].training  # its dropout regularizes what trains
+    assert model.head.training
+
+
 def test_freeze_pattern_that_matches_nothing_names_the_parameters():
     with pytest.raises(TransferkitError, match="matches no parameter.*backbone"):
         freeze(_net(), ["encoder.*"])

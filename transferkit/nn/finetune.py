@@ -6,8 +6,9 @@ the head (``backbone.*`` and ``bottleneck.*``), so ``freeze=trunk`` is linear pr
 
 * :func:`freeze` fixes parameters by pattern, :func:`blocks` orders them by depth (input first)
   and :func:`trainable_depth` fixes all but the last blocks: the *fixed and updatable parameters*
-  of parameter transfer. Fixed parameters keep their BatchNorm statistics too
-  (:func:`eval_frozen_norms`): a frozen trunk must compute the features it was trained to compute.
+  of parameter transfer. A module whose parameters are all fixed runs in eval mode
+  (:func:`eval_frozen_modules`: frozen BatchNorm statistics, no dropout or stochastic depth): a frozen
+  trunk must compute the features it was trained to compute.
 * :func:`parameter_groups` gives each pattern its own learning rate (``backbone.*:0.1``: the
   pretrained trunk learns ten times slower than the new head).
 * :class:`Regularizer`: L2-SP (Li et al., ICML 2018) pulls the transferred parameters towards their
@@ -33,7 +34,7 @@ from transferkit.errors import TransferkitError
 __all__ = [
     "Regularizer",
     "blocks",
-    "eval_frozen_norms",
+    "eval_frozen_modules",
     "expand_patterns",
     "freeze",
     "parameter_groups",
@@ -120,11 +121,18 @@ def unfrozen_blocks(epoch: int, every: int, n_blocks: int) -> int:
     return min(n_blocks, 1 + epoch // every)
 
 
-def eval_frozen_norms(model: nn.Module) -> None:
-    """Put normalization layers whose parameters are all fixed in eval mode (frozen statistics)."""
+def eval_frozen_modules(model: nn.Module) -> None:
+    """Put every module whose parameters are all fixed in eval mode, with everything inside it.
+
+    A frozen trunk must compute the features it was trained to compute: its BatchNorm layers keep
+    their statistics, and its dropout and stochastic depth (EfficientNet's drop-connect) stay off,
+    else a linear probe is fitted on noisy features (LeNet's trunk drops half of them) and scored on
+    clean ones. A dropout layer outside any fully fixed module (in a head, or between a fixed and a
+    trained layer) keeps regularizing what trains.
+    """
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            params = list(module.parameters(recurse=False))
+        if module.training:
+            params = list(module.parameters())
             if params and not any(p.requires_grad for p in params):
                 module.eval()
 

@@ -378,7 +378,7 @@ class Trainer:
         """
         from transferkit.nn import distributed
         from transferkit.nn.augment import build_augmentation
-        from transferkit.nn.finetune import Regularizer, blocks, eval_frozen_norms, freeze, trainable_depth
+        from transferkit.nn.finetune import Regularizer, blocks, eval_frozen_modules, freeze, trainable_depth
 
         c = self.config
         self._check_config()
@@ -522,7 +522,7 @@ class Trainer:
             self._trainable(epoch, fixed, model_blocks)
             self.model.train()
             self.method.train()
-            eval_frozen_norms(self.model)
+            eval_frozen_modules(self.model)
             started = time.perf_counter()
             sums: dict[str, torch.Tensor] = {}
             n_batches = 0
