@@ -305,6 +305,34 @@ def test_predict_refuses_data_of_another_kind_or_shape(tmp_path, capsys):
     assert "network.json is not valid JSON" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "argv,option",
+    [
+        (["run", "--select", "iwcv", "--select", "dev"], "--select"),  # scored with DEV alone
+        (["run", "--seed", "0", "--seed=1"], "--seed"),  # ran seed 1
+        (["run", "--out", "a", "--out", "b"], "--out"),
+        (["bench", "office-caltech10", "--out", "x", "--jobs", "1", "--jobs", "2"], "--jobs"),
+        (
+            ["diagnose", "--dataset", "d", "--source", "a", "--target", "b", "--seed", "1", "--seed", "2"],
+            "--seed",
+        ),
+    ],
+)
+def test_a_single_valued_option_given_twice_is_an_error_not_the_last_one(argv, option, capsys):
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        main(argv)
+    assert exc.value.code == 2
+    assert f"{option} was given twice; it takes one value" in capsys.readouterr().err
+
+
+def test_options_given_once_leave_no_trace_in_the_arguments():
+    from transferkit.cli import parser
+
+    args = parser().parse_args(["run", "--seed", "3", "--select", "entropy"])
+    assert args.seed == 3 and args.select == "entropy"
+    assert parser().parse_args(["bench", "office-caltech10", "--out", "x"]).jobs is None  # defaults stay
+
+
 def test_a_list_option_given_twice_adds_up_instead_of_keeping_the_last():
     # argparse's nargs="+" kept only the last occurrence: `--method coral --method source-only` ran
     # source-only alone, and `--preprocess pca --preprocess standardize` dropped pca

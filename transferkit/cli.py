@@ -544,6 +544,28 @@ def cmd_download(args) -> int:
     return 0
 
 
+class _Once(argparse._StoreAction):
+    """A single-valued option given twice is an error: argparse kept the last one without a word
+    (``run --select iwcv --select dev`` scored with DEV alone, ``--seed 0 --seed 1`` ran seed 1)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given_options", set())
+        if self.dest in given:
+            parser.error(f"{option_string} was given twice; it takes one value")
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _Parser(argparse.ArgumentParser):
+    """transferkit's parsers (the subcommands' too): every option that stores one value refuses to be
+    given twice (:class:`_Once`)."""
+
+    def add_argument(self, *args, **kwargs):
+        if args and str(args[0]).startswith("-") and kwargs.get("action") in (None, "store"):
+            kwargs["action"] = _Once
+        return super().add_argument(*args, **kwargs)
+
+
 class _AddUp(argparse.Action):
     """A list option with a default that, given several times, adds up: the first occurrence replaces
     the default and later ones extend it (argparse kept only the last: ``--seeds 0 --seeds 1`` ran seed 1)."""
@@ -617,7 +639,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="transferkit",
         description="Transfer learning and domain adaptation: data sets, methods, runs and benchmarks.",
     )
@@ -748,6 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["run"]  # the main job
     args = ap.parse_args(argv)
+    args.__dict__.pop("_given_options", None)
     for name in ("source", "target", "method", "methods", "tasks", "domains", "seeds", "select"):  # add up
         values = getattr(args, name, None) or []
         twice = repeated(values)
