@@ -23,7 +23,6 @@ Run:  python benchmarks/coral_published_protocol.py [--out benchmarks/results/co
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -35,6 +34,7 @@ from _common import refuse_changed_defaults
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
+from transferkit.cli import OptionParser
 from transferkit.datasets import load_dataset
 from transferkit.experiment import machine, versions
 from transferkit.io import atomic_write_text
@@ -76,7 +76,7 @@ def _cv_accuracy(K, y, C, seed):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OptionParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/coral-published-protocol")
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args(argv)

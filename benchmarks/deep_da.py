@@ -39,7 +39,6 @@ same training settings (``--epochs``) as its rows.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import io
@@ -54,6 +53,7 @@ import numpy as np
 from _common import check_at_least, check_list, refuse_overwrite
 from dg import COLUMNS, _read  # the same results columns and resume reader
 
+from transferkit.cli import OptionParser
 from transferkit.features import FEATURES_NAME
 from transferkit.io import atomic_write_text
 
@@ -315,7 +315,7 @@ def _epoch_rules(rows: list[dict]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OptionParser(description=__doc__.splitlines()[0])
     p.add_argument("suite", choices=sorted(SUITES))
     p.add_argument("--methods", nargs="+", default=None)
     p.add_argument("--tasks", nargs="+", default=None, help="SOURCE:TARGET pairs (default: the suite's)")

@@ -43,7 +43,6 @@ is only added to with ``--resume``, and only by a run of the same settings (epoc
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -57,6 +56,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when this file is imported by path
 from _common import check_at_least, check_list, refuse_overwrite  # noqa: E402
 
+from transferkit.cli import OptionParser
 from transferkit.features import FEATURES_NAME  # noqa: E402
 from transferkit.io import atomic_write_text  # noqa: E402
 
@@ -196,7 +196,7 @@ def summary(rows: list[dict], *, suite: str, commands: list[str], notes: list[st
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OptionParser(description=__doc__.splitlines()[0])
     p.add_argument("suite", choices=sorted(SUITES))
     p.add_argument("--methods", nargs="+", default=None, help="default: every method the data allows")
     p.add_argument("--held-out", nargs="+", default=None, help="domains to hold out (default: each)")

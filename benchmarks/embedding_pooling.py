@@ -13,7 +13,6 @@ time, to embed the 8000 reviews both ways; seconds once the embeddings are cache
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import time
@@ -21,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from transferkit.cli import OptionParser
 from transferkit.experiment import machine, versions
 from transferkit.io import atomic_write_text
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OptionParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "embedding-pooling"))
     args = ap.parse_args(argv)
 

@@ -18,7 +18,6 @@ Run:  python benchmarks/fewshot.py amazon-reviews-fewshot [--episodes 600] [--ou
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from _common import check_at_least, refuse_changed_defaults
 
+from transferkit.cli import OptionParser
 from transferkit.experiment import machine, versions
 from transferkit.fewshot import CLASSIFIERS, evaluate_episodes
 from transferkit.io import atomic_write_text
@@ -139,7 +139,7 @@ SUITES = {"amazon-reviews-fewshot": amazon, "digits-fewshot": digits}
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OptionParser(description=__doc__.splitlines()[0])
     ap.add_argument("suite", choices=sorted(SUITES))
     ap.add_argument("--episodes", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)

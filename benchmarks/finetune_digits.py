@@ -21,7 +21,6 @@ Results: ``results.csv`` (the foundation's columns, ``method`` = the strategy) a
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from _common import check_list, refuse_changed_defaults
 
+from transferkit.cli import OptionParser
 from transferkit.experiment import RunSpec, machine, run, versions
 from transferkit.io import atomic_write_text
 
@@ -88,7 +88,7 @@ def _fmt(values: list[float]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OptionParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10, 50])
     p.add_argument("--targets", nargs="+", default=["usps", "mnist_m"])

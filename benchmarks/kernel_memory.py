@@ -12,7 +12,6 @@ measured count.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 from _common import check_list, refuse_changed_defaults
+
+from transferkit.cli import OptionParser
 
 # method -> (estimator expression, the count its guard allows, the rows the guard counts)
 METHODS = {
@@ -53,7 +54,7 @@ print(peak - base, time.perf_counter() - start)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OptionParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 3000])
     ap.add_argument("--out", default="benchmarks/results/kernel-memory")
     args = ap.parse_args(argv)

@@ -20,7 +20,6 @@ Run:  OMP_NUM_THREADS=1 python benchmarks/multitask.py [--suites amazon digits] 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from _common import check_at_least, check_list, refuse_changed_defaults
 
+from transferkit.cli import OptionParser
 from transferkit.experiment import machine, versions
 from transferkit.io import atomic_write_text
 from transferkit.multitask import evaluate, fit_multitask
@@ -140,7 +140,7 @@ def _table(rows: list[dict], suite: str) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OptionParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", nargs="+", choices=sorted(SUITES), default=["amazon", "digits"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (amazon)")
     ap.add_argument("--digits-seeds", nargs="+", type=int, default=[0, 1], help="training seeds (digits)")

@@ -34,7 +34,6 @@ measured on, two threads made each step about 4x slower (the cores were busy wit
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 from _common import check_at_least, check_list, refuse_changed_defaults
 
+from transferkit.cli import OptionParser
 from transferkit.experiment import machine, versions
 from transferkit.io import atomic_write_text
 
@@ -213,7 +213,7 @@ def _gain(acc, k) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OptionParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10])
     p.add_argument("--steps", type=int, default=30)

@@ -137,9 +137,9 @@ def ddp_throughput(steps: int = 150) -> dict:
 
 
 def main(argv=None) -> int:
-    import argparse
+    from transferkit.cli import OptionParser
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OptionParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(RESULTS), help="folder for result.json and summary.md")
     args = p.parse_args(argv)  # --help printed nothing of this: it ran the whole benchmark
     out = Path(args.out)

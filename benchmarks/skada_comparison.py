@@ -17,7 +17,6 @@ Run:  python benchmarks/skada_comparison.py [--out benchmarks/results/skada-comp
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from _common import check_list, refuse_changed_defaults
 
+from transferkit.cli import OptionParser
 from transferkit.datasets import dataset_info, load_dataset
 from transferkit.estimators import LinearSVMCV
 from transferkit.experiment import machine, versions
@@ -122,7 +122,7 @@ def _timed(fn, *args, repeats: int = 3):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OptionParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/skada-comparison")
     ap.add_argument("--methods", nargs="+", help="transferkit names (default: all in METHODS)")
     ap.add_argument(

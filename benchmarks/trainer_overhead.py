@@ -14,7 +14,6 @@ The second part times a full MNIST -> USPS source-only run (10 epochs, the run's
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from _common import check_at_least, refuse_changed_defaults
 
+from transferkit.cli import OptionParser
 from transferkit.deep.source_only import SourceOnly
 from transferkit.nn.model import build_network
 from transferkit.nn.trainer import Trainer, TrainerConfig, seed_everything
@@ -89,7 +89,7 @@ def full_run() -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OptionParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--rows", type=int, default=4096)

@@ -97,11 +97,13 @@ def test_deep_da_resumes_only_rows_of_the_same_settings(tmp_path, capsys):
         (["--tasks", "usps:usps"], "SOURCE:TARGET pairs of two domains"),
         (["--tasks", "usps:svhn"], "no domain 'svhn'"),  # was a traceback
         (["--resume", "--replace"], "pass one"),
+        (["--jobs", "1", "--jobs", "2"], "--jobs was given twice"),  # ran with the last one
     ],
 )
 def test_deep_da_refuses_bad_arguments_in_one_line(tmp_path, capsys, extra, message):
     deep_da = _script("deep_da")
-    argv = ["mnist-usps-jda", "--out", str(tmp_path / "out"), "--epochs", "1", *extra]
+    epochs = [] if "--epochs" in extra else ["--epochs", "1"]  # an option given twice is an error of its own
+    argv = ["mnist-usps-jda", "--out", str(tmp_path / "out"), *epochs, *extra]
     assert message in _usage_error(capsys, deep_da.main, argv)
     assert not (tmp_path / "out").exists()
 

@@ -330,6 +330,7 @@ def test_options_given_once_leave_no_trace_in_the_arguments():
 
     args = parser().parse_args(["run", "--seed", "3", "--select", "entropy"])
     assert args.seed == 3 and args.select == "entropy"
+    assert not [k for k in vars(args) if k.startswith("_")]  # the benchmark scripts compare vars(args)
     assert parser().parse_args(["bench", "office-caltech10", "--out", "x"]).jobs is None  # defaults stay
 
 

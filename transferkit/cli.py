@@ -556,7 +556,7 @@ class _Once(argparse._StoreAction):
         super().__call__(parser, namespace, values, option_string)
 
 
-class _Parser(argparse.ArgumentParser):
+class OptionParser(argparse.ArgumentParser):
     """transferkit's parsers (the subcommands' too): every option that stores one value refuses to be
     given twice (:class:`_Once`)."""
 
@@ -564,6 +564,11 @@ class _Parser(argparse.ArgumentParser):
         if args and str(args[0]).startswith("-") and kwargs.get("action") in (None, "store"):
             kwargs["action"] = _Once
         return super().add_argument(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.__dict__.pop("_given_options", None)  # the check's memory is not an argument
+        return namespace, extras
 
 
 class _AddUp(argparse.Action):
@@ -639,7 +644,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = _Parser(
+    ap = OptionParser(
         prog="transferkit",
         description="Transfer learning and domain adaptation: data sets, methods, runs and benchmarks.",
     )
@@ -770,7 +775,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["run"]  # the main job
     args = ap.parse_args(argv)
-    args.__dict__.pop("_given_options", None)
     for name in ("source", "target", "method", "methods", "tasks", "domains", "seeds", "select"):  # add up
         values = getattr(args, name, None) or []
         twice = repeated(values)
