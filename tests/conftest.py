@@ -20,6 +20,20 @@ def require_dataset(dataset: str) -> None:
     pytest.skip(msg)
 
 
+class Killed(Exception):
+    """Raised by :func:`kill_at` (or a test's own hook) to stop a training run as a killed process would."""
+
+
+def kill_at(epoch: int):
+    """A trainer callback that stops the run at the end of ``epoch``: the kill of the resume tests."""
+
+    def kill(trainer, record):
+        if record["epoch"] == epoch:
+            raise Killed
+
+    return kill
+
+
 def shifted_blobs(n: int = 120, d: int = 5, seed: int = 0, shift: float = 1.5, scale: float = 1.0):
     """Two Gaussian classes; the target is the source moved by ``shift`` and scaled by ``scale``."""
     rng = np.random.default_rng(seed)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import Killed, kill_at
 
 from transferkit import registry
 from transferkit.deep.adamatch import AdaMatch, adamatch_ramp
@@ -725,16 +726,9 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, name):
     full = _trainer(name, epochs=3, images=True, **settings)
     full.fit(X, y, sd)
 
-    class Killed(Exception):
-        pass
-
-    def kill(trainer, record):
-        if record["epoch"] == 1:
-            raise Killed
-
     with pytest.raises(Killed):
         _trainer(name, epochs=3, images=True, **settings).fit(
-            X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill]
+            X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill_at(1)]
         )
     resumed = _trainer(name, epochs=3, images=True, **settings)
     resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)

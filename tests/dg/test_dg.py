@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import Killed, kill_at
 
 from transferkit import registry
 from transferkit.dg.coral import DGCORAL
@@ -485,15 +486,8 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, name):
     full = trainer()
     full.fit(X, y, sd)
 
-    class Killed(Exception):
-        pass
-
-    def kill(trainer, record):
-        if record["epoch"] == 2:  # (SWA has begun averaging by then: its running mean is in the checkpoint)
-            raise Killed
-
-    with pytest.raises(Killed):
-        trainer().fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill])
+    with pytest.raises(Killed):  # after epoch 2: SWA averages by then, its running mean is in the checkpoint
+        trainer().fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill_at(2)])
     resumed = trainer()
     resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
     for k, v in full.model.state_dict().items():

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import Killed, kill_at
 
 from transferkit.deep.fine_tune import FineTune
 from transferkit.deep.source_only import SourceOnly
@@ -126,16 +127,9 @@ def test_gradual_unfreezing_opens_one_block_per_period_and_resumes_exactly(tmp_p
     assert torch.equal(seen[1]["backbone.1.weight"], before["backbone.1.weight"])
     assert not torch.equal(seen[2]["backbone.1.weight"], before["backbone.1.weight"])  # epoch 3
 
-    class Killed(Exception):
-        pass
-
-    def kill(tr, rec):
-        if rec["epoch"] == 1:
-            raise Killed
-
     cfg = TrainerConfig(epochs=3, batch_size=16, lr=0.05, device="cpu", unfreeze_every=1)
     with pytest.raises(Killed):
-        Trainer(_net(), SourceOnly(), cfg).fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill])
+        Trainer(_net(), SourceOnly(), cfg).fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill_at(1)])
     resumed = Trainer(_net(), SourceOnly(), cfg)
     resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)
     assert all(torch.equal(v, seen[2][k]) for k, v in _state(resumed.model).items())

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import Killed, kill_at
 
 from transferkit.deep.dann import DANN
 from transferkit.deep.source_only import SourceOnly
@@ -120,16 +121,9 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, method):
     full = _trainer(method())
     full.fit(X, y, sd)
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_two(trainer, record):
-        if record["epoch"] == 2:
-            raise Killed
-
     first = _trainer(method())
     with pytest.raises(Killed):
-        first.fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill_after_two])
+        first.fit(X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill_at(2)])
     resumed = _trainer(method())
     import warnings
 
@@ -154,9 +148,6 @@ def test_a_kill_between_the_checkpoint_files_resumes_as_if_uninterrupted(
     kw = {"early_stopping": early_stopping} if early_stopping else {}
     full = _trainer(DANN(), **kw)
     full.fit(X, y, sd)
-
-    class Killed(Exception):
-        pass
 
     write = checkpoint.atomic_write_json
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import Killed, kill_at
 
 from transferkit.deep.dann import DANN
 from transferkit.deep.source_only import SourceOnly
@@ -63,16 +64,9 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path, monkeypat
     full.fit(X, y, sd)
     assert [h["epoch"] for h in full.history] == [1, 2] and full.best_epoch == 1
 
-    class Killed(Exception):
-        pass
-
-    def kill(trainer, record):
-        if record["epoch"] == 2:
-            raise Killed
-
     with pytest.raises(Killed):
         _trainer(epochs=4, early_stopping="source-val", patience=1).fit(
-            X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill]
+            X, y, sd, checkpoint_dir=tmp_path, callbacks=[kill_at(2)]
         )
     resumed = _trainer(epochs=4, early_stopping="source-val", patience=1)
     resumed.fit(X, y, sd, checkpoint_dir=tmp_path, resume=True)

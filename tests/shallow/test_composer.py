@@ -55,6 +55,13 @@ def test_sample_weight_weighs_the_source_rows_and_multiplies_a_reweighters():
     # a reweighter's own weights, too: they were computed and silently dropped
     with pytest.raises(TransferkitError, match="SelfTraining takes no sample weights, so the weights of KMM"):
         DAClassifier(KMM(), SelfTraining()).fit(X, y, sd)
+    # a plain classifier without the parameter (the registry's nearest-neighbor) failed inside scikit-learn
+    from sklearn.neighbors import KNeighborsClassifier
+
+    with pytest.raises(
+        TransferkitError, match="KNeighborsClassifier takes no sample weights, so the weights"
+    ):
+        DAClassifier(KMM(), KNeighborsClassifier(1)).fit(X, y, sd)
     with pytest.raises(TransferkitError, match="every source row has weight 0"):
         DAClassifier(CORAL()).fit(X, y, sd, sample_weight=np.zeros(len(y)))
 

@@ -295,21 +295,21 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         src = source_mask(sd)
         if weights is not None and not (weights[src] > 0).any():
             raise TransferkitError("every source row has weight 0 (sample_weight times the reweighter's).")
+        # a reweighter's weights too: computed, they must be used (a domain-aware classifier without the
+        # parameter dropped them; a plain one, such as nearest-neighbor, failed inside scikit-learn)
+        if weights is not None and not has_fit_parameter(self.estimator_, "sample_weight"):
+            given = (
+                "sample_weight"
+                if self.adapter_ is None or self.adapter_.role != "reweighter"
+                else (f"the weights of {type(self.adapter_).__name__}")
+            )
+            raise TransferkitError(
+                f"{type(self.estimator_).__name__} takes no sample weights, so {given} would be "
+                "ignored; compose the reweighter with a classifier that takes them (e.g. logreg), or leave "
+                "the weights out."
+            )
         if domain_aware(self.estimator_):
-            extra = {}
-            if weights is not None:  # a reweighter's weights too: computed, they must be used
-                if not has_fit_parameter(self.estimator_, "sample_weight"):
-                    given = (
-                        "sample_weight"
-                        if self.adapter_ is None or self.adapter_.role != "reweighter"
-                        else (f"the weights of {type(self.adapter_).__name__}")
-                    )
-                    raise TransferkitError(
-                        f"{type(self.estimator_).__name__} takes no sample weights, so {given} would be "
-                        "ignored; compose the reweighter with a plain classifier (e.g. logreg), or leave "
-                        "the weights out."
-                    )
-                extra["sample_weight"] = weights
+            extra = {} if weights is None else {"sample_weight": weights}
             self.estimator_.fit(Xt, y, sample_domain=sd, **extra)
         elif weights is not None:
             self.estimator_.fit(Xt[src], y[src], sample_weight=weights[src])
