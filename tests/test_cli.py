@@ -282,6 +282,60 @@ def test_predict_replays_a_saved_table_model_with_its_scaling_and_columns_by_nam
         assert [p["prediction"] for p in csv.DictReader(f)] == expected
 
 
+def test_a_category_column_trains_and_predict_matches_its_values_by_name(tmp_path, capsys):
+    # a column of words is one 0/1 column per value; new data lacking a value, or holding one the
+    # model never saw, still get the run's predictions (the unseen value as a missing cell)
+    rng = np.random.default_rng(2)
+    rows = []
+    for dom, shift in (("shelter", 0.0), ("street", 0.5)):
+        for i in range(60):
+            c = i % 2
+            coat = ("long", "short", "")[(i // 2) % 3] if c else ("short", "")[(i // 2) % 2]
+            rows.append((dom, ("cat", "dog")[c], coat, rng.normal() + 2.0 * c + shift))
+    (tmp_path / "pets.csv").write_text(
+        "domain,label,coat,f1\n" + "\n".join(",".join(map(str, r)) for r in rows)
+    )
+    out = tmp_path / "run"
+    argv = ["run", "--dataset", str(tmp_path / "pets.csv"), "--source", "shelter", "--target", "street",
+            "--quiet", "--method", "deep-source-only", "--set", "steps=150", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    spec = json.loads((out / "model" / "network.json").read_text())
+    assert spec["feature_names"] == ["coat=long", "coat=short", "f1"]
+    with open(out / "predictions.csv") as f:
+        expected = [p["predicted_class"] for p in csv.DictReader(f)]
+    street = [r for r in rows if r[0] == "street"]
+    # the street rows without a long coat (no coat=long column at all), columns in another order
+    kept = [i for i, r in enumerate(street) if r[2] != "long"]
+    (tmp_path / "new.csv").write_text(
+        "f1,coat,domain\n" + "\n".join(f"{street[i][3]},{street[i][2]},street" for i in kept)
+    )
+    target = tmp_path / "p.csv"
+    assert main(["predict", str(out), "--dataset", str(tmp_path / "new.csv"), "--out", str(target)]) == 0
+    with open(target) as f:
+        assert [p["prediction"] for p in csv.DictReader(f)] == [expected[i] for i in kept]
+    # a coat the model never saw: a warning, and the prediction of a row whose coat is unknown
+    (tmp_path / "curly.csv").write_text(
+        "f1,coat,domain\n" + "\n".join(f"{r[3]},curly,street" for r in street)
+    )
+    with pytest.warns(UserWarning, match=r"values the model never saw .* \['coat=curly'\]"):
+        assert (
+            main(["predict", str(out), "--dataset", str(tmp_path / "curly.csv"), "--out", str(target)]) == 0
+        )
+    with open(target) as f:
+        curly = [p["prediction"] for p in csv.DictReader(f)]
+    (tmp_path / "blank.csv").write_text("f1,coat,domain\n" + "\n".join(f"{r[3]},,street" for r in street))
+    with pytest.warns(UserWarning, match="column 'coat' is empty in every row"):
+        assert (
+            main(["predict", str(out), "--dataset", str(tmp_path / "blank.csv"), "--out", str(target)]) == 0
+        )
+    with open(target) as f:
+        assert [p["prediction"] for p in csv.DictReader(f)] == curly
+    # a table without the category column at all: the usual missing-column error
+    (tmp_path / "nocoat.csv").write_text("f1,domain\n1.0,street\n")
+    assert main(["predict", str(out), "--dataset", str(tmp_path / "nocoat.csv"), "--out", str(target)]) == 2
+    assert "these data lack ['coat=long', 'coat=short']" in capsys.readouterr().err
+
+
 def test_predict_refuses_data_of_another_kind_or_shape(tmp_path, capsys):
     folder = image_folder(tmp_path / "imgs", per_class=3)
     out = tmp_path / "run"

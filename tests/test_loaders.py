@@ -343,10 +343,46 @@ def test_boolean_columns_are_numbers_in_csv_as_in_parquet(tmp_path):
     assert load_dataset(tmp_path / "b.parquet").X["a"].tolist() == ds.X["a"].tolist()
 
 
+def test_a_column_of_words_is_a_category_with_one_0_1_column_per_value(tmp_path):
+    rows = [("domain", "label", "city", "x", "size")]
+    rows += [
+        ("a", 0, "paris", 1, "S"),
+        ("a", 1, " lyon ", 2, "M"),
+        ("a", 0, "", 3, "S"),
+        ("b", "", "Nice", 4, "NA"),
+    ]
+    _csv(tmp_path / "t.csv", rows)
+    ds = load_dataset(tmp_path / "t.csv")
+    # every domain's values make the columns (b's Nice too); spaces stripped, case kept; missing: all 0
+    assert ds.extras["feature_names"] == ("city=Nice", "city=lyon", "city=paris", "x", "size=M", "size=S")
+    assert ds.extras["categories"] == {"city": ("Nice", "lyon", "paris"), "size": ("M", "S")}
+    assert ds.X["a"].tolist() == [[0, 0, 1, 1, 0, 1], [0, 1, 0, 2, 1, 0], [0, 0, 0, 3, 0, 1]]
+    assert ds.X["b"].tolist() == [[1, 0, 0, 4, 0, 0]]
+    # a column empty in every row gives no feature, and says so
+    _csv(tmp_path / "e.csv", [("domain", "label", "x", "note"), ("a", 0, 1, ""), ("b", 1, 2, "NA")])
+    with pytest.warns(UserWarning, match="column 'note' is empty in every row; it gives no feature"):
+        assert load_dataset(tmp_path / "e.csv").extras["feature_names"] == ("x",)
+    # true/false and decimal commas stay what they were: numbers, and the decimal comma's error
+    _csv(tmp_path / "d.csv", [("domain", "label", "x"), ("a", 0, '"1,5"'), ("b", 1, '"2,5"')])
+    with pytest.raises(TransferkitError, match="decimal comma"):
+        load_dataset(tmp_path / "d.csv")
+    # an identifier is no category: an error that says so before a thousand columns are made
+    _csv(
+        tmp_path / "id.csv", [("domain", "label", "id", "x")] + [("a", i % 2, f"u{i}", i) for i in range(101)]
+    )
+    with pytest.raises(TransferkitError, match="column 'id' holds 101 different words.*too many"):
+        load_dataset(tmp_path / "id.csv")
+    # a 0/1 column's name taken by another column of the table
+    _csv(tmp_path / "n.csv", [("domain", "label", "c", "c=x"), ("a", 0, "x", 1), ("b", 1, "y", 2)])
+    with pytest.raises(TransferkitError, match="'c=x' of a category column has the name of another column"):
+        load_dataset(tmp_path / "n.csv")
+
+
 def test_table_errors_say_how_to_fix_the_file_and_unlabelled_tables_load_for_prediction(tmp_path):
-    _csv(tmp_path / "c.csv", [("domain", "label", "x", "color"), ("a", 0, 1, "red"), ("b", 1, 2, "blue")])
+    # a word among numbers is a typo, not a category
+    _csv(tmp_path / "c.csv", [("domain", "label", "x", "size"), ("a", 0, 1, "3"), ("b", 1, 2, "big")])
     with pytest.raises(
-        TransferkitError, match="'red', which is not a number.*Delete column 'color' from the table"
+        TransferkitError, match="column 'size' row 2 holds 'big', which is not a number; the column's other"
     ):
         load_dataset(tmp_path / "c.csv")
     _csv(tmp_path / "k.csv", [("domain", "class", "x"), ("a", "cat", 1), ("b", "dog", 2)])

@@ -52,26 +52,49 @@ class DomainPredictions:
 
 def match_columns(spec: dict, dataset, X: np.ndarray) -> np.ndarray:
     """The table's columns in the order a saved network was trained on (``spec["feature_names"]``,
-    matched by name): a missing column is an error, an extra one is left out with a warning."""
+    matched by name): a missing column is an error, an extra one is left out with a warning.
+
+    A category column's 0/1 columns (``city=paris``, see :func:`transferkit.datasets.load_table`)
+    are matched by value: a value the model knows that these rows lack is a column of zeros, and a
+    value the model never saw is 0 in all of the model's columns, with a warning."""
+    import warnings
+
     trained = spec.get("feature_names")
     names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
     if trained is None or names is None:
         return X
     names = [str(n) for n in names]
-    missing = [n for n in trained if n not in names]
+    categories = list(dataset.extras.get("categories") or {})
+    prefixes = [f"{c}=" for c in categories]
+
+    def category_of(name: str) -> str | None:
+        hits = [p for p in prefixes if name.startswith(p)]
+        return max(hits, key=len)[:-1] if hits else None
+
+    known = {category_of(n) for n in trained} - {None}  # the category columns the model knows
+    missing = [n for n in trained if n not in names and category_of(n) is None]
     if missing:
         raise TransferkitError(
             f"the model was trained on the columns {trained}; these data lack {missing}. Give the new table "
             "the same feature columns (their order may differ)."
         )
     extra = [n for n in names if n not in trained]
+    unseen = [n for n in extra if category_of(n) in known]
+    if unseen:
+        rows = int(X[:, [names.index(n) for n in unseen]].sum())
+        warnings.warn(
+            f"values the model never saw in its category columns are read as none of its values (0 in "
+            f"every one of their 0/1 columns; {rows} cells): {unseen}",
+            UserWarning,
+            stacklevel=3,
+        )
+    extra = [n for n in extra if n not in unseen]
     if extra:
-        import warnings
-
         warnings.warn(
             f"columns the model was not trained on are left out: {extra}", UserWarning, stacklevel=3
         )
-    return X[:, [names.index(n) for n in trained]]
+    zeros = np.zeros(len(X), dtype=X.dtype)
+    return np.column_stack([X[:, names.index(n)] if n in names else zeros for n in trained])
 
 
 def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> dict[str, DomainPredictions]:

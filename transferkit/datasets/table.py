@@ -24,6 +24,15 @@ Two columns of one name are an error (a CSV reader would keep only the last), an
 without a name (an empty header cell, or pandas' ``Unnamed: 0``) that would become a feature: it
 is nearly always the row index that ``DataFrame.to_csv`` writes unless ``index=False``. A parquet
 cell holding a list or an array is an error naming its column.
+
+A feature column without any number in it (``paris``, ``lyon``, ...) is a category: it becomes one
+0/1 column per value, named ``city=lyon``, ``city=paris`` (values in text order, as written: ``Paris``
+and ``paris`` are two values), with a missing cell 0 in all of them; a column empty in every row
+gives no feature, with a warning. The values come from every row of the table, whichever its domain,
+so source and target get the same columns; a model saved by a run reads a value it never saw as 0 in
+all of them too (with a warning). A column of more than ``MAX_CATEGORIES`` different words is an
+error (an identifier or a text, not a category), and so is a word among numbers (a typo, more likely
+than a category).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ _MISSING_LABELS = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "<NA>"
 _BOOLS = {"true": 1.0, "false": 0.0}  # in feature columns, any case: as parquet's booleans read
 DELIMITERS = (",", ";", "\t", "|")
 _UNNAMED = re.compile(r"\s*|Unnamed: \d+(_level_\d+)?")  # an empty header cell; pandas' name for one
+MAX_CATEGORIES = 100  # distinct values of one category column, each a 0/1 feature column
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # the names a table's label or domain column often has instead, for a hint when it is missing
 _OTHER_NAMES = {
@@ -217,6 +227,58 @@ def _is_decimal_comma(v: str) -> bool:
     return v.count(",") == 1
 
 
+_STRAY_WORD = (
+    "the column's other cells are numbers. Correct the cell, or leave it empty if the value is unknown. "
+    "(A column without any number is read as a category, one 0/1 column per value.)"
+)
+
+
+def _category_cell(v) -> str | None:
+    """A category column's cell as its value's text (surrounding spaces removed); None when missing."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    text = str(v).strip()
+    return None if text.lower() in _MISSING else text
+
+
+def _category_levels(path: Path, column: str, values: list) -> tuple[str, ...] | None:
+    """The sorted values of a category column, or None for a column of numbers; a column empty in
+    every row is a category without values (no column, a warning).
+
+    A column is a category column when none of its cells is a number (or true/false) and at least one
+    is not missing; a column of numbers with a few words among them stays a number column (its first
+    word is then the usual error), and so does a column of decimal-comma numbers (whose error says
+    how to save them). More than ``MAX_CATEGORIES`` values is an error: such a column is nearly always
+    an identifier or a text, not a category."""
+    cells = [_category_cell(v) for v in values]
+    present = [v for v in cells if v is not None]
+    if not present:
+        warnings.warn(
+            f"{path.name}: column '{column}' is empty in every row; it gives no feature.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return ()  # a category without any value here: no 0/1 column
+    for v in present:
+        if v.lower() in _BOOLS or _is_decimal_comma(v):
+            return None
+        try:
+            float(v)
+        except ValueError:
+            continue
+        return None
+    levels = tuple(sorted(set(present)))
+    if len(levels) > MAX_CATEGORIES:
+        shown = ", ".join(repr(v) for v in levels[:3])
+        raise TransferkitError(
+            f"{path.name}: column '{column}' holds {len(levels)} different words ({shown}, ...), too many "
+            f"to read as a category (at most {MAX_CATEGORIES}, one 0/1 column each). An identifier is no "
+            "feature: delete the column, or encode it as numbers; a column of texts is read as texts when "
+            "it is called 'text'."
+        )
+    return levels
+
+
 def _as_float(values: list, column: str, hint: str) -> np.ndarray:
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
@@ -315,23 +377,35 @@ def load_table(
                 if _UNNAMED.fullmatch(c):
                     raise _unnamed_error(path, names.index(c) + 1, c, cols[c])
 
-        def not_a_number(column: str) -> str:
-            if chosen:
-                return "it is one of the feature_columns you named, which must hold numbers."
-            return (
-                f"every column besides '{domain_column}' and '{label_column}' is read as a number. Delete "
-                f"column '{column}' from the table, or encode it as numbers (a category as one 0/1 column "
-                "per value); a column of texts is read as texts when it is called 'text'. (From Python, "
-                "load_table(..., feature_columns=[...]) picks the feature columns.)"
+        blocks, names, categories = [], [], {}
+        for c in feature_columns:
+            levels = _category_levels(path, c, cols[c])
+            if levels is None:
+                blocks.append(_as_float(cols[c], c, _STRAY_WORD)[:, None])
+                names.append(c)
+            else:  # one 0/1 column per value; a missing cell is none of them
+                cells = [_category_cell(v) for v in cols[c]]
+                blocks.append(np.asarray([[float(v == level) for level in levels] for v in cells]))
+                names += [f"{c}={level}" for level in levels]
+                categories[c] = levels
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise TransferkitError(
+                f"{path.name}: the 0/1 column {twice[0]!r} of a category column has the name of another "
+                "column of the table; rename one of them."
             )
-
-        features = np.column_stack([_as_float(cols[c], c, not_a_number(c)) for c in feature_columns])
+        if not names:
+            raise TransferkitError(f"{path}: every feature column is empty.")
+        features = np.column_stack(blocks)
+        feature_columns = names
         modality = "tabular"
     order = list(dict.fromkeys(domains))
     dom = np.asarray(domains, dtype=object)
     X = {d: features[dom == d] for d in order}
     y = {d: labels[dom == d] for d in order}
     extras = {"feature_names": tuple(feature_columns)} if modality == "tabular" else {}
+    if modality == "tabular" and categories:
+        extras["categories"] = categories
     # each domain's rows as numbered in the file (1 = the first row below the header), so that
     # anything written per domain can point back to the user's own row
     extras["table_rows"] = {d: np.flatnonzero(dom == d) + 1 for d in order}
