@@ -208,10 +208,13 @@ def test_nan_in_a_table_is_reported_by_domain_row_and_column(tmp_path):
                               ("b", "", 5, 6), ("b", "", 7, "nan"), ("b", "", "", 1)])  # fmt: skip
     ds = load_dataset(tmp_path / "t.csv")
     with pytest.raises(
-        TransferkitError, match=r"domain 'b' of 't' has NaN in 2 row\(s\), first in its row 2, column 'dose'"
+        TransferkitError,
+        match=r"domain 'b' of 't' has NaN \(a missing value\) in 2 row\(s\), first in its row 2, "
+        r"column 'dose'",
     ):
         ds.to_arrays(["a"], ["b"])
     ds.to_arrays(["a"])  # a clean domain alone is fine
+    assert np.isnan(ds.to_arrays(["a"], ["b"], allow_missing=True).X).sum() == 2  # for an impute step
 
 
 def test_semicolon_tab_and_pipe_tables_are_read_by_their_delimiter(tmp_path):

@@ -283,6 +283,10 @@ def cmd_run(args) -> int:
 
     for s in specs:  # a misspelt step or setting is said once, before any training
         build_classifier(s, preprocess)
+    from transferkit.experiment import imputes_first
+
+    # and so is a missing value without an impute step to fill it
+    dataset.check_values(list(sources) + list(targets), allow_missing=imputes_first(preprocess))
     command = args.command or args.invocation
     rows, records = [], []
 
@@ -438,7 +442,11 @@ def cmd_diagnose(args) -> int:
         )
     )  # fmt: skip
     steps = () if steps == ("none",) else steps
-    arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels stay hidden
+    from transferkit.experiment import imputes_first
+
+    arrays = dataset.to_arrays(
+        spec.sources, spec.targets, allow_missing=imputes_first(steps)
+    )  # labels hidden
     X = np.asarray(arrays.X)
     X = X.reshape(len(X), -1) if X.ndim > 2 else X
     for text in steps:

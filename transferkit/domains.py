@@ -135,8 +135,11 @@ def check_columns(estimator, X) -> None:
         validate_data(estimator, X, reset=False, skip_check_array=True)
 
 
-def check_features(X, *, name: str = "X", allow_nd: bool = True, allow_text: bool = False):
-    """Validate a numeric feature array: no NaN or infinity, at least one row.
+def check_features(
+    X, *, name: str = "X", allow_nd: bool = True, allow_text: bool = False, allow_nan: bool = False
+):
+    """Validate a numeric feature array: no NaN (unless ``allow_nan``: missing values for an
+    imputation step) or infinity, at least one row.
 
     Sparse matrices are refused with a clear error (convert them with ``X.toarray()``: the methods
     work on dense arrays). With ``allow_text``, a 1-d array of
@@ -188,12 +191,15 @@ def check_features(X, *, name: str = "X", allow_nd: bool = True, allow_text: boo
     if X.dtype.kind not in "fiub":
         raise TransferkitError(f"{name} must be numeric, got dtype {X.dtype}.")
     if X.dtype.kind == "f" and not np.isfinite(X).all():
-        bad = np.argwhere(~np.isfinite(X.reshape(X.shape[0], -1)))
-        row, col = bad[0]
-        raise TransferkitError(
-            f"{name} contains {len(bad)} NaN or infinite values (first at row {row}, feature {col}); "
-            "impute or drop them before adapting."
-        )
+        flat = X.reshape(X.shape[0], -1)
+        bad = np.argwhere(np.isinf(flat) if allow_nan else ~np.isfinite(flat))
+        if len(bad):
+            row, col = bad[0]
+            what = "infinite" if allow_nan else "NaN or infinite"
+            raise TransferkitError(
+                f"{name} contains {len(bad)} {what} values (first at row {row}, feature {col}); "
+                "impute or drop them before adapting (the 'impute' preprocessing step, first, fills NaN)."
+            )
     return X
 
 
@@ -248,13 +254,14 @@ def check_domain_data(
     min_source_classes: int = 2,
     allow_nd: bool = True,
     allow_text: bool = False,
+    allow_nan: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate ``X, y, sample_domain`` for fitting and return them as arrays.
 
     When ``sample_domain`` is None it is inferred from ``y``: rows labelled -1 are the target
     (domain -1) and labelled rows the source (domain 0).
     """
-    X = check_features(X, allow_nd=allow_nd, allow_text=allow_text)
+    X = check_features(X, allow_nd=allow_nd, allow_text=allow_text, allow_nan=allow_nan)
     y = _check_labels(y, X.shape[0])
     if sample_domain is None:
         sample_domain = np.where(y == UNLABELLED, -1, 0)
@@ -414,24 +421,46 @@ class DomainDataset:
                 raise unknown_name(f"domain of '{self.name}'", n, self.X)
         return names
 
-    def _check_finite(self, domain: str) -> None:
-        """NaN or infinity in a domain's rows: an error naming the domain, its row and the column."""
+    def check_values(self, domains: Sequence[str], allow_missing: bool = False) -> None:
+        """The error :meth:`to_arrays` gives for NaN or an infinity in these domains' rows, without
+        stacking them (a run says it once, before any method)."""
+        for d in self.check_domains(domains):
+            self._check_finite(d, allow_missing)
+
+    def _check_finite(self, domain: str, allow_missing: bool = False) -> None:
+        """NaN or infinity in a domain's rows: an error naming the domain, its row and the column
+        (NaN is fine with ``allow_missing``: a run whose first step imputes it)."""
         X = self.X[domain]
         if not (isinstance(X, np.ndarray) and X.dtype.kind == "f") or np.isfinite(X).all():
             return
         flat = X.reshape(len(X), -1)
-        row, col = np.argwhere(~np.isfinite(flat))[0]
+        bad = np.isinf(flat) if allow_missing else ~np.isfinite(flat)
+        if not bad.any():
+            return
+        row, col = np.argwhere(bad)[0]
         names = self.extras.get("feature_names") if isinstance(self.extras, dict) else None
         column = f"column '{names[col]}'" if names and len(names) == flat.shape[1] else f"feature {col}"
-        count = int((~np.isfinite(flat)).any(axis=1).sum())
-        what = "NaN" if np.isnan(flat[row, col]) else "an infinity"
+        count = int(bad.any(axis=1).sum())
+        if np.isnan(flat[row, col]):
+            raise TransferkitError(
+                f"domain '{domain}' of '{self.name}' has NaN (a missing value) in {count} row(s), first in "
+                f"its row {row + 1}, {column}; fill in or drop those values, or let the run fill them with "
+                "an impute step before the others: --preprocess impute standardize:per_domain=false (the "
+                "default steps of a table of your own after it; impute fills a cell with the source's "
+                "column median and adds a 0/1 column marking the filled cells)."
+            )
         raise TransferkitError(
-            f"domain '{domain}' of '{self.name}' has {what} in {count} row(s), first in its row {row + 1}, "
-            f"{column}; fill in or drop those values (for example with the mean of the column)."
+            f"domain '{domain}' of '{self.name}' has an infinity in {count} row(s), first in its row "
+            f"{row + 1}, {column}; replace or drop those values."
         )
 
-    def to_arrays(self, sources: Sequence[str] | str, targets: Sequence[str] | str = ()) -> DomainArrays:
+    def to_arrays(
+        self, sources: Sequence[str] | str, targets: Sequence[str] | str = (), allow_missing: bool = False
+    ) -> DomainArrays:
         """Stack the chosen domains into ``X, y, sample_domain`` with target labels hidden.
+
+        NaN in the features is an error naming its row and column, unless ``allow_missing`` (for a
+        run whose first preprocessing step is ``impute``); an infinity always is.
 
         Sources get ids 0, 1, ...; targets -1, -2, ... in the order given. Target labels are never
         read here: their entries are filled with -1 from the row count alone.
@@ -442,7 +471,7 @@ class DomainDataset:
         if overlap:
             raise TransferkitError(f"domain(s) {sorted(overlap)} cannot be both source and target.")
         for d in [*sources, *targets]:
-            self._check_finite(d)
+            self._check_finite(d, allow_missing)
         Xs, ys, ds, names = [], [], [], {}
         for i, d in enumerate(sources):
             X = np.asarray(self.X[d])

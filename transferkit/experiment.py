@@ -120,6 +120,13 @@ def build_steps(preprocess: tuple[str, ...], seed: int) -> tuple[list, list[dict
     return steps, resolved
 
 
+def imputes_first(preprocess) -> bool:
+    """Whether the first of the steps ``preprocess`` (``"name:key=value"`` strings) is ``impute``,
+    which fills missing values: only then may the rows hold NaN."""
+    steps = tuple(preprocess or ())
+    return bool(steps) and registry.parse_spec(steps[0])[0] == "impute"
+
+
 def build_classifier(spec: RunSpec, preprocess: tuple[str, ...]):
     """The composed classifier of a run, and the resolved settings of each part."""
     from transferkit.shallow.base import DAClassifier
@@ -190,7 +197,8 @@ def fit_predict(
             f"method '{spec.method}' learns from a few labelled target samples; say how many per "
             "class with --target-labels K (target_labels=K)."
         )
-    arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels filled with -1, unread
+    # target labels filled with -1, unread; NaN allowed when the first step fills it
+    arrays = dataset.to_arrays(spec.sources, spec.targets, allow_missing=imputes_first(preprocess))
     y = arrays.y.copy()
     revealed = {}
     for sd, name in arrays.domain_names.items():
@@ -362,7 +370,8 @@ def select_runs(
             "labels per class; pass a spec with target_labels=0 (or choose with the few labels yourself)."
         )
     dataset.check_domains(spec.sources + spec.targets)
-    arrays = dataset.to_arrays(spec.sources, spec.targets)  # target labels are -1 here
+    # target labels are -1 here
+    arrays = dataset.to_arrays(spec.sources, spec.targets, allow_missing=imputes_first(preprocess))
     entry = registry.entry("method", spec.method)
     deep = entry.role == "deep"
     if deep:  # the network's own inputs (images stay images); the trainer is scored as a classifier

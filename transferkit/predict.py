@@ -131,7 +131,10 @@ def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> di
         )
     results = {}
     for name in names:
-        arrays = dataset.to_arrays([name])  # the domain's own labels, for scoring only
+        # the domain's own labels, for scoring only; NaN allowed when the saved steps fill it first
+        steps = spec.get("preprocess") or []
+        imputes = bool(steps) and "impute" in (steps[0].get("state") or {})
+        arrays = dataset.to_arrays([name], allow_missing=imputes and takes_steps(dataset))
         if takes_steps(dataset):  # a table: its columns matched by name, then the run's fitted steps
             X = np.asarray(arrays.X, dtype=np.float32)
         else:

@@ -18,7 +18,16 @@ from transferkit.domains import source_mask
 from transferkit.errors import check_flag
 from transferkit.shallow.base import BaseAdapter
 
-__all__ = ["RowNormalize", "SelectKBest", "SharedPCA", "Standardize", "Tfidf", "export_steps", "replay_steps"]
+__all__ = [
+    "Impute",
+    "RowNormalize",
+    "SelectKBest",
+    "SharedPCA",
+    "Standardize",
+    "Tfidf",
+    "export_steps",
+    "replay_steps",
+]
 
 
 class _Preprocessing(BaseAdapter):
@@ -39,7 +48,7 @@ class _Preprocessing(BaseAdapter):
 
 
 _STEP_NAMES = {"Standardize": "standardize", "RowNormalize": "normalize", "SharedPCA": "pca",
-               "SelectKBest": "select-k-best"}  # fmt: skip
+               "SelectKBest": "select-k-best", "Impute": "impute"}  # fmt: skip
 
 
 def _are_texts(X) -> bool:
@@ -126,6 +135,78 @@ class Standardize(_Preprocessing):
             mean, std = saved or self._stats(X[rows])
             out[rows] = (X[rows] - mean) / std
         return out
+
+
+class Impute(_Preprocessing):
+    """Fill each missing value (NaN) with its column's median over the source rows, and mark it.
+
+    ``strategy``: ``"median"`` (default; a few extreme values do not move it) or ``"mean"`` of the
+    source rows' known values, the statistics a model of the source alone would use (as
+    ``standardize:per_domain=false``), so that no adaptation hides in the filling; a target row's
+    missing value gets the source's value too. With ``indicator`` (default) a 0/1 column is added,
+    after the features, for each column with a missing value in any row the step is fitted on (source
+    or target), 1 where the value was filled: whether a value is missing often says something itself
+    (a test not ordered), and a model can then tell a filled median from a measured one. The same as
+    scikit-learn's ``SimpleImputer`` fitted on the source rows with ``MissingIndicator`` on all rows.
+    A column without any known value in the source rows is an error (there is nothing to fill it
+    with). It must be the first step: the other steps, the methods and the networks refuse NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 5.0], [3.0, np.nan], [np.nan, 7.0], [100.0, 1.0]]); sd = np.array([0, 0, 0, -1])
+    >>> Impute().fit_transform(X, None, sd).tolist()
+    [[1.0, 5.0, 0.0, 0.0], [3.0, 6.0, 0.0, 1.0], [2.0, 7.0, 1.0, 0.0], [100.0, 1.0, 0.0, 0.0]]
+    """
+
+    accepts_missing = True
+
+    def __init__(self, strategy: Literal["median", "mean"] = "median", indicator: bool = True):
+        self.strategy = strategy
+        self.indicator = indicator
+
+    def check_settings(self) -> None:
+        """The settings' own checks (no data needed): run when the step is built and at fit."""
+        from transferkit.errors import TransferkitError
+
+        if self.strategy not in ("median", "mean"):
+            raise TransferkitError(f"impute's strategy must be 'median' or 'mean', got {self.strategy!r}.")
+        check_flag("impute's indicator", self.indicator)
+
+    def _fit(self, X, y, sample_domain):
+        from transferkit.errors import TransferkitError
+
+        self.check_settings()
+        X = np.asarray(X, dtype=np.float64)
+        source = X[source_mask(sample_domain)]
+        empty = np.flatnonzero(np.isnan(source).all(axis=0))
+        if len(empty):
+            names = getattr(self, "feature_names_in_", None)
+            shown = ", ".join(f"'{names[i]}'" if names is not None else f"{i}" for i in empty[:5])
+            raise TransferkitError(
+                f"impute: feature(s) {shown} (counting from 0 without names) have no known value in any "
+                "source row, so there is nothing to fill them with; drop those columns."
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.fill_ = (
+                np.nanmedian(source, axis=0) if self.strategy == "median" else np.nanmean(source, axis=0)
+            )
+        self.indicator_columns_ = (
+            np.flatnonzero(np.isnan(X).any(axis=0)) if self.indicator else np.zeros(0, dtype=np.int64)
+        )
+
+    def _transform(self, X, sample_domain):
+        return fill_missing(X, self.fill_, self.indicator_columns_)
+
+
+def fill_missing(X, fill, indicator_columns) -> np.ndarray:
+    """``X`` with each NaN replaced by its column's ``fill`` value, then one 0/1 column per index in
+    ``indicator_columns``, 1 where that column was NaN (the transform of :class:`Impute`)."""
+    X = np.array(X, dtype=np.float64)
+    missing = np.isnan(X)
+    X[missing] = np.take(np.asarray(fill, dtype=np.float64), np.nonzero(missing)[1])
+    return np.hstack([X, missing[:, np.asarray(indicator_columns, dtype=np.int64)].astype(np.float64)])
 
 
 class RowNormalize(_Preprocessing):
@@ -359,7 +440,10 @@ def export_steps(steps: list, specs: list[str], domain_names: dict[int, str]) ->
     records = []
     for step, spec in zip(steps, specs):
         state = None
-        if isinstance(step, RowNormalize):
+        if isinstance(step, Impute):
+            state = {"impute": {"fill": [float(v) for v in step.fill_],
+                                "indicator_columns": [int(i) for i in step.indicator_columns_]}}  # fmt: skip
+        elif isinstance(step, RowNormalize):
             state = {"norm": step.norm}
         elif isinstance(step, SharedPCA):
             pca = step.pca_
@@ -394,9 +478,12 @@ def replay_steps(records: list[dict], X: np.ndarray, domains: np.ndarray) -> np.
             raise TransferkitError(
                 f"the model was trained after the preprocessing step '{record['step']}', whose fitted state "
                 "is not saved with it, so its inputs cannot be prepared the same way; train it with "
-                "normalize, standardize, pca or select-k-best steps (or none) to predict with "
+                "impute, normalize, standardize, pca or select-k-best steps (or none) to predict with "
                 "`transferkit predict`."
             )
+        if "impute" in state:
+            Z = fill_missing(Z, state["impute"]["fill"], state["impute"]["indicator_columns"])
+            continue
         if "norm" in state:  # the steps' own transforms, with their saved state
             Z = RowNormalize(state["norm"])._transform(Z, None)
             continue

@@ -82,6 +82,7 @@ METHODS: dict[str, str] = {
 }
 
 PREPROCESSING: dict[str, str] = {
+    "impute": "transferkit.preprocessing:Impute",
     "normalize": "transferkit.preprocessing:RowNormalize",
     "pca": "transferkit.preprocessing:SharedPCA",
     "select-k-best": "transferkit.preprocessing:SelectKBest",

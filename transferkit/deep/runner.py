@@ -138,7 +138,7 @@ def inputs(
         from transferkit.features import cache_dir, embed_by_domain
 
         return embed_by_domain(arrays.X, arrays.sample_domain, cache_dir=cache_dir() / "embeddings")
-    X = np.asarray(arrays.X, dtype=np.float32)  # NaN or inf never get here: to_arrays names them
+    X = np.asarray(arrays.X, dtype=np.float32)  # NaN only before an impute step; to_arrays names it otherwise
     if not takes_steps(dataset) or X.ndim != 2:
         return X
     if not preprocess:

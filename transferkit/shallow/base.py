@@ -61,9 +61,12 @@ def domain_aware(estimator) -> bool:
     return getattr(estimator, "role", None) in {"adapter", "reweighter", "classifier", "preprocessing"}
 
 
-def _fit_domains(X, y, sample_domain, *, allow_text: bool = False, require_target: bool = True):
+def _fit_domains(
+    X, y, sample_domain, *, allow_text: bool = False, require_target: bool = True, allow_nan: bool = False
+):
     """Validate fit inputs of a standalone adapter or reweighter (labels are optional there)."""
-    kw = {"min_source_classes": 1, "allow_text": allow_text, "require_target": require_target}
+    kw = {"min_source_classes": 1, "allow_text": allow_text, "require_target": require_target,
+          "allow_nan": allow_nan}  # fmt: skip
     if y is None:
         if sample_domain is None:
             raise TransferkitError(
@@ -85,15 +88,18 @@ class _DomainStep(BaseEstimator):
     #: whether fitting needs target rows (adaptation does; a preprocessing step does not, so that a
     #: method that never sees the target can have its steps fitted without them)
     needs_target = True
+    #: whether the step takes rows with missing values (NaN): an imputation step does
+    accepts_missing = False
 
     def _validate_fit(self, X, y, sample_domain):
         if not self.accepts_text:
             remember_columns(self, X)
         X, y, sd = _fit_domains(
-            X, y, sample_domain, allow_text=self.accepts_text, require_target=self.needs_target
-        )
+            X, y, sample_domain, allow_text=self.accepts_text, require_target=self.needs_target,
+            allow_nan=self.accepts_missing,
+        )  # fmt: skip
         if not self.accepts_text:
-            X = check_features(X, allow_nd=False)
+            X = check_features(X, allow_nd=False, allow_nan=self.accepts_missing)
         self.n_features_in_ = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
         self.source_domains_ = np.unique(sd[source_mask(sd)])
         self.target_domains_ = np.unique(sd[target_mask(sd)])
@@ -103,7 +109,7 @@ class _DomainStep(BaseEstimator):
         check_is_fitted(self, "target_domains_")
         if not self.accepts_text:
             check_columns(self, X)
-        X = check_features(X, allow_nd=False, allow_text=self.accepts_text)
+        X = check_features(X, allow_nd=False, allow_text=self.accepts_text, allow_nan=self.accepts_missing)
         n_features = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
         if n_features != self.n_features_in_:
             raise TransferkitError(
@@ -249,6 +255,11 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         parts = [self.adapter, self.estimator]
         return any(bool(getattr(p, "uses_target_labels", False)) for p in parts if p is not None)
 
+    def _imputes(self) -> bool:
+        """Whether the first preprocessing step fills missing values, so that rows may hold NaN."""
+        steps = list(self.preprocessing or ())
+        return bool(steps) and bool(getattr(steps[0], "accepts_missing", False))
+
     def _steps(self):
         return list(self.steps_) + ([self.adapter_] if self.adapter_ is not None else [])
 
@@ -257,7 +268,9 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
         rows in the final classifier's fit, multiplied by the reweighter's weights when there is
         one (the adapter and the preprocessing steps are fitted on all rows without weights)."""
         names = _feature_names(X)
-        X, y, sd = check_domain_data(X, y, sample_domain, allow_text=True, allow_nd=False)
+        X, y, sd = check_domain_data(
+            X, y, sample_domain, allow_text=True, allow_nd=False, allow_nan=self._imputes()
+        )
         user_weights = _check_sample_weight(sample_weight, len(y))
         tgt = target_mask(sd)
         if self._uses_target_labels() and tgt.any() and (y[tgt] != -1).all():
@@ -334,7 +347,7 @@ class DAClassifier(ClassifierMixin, BaseEstimator):
                 + (", in that order" if same else f": fitted with {list(fitted)}, got {list(names)}")
                 + "; select them as in fit: X[model.feature_names_in_]."
             )
-        X = check_features(X, allow_nd=False, allow_text=True)
+        X = check_features(X, allow_nd=False, allow_text=True, allow_nan=self._imputes())
         n_features = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
         if n_features != self.n_features_in_:
             raise TransferkitError(
