@@ -327,7 +327,7 @@ def cmd_run(args) -> int:
             # one method failing (a diverging loss, a solver that gives up) does not cost the others
             print(f"transferkit: {spec.method} failed: {message}", file=sys.stderr)
             failed.append(spec.method)
-            rows.append([spec.method, "failed", "-", "-"])
+            rows.append([spec.method, "failed", "-", "-", "-"])
             continue
         if spec.method in selected and selected[spec.method]:
             rec["selection"] = f"select:{args.select}"
@@ -335,12 +335,13 @@ def cmd_run(args) -> int:
         records.append(rec)
         if args.out and main_process:  # now, beside the predictions this method just wrote: a run
             written.append(save_record(rec, _dir(spec)))  # killed later leaves no folder half old
-        rows.append([spec.method, rec["selection"], f"{rec['accuracy']:.2f}", f"{rec['seconds']:.2f}"])
+        scores = [f"{rec['accuracy']:.2f}", f"{rec['balanced_accuracy']:.2f}"]
+        rows.append([spec.method, rec["selection"], *scores, f"{rec['seconds']:.2f}"])
         if rec.get("candidates"):
             best = max(rec["candidates"], key=lambda c: c["accuracy"])
             chosen = {k: spec.params[k] for k in best["params"]}
-            rows.append([f"  chose {chosen}", "", "", ""])
-            rows.append([f"  oracle {best['params']}", "oracle", f"{best['accuracy']:.2f}*", ""])
+            rows.append([f"  chose {chosen}", "", "", "", ""])
+            rows.append([f"  oracle {best['params']}", "oracle", f"{best['accuracy']:.2f}*", "", ""])
     if not main_process:  # the first process reports and writes for all
         return 0
     counts = dataset.counts()
@@ -349,7 +350,13 @@ def cmd_run(args) -> int:
         f"({sum(counts[s] for s in sources)} source, {sum(counts[t] for t in targets)} target samples; "
         f"preprocessing: {_preprocess_line(preprocess, methods, deep, dataset)}; seed {args.seed})"
     )
-    print(_table(["method", "selection", "target accuracy %", "seconds"], rows))
+    print(_table(["method", "selection", "target accuracy %", "balanced %", "seconds"], rows))
+    if any(r[1] == "oracle" and r[0].startswith("  oracle") for r in rows):
+        print(
+            "* the oracle's choice: the candidate with the best target accuracy (read from the target's "
+            "labels: a ceiling, not a result), each candidate fitted on 80% of the source rows (the scorers "
+            "hold out the rest); the chosen setting's row above is fitted again on all of them."
+        )
     for path in written:
         print(f"wrote {path}")
     if failed:

@@ -489,6 +489,43 @@ def evaluate(
     return scores
 
 
+def target_metrics(
+    predictions: dict[str, np.ndarray], dataset: DomainDataset, revealed: dict[str, np.ndarray] | None = None
+) -> dict[str, dict | None]:
+    """Beyond accuracy, per target, on the same rows as :func:`evaluate` (``None`` for a target
+    without labels): the balanced accuracy (the mean of the recalls of the classes the target has,
+    in percent: accuracy can look good on a skewed target by predicting its largest class), the
+    macro F1 over those classes (percent), each class's precision, recall and count by name, and the
+    confusion matrix (rows the true class, columns the predicted, every class of the data set)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    out: dict[str, dict | None] = {}
+    names = [str(c) for c in dataset.classes]
+    for target, pred in predictions.items():
+        y = np.asarray(dataset.labels(target))
+        known = y >= 0
+        if revealed is not None and len(revealed.get(target, ())):
+            known[revealed[target]] = False
+        if not known.any():
+            out[target] = None
+            continue
+        yt, yp = y[known], np.asarray(pred)[known]
+        present = np.unique(yt)
+        precision, recall, f1, support = precision_recall_fscore_support(
+            yt, yp, labels=present, zero_division=0
+        )
+        out[target] = {
+            "balanced_accuracy": float(100.0 * recall.mean()),
+            "macro_f1": float(100.0 * f1.mean()),
+            "per_class": {
+                names[c]: {"precision": float(p), "recall": float(r), "support": int(n)}
+                for c, p, r, n in zip(present, precision, recall, support)
+            },
+            "confusion": confusion_matrix(yt, yp, labels=np.arange(len(names))).tolist(),
+        }
+    return out
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the packages that decide the numbers (read without importing them)."""
     from importlib import metadata
@@ -550,6 +587,7 @@ def run(
         kept = keep if keep and (keep.get("model") is not None or keep.get("network")) else {"model": None}
         save_artifacts(kept, predictions, dataset, artifacts, revealed=revealed)
     scores = evaluate(predictions, dataset, revealed)
+    metrics = target_metrics(predictions, dataset, revealed)
     _warn_unseen_classes(dataset, spec)  # after the fit: labels read here only to explain the scores
     counts = dataset.counts()
     return {
@@ -566,6 +604,11 @@ def run(
         # a target without labels has no accuracy (NaN): the others are averaged; NaN if none has labels
         "accuracy": _mean_of_scored(scores),
         "accuracy_per_target": scores,
+        # the mean over the labelled targets of each one's balanced accuracy (see target_metrics)
+        "balanced_accuracy": _mean_of_scored(
+            {t: m["balanced_accuracy"] if m else float("nan") for t, m in metrics.items()}
+        ),
+        "metrics_per_target": metrics,
         "n_source": int(sum(counts[s] for s in spec.sources)),
         "n_target": int(sum(counts[t] for t in spec.targets)),
         "n_target_labels_revealed": int(sum(len(r) for r in revealed.values())),
