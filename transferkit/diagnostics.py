@@ -160,17 +160,34 @@ def label_shift(Xs, ys, Xt, *, estimator=None, random_state: int | None = 0) -> 
     """Black-box shift estimation (Lipton et al. 2018) of the target's class prior.
 
     Returns ``source_prior``, ``target_prior`` (estimated), ``weights`` (``p_t(y) / p_s(y)``) and
-    ``total_variation`` between the two priors. The classifier (default: logistic regression) is
-    trained on half of the source and its confusion matrix measured on the other half; the estimated
-    target prior is ``w * q(y)`` with ``q`` the class prior of that half (the one ``C`` holds).
+    ``total_variation`` between the two priors (see :func:`bbse`; the ``label-shift`` method
+    corrects a classifier with the same estimate).
     """
+    Xs, Xt = _check(Xs, Xt)
+    classes, source_prior, target_prior = bbse(Xs, ys, Xt, estimator=estimator, random_state=random_state)
+    return {
+        "classes": classes.tolist(),
+        "source_prior": source_prior.round(4).tolist(),
+        "target_prior": target_prior.round(4).tolist(),
+        "weights": (target_prior / np.clip(source_prior, 1e-12, None)).round(4).tolist(),
+        "total_variation": float(0.5 * np.abs(target_prior - source_prior).sum()),
+    }
+
+
+def bbse(Xs, ys, Xt, *, estimator=None, random_state: int | None = 0):
+    """Black-box shift estimation: ``(classes, source_prior, target_prior)``, unrounded.
+
+    The classifier (default: logistic regression on standardized features, ``C=0.1``) is trained on
+    half of the source and its confusion matrix ``C`` measured on the other half; with ``mu`` its
+    prediction rates on the target, ``C w = mu`` is solved by least squares (clipped at 0) and the
+    estimated target prior is ``w * q(y)``, with ``q`` the class prior of that half (the one ``C``
+    holds)."""
     from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    Xs, Xt = _check(Xs, Xt)
     ys = np.asarray(ys)
     classes, y_idx = np.unique(ys, return_inverse=True)
     k = len(classes)
@@ -183,11 +200,11 @@ def label_shift(Xs, ys, Xt, *, estimator=None, random_state: int | None = 0) -> 
     stratify = y_idx if np.bincount(y_idx).min() >= 2 else None
     tr, ho = train_test_split(np.arange(len(ys)), test_size=0.5, stratify=stratify, random_state=random_state)
     est.fit(Xs[tr], y_idx[tr])
-    pred_ho = est.predict(Xs[ho])
+    pred_ho = np.asarray(est.predict(Xs[ho]), dtype=np.int64)
     C = np.zeros((k, k))
     np.add.at(C, (pred_ho, y_idx[ho]), 1.0)
     C /= len(ho)
-    mu = np.bincount(est.predict(Xt), minlength=k) / len(Xt)
+    mu = np.bincount(np.asarray(est.predict(Xt), dtype=np.int64), minlength=k) / len(Xt)
     w, *_ = np.linalg.lstsq(C, mu, rcond=None)
     w = np.clip(w, 0.0, None)
     source_prior = np.bincount(y_idx, minlength=k) / len(y_idx)
@@ -196,13 +213,7 @@ def label_shift(Xs, ys, Xt, *, estimator=None, random_state: int | None = 0) -> 
     # source would show as a label shift where there is none
     target_prior = w * C.sum(axis=0)
     target_prior = target_prior / target_prior.sum() if target_prior.sum() > 0 else source_prior
-    return {
-        "classes": classes.tolist(),
-        "source_prior": source_prior.round(4).tolist(),
-        "target_prior": target_prior.round(4).tolist(),
-        "weights": (target_prior / np.clip(source_prior, 1e-12, None)).round(4).tolist(),
-        "total_variation": float(0.5 * np.abs(target_prior - source_prior).sum()),
-    }
+    return classes, source_prior, target_prior
 
 
 def feature_drift(Xs, Xt, *, top: int = 10, names=None) -> list[dict]:
@@ -496,10 +507,11 @@ def diagnose(
     # BBSE is noisy on small sources: flag a change only beyond ~ its sampling error, sqrt(k / n)
     ls_threshold = max(0.1, float(np.sqrt(len(ls["classes"]) / (len(ys) / 2))))
     if ls["total_variation"] > ls_threshold:
-        rec += "; and correct the label shift (class weights from the BBSE estimate)"
+        rec += "; and correct the label shift (label-shift: class weights from the BBSE estimate)"
         summary.append(
             f"the class proportions seem to change (total variation {ls['total_variation']:.2f}); "
-            "reweight classes by the estimated p_t(y)/p_s(y) (label_shift()['weights'])."
+            "reweight classes by the estimated p_t(y)/p_s(y) (--method label-shift, or "
+            "label_shift()['weights'])."
         )
     far = [k for k, v in per_class.items() if np.isfinite(v) and v > 1.0]
     if far:

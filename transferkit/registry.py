@@ -62,6 +62,7 @@ METHODS: dict[str, str] = {
     "kliep": "transferkit.shallow.kliep:KLIEP",
     "kmm": "transferkit.shallow.kmm:KMM",
     "knn": "transferkit.shallow.knn:KNN",
+    "label-shift": "transferkit.shallow.label_shift:LabelShift",
     "mcc": "transferkit.deep.mcc:MCC",
     "meda": "transferkit.shallow.meda:MEDA",
     "mixup": "transferkit.dg.mixup:Mixup",
