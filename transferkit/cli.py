@@ -287,6 +287,8 @@ def cmd_run(args) -> int:
 
     # and so is a missing value without an impute step to fill it
     dataset.check_values(list(sources) + list(targets), allow_missing=imputes_first(preprocess))
+    if imputes_first(preprocess):  # and a column the source never fills
+        dataset.check_imputable(list(sources))
     command = args.command or args.invocation
     rows, records = [], []
 
@@ -449,18 +451,19 @@ def cmd_diagnose(args) -> int:
         )
     )  # fmt: skip
     steps = () if steps == ("none",) else steps
-    from transferkit.experiment import imputes_first
+    from transferkit.experiment import stack
+    from transferkit.preprocessing import names_after
 
-    arrays = dataset.to_arrays(
-        spec.sources, spec.targets, allow_missing=imputes_first(steps)
-    )  # labels hidden
+    arrays = stack(dataset, spec.sources, spec.targets, steps)  # labels hidden
     X = np.asarray(arrays.X)
     X = X.reshape(len(X), -1) if X.ndim > 2 else X
+    names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
     for text in steps:
         name, settings = registry.parse_spec(text)
-        X = registry.build("preprocessing", name, settings).fit_transform(X, arrays.y, arrays.sample_domain)
+        step = registry.build("preprocessing", name, settings)
+        X = step.fit_transform(X, arrays.y, arrays.sample_domain)
+        names = names_after(step, names)  # impute's 0/1 columns too: 'income (missing)'
     src, tgt = arrays.sample_domain >= 0, arrays.sample_domain < 0
-    names = dataset.extras.get("feature_names")
     names = list(names) if names is not None and len(names) == X.shape[1] else None
     report = diagnose(
         X[src], arrays.y[src], X[tgt], n_permutations=args.permutations, random_state=args.seed,
@@ -537,7 +540,12 @@ def cmd_predict(args) -> int:
             )
     atomic_write_text(out, buf.getvalue())
     for name, r in results.items():
-        acc = "" if r.accuracy is None else f"  accuracy {100 * r.accuracy:.2f}% on its labelled rows"
+        acc = (
+            ""
+            if r.accuracy is None
+            else f"  accuracy {100 * r.accuracy:.2f}% (balanced {100 * r.balanced_accuracy:.2f}%) on its "
+            "labelled rows"
+        )
         print(f"{name}: {len(r.predictions)} rows{acc}")
     print(f"wrote {out}")
     return 0

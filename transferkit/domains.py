@@ -427,6 +427,27 @@ class DomainDataset:
         for d in self.check_domains(domains):
             self._check_finite(d, allow_missing)
 
+    def check_imputable(self, sources: Sequence[str]) -> None:
+        """The error for a column without any known value in the source rows, named as the table names
+        it: an impute step fills a missing value with the source's median, and has none there."""
+        sources = self.check_domains(sources)
+        Xs = [self.X[d] for d in sources]
+        if not all(isinstance(X, np.ndarray) and X.dtype.kind == "f" and X.ndim == 2 for X in Xs):
+            return
+        empty = np.flatnonzero(np.isnan(np.concatenate(Xs)).all(axis=0))
+        if not len(empty):
+            return
+        names = self.extras.get("feature_names") if isinstance(self.extras, dict) else None
+        named = names is not None and len(names) == Xs[0].shape[1]
+        shown = ", ".join(f"'{names[i]}'" if named else f"{i} (counting from 0)" for i in empty[:5])
+        what, verb = ("column", "has") if len(empty) == 1 else (f"{len(empty)} columns", "have")
+        more = ", ..." if len(empty) > 5 else ""
+        raise TransferkitError(
+            f"{what} {shown}{more} of '{self.name}' {verb} no value in any row of the source "
+            f"({', '.join(sources)}), so the impute step has nothing to fill it with (it fills a cell with "
+            "the source's median); drop the column, or fill in some of its source cells."
+        )
+
     def _check_finite(self, domain: str, allow_missing: bool = False) -> None:
         """NaN or infinity in a domain's rows: an error naming the domain, its row and the column
         (NaN is fine with ``allow_missing``: a run whose first step imputes it)."""
@@ -445,8 +466,9 @@ class DomainDataset:
             raise TransferkitError(
                 f"domain '{domain}' of '{self.name}' has NaN (a missing value) in {count} row(s), first in "
                 f"its row {row + 1}, {column}; fill in or drop those values, or let the run fill them with "
-                "an impute step before the others: --preprocess impute standardize:per_domain=false (the "
-                "default steps of a table of your own after it; impute fills a cell with the source's "
+                "an impute step before the others: --preprocess impute standardize:per_domain=false (in a "
+                "sweep file preprocess: [impute, standardize:per_domain=false]: the default steps of a "
+                "table of your own after it; impute fills a cell with the source's "
                 "column median and adds a 0/1 column marking the filled cells)."
             )
         raise TransferkitError(

@@ -127,6 +127,16 @@ def imputes_first(preprocess) -> bool:
     return bool(steps) and registry.parse_spec(steps[0])[0] == "impute"
 
 
+def stack(dataset: DomainDataset, sources, targets, preprocess):
+    """``dataset.to_arrays(sources, targets)`` for a run whose steps are ``preprocess``: NaN allowed
+    when the first step imputes it, and then a column without any known source value an error naming
+    it (there is nothing to fill it with)."""
+    arrays = dataset.to_arrays(sources, targets, allow_missing=imputes_first(preprocess))
+    if imputes_first(preprocess):
+        dataset.check_imputable(sources)
+    return arrays
+
+
 def build_classifier(spec: RunSpec, preprocess: tuple[str, ...]):
     """The composed classifier of a run, and the resolved settings of each part."""
     from transferkit.shallow.base import DAClassifier
@@ -198,7 +208,7 @@ def fit_predict(
             "class with --target-labels K (target_labels=K)."
         )
     # target labels filled with -1, unread; NaN allowed when the first step fills it
-    arrays = dataset.to_arrays(spec.sources, spec.targets, allow_missing=imputes_first(preprocess))
+    arrays = stack(dataset, spec.sources, spec.targets, preprocess)
     y = arrays.y.copy()
     revealed = {}
     for sd, name in arrays.domain_names.items():
@@ -371,7 +381,7 @@ def select_runs(
         )
     dataset.check_domains(spec.sources + spec.targets)
     # target labels are -1 here
-    arrays = dataset.to_arrays(spec.sources, spec.targets, allow_missing=imputes_first(preprocess))
+    arrays = stack(dataset, spec.sources, spec.targets, preprocess)
     entry = registry.entry("method", spec.method)
     deep = entry.role == "deep"
     if deep:  # the network's own inputs (images stay images); the trainer is scored as a classifier

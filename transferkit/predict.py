@@ -49,6 +49,16 @@ class DomainPredictions:
         known = self.labels >= 0
         return float(np.mean(self.predictions[known] == self.labels[known])) if known.any() else None
 
+    @property
+    def balanced_accuracy(self) -> float | None:
+        """The mean over the classes among those rows of each class's recall (the share of its rows
+        predicted as it), as a run reports it; ``None`` when no row has a label the model knows."""
+        known = self.labels >= 0
+        if not known.any():
+            return None
+        y, p = self.labels[known], self.predictions[known]
+        return float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
+
 
 def match_columns(spec: dict, dataset, X: np.ndarray) -> np.ndarray:
     """The table's columns in the order a saved network was trained on (``spec["feature_names"]``,

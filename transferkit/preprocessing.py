@@ -209,6 +209,23 @@ def fill_missing(X, fill, indicator_columns) -> np.ndarray:
     return np.hstack([X, missing[:, np.asarray(indicator_columns, dtype=np.int64)].astype(np.float64)])
 
 
+def names_after(step, names):
+    """The names of the columns a fitted ``step`` gives from columns named ``names``: the same for a
+    step that keeps its columns, ``income (missing)`` for the 0/1 column :class:`Impute` adds for
+    ``income``, the kept ones of a selection; ``None`` when the columns are new (PCA, texts) or
+    ``names`` is ``None``."""
+    if names is None:
+        return None
+    names = [str(n) for n in names]
+    if isinstance(step, Impute):
+        return names + [f"{names[i]} (missing)" for i in step.indicator_columns_]
+    if isinstance(step, (Standardize, RowNormalize)):
+        return names
+    if isinstance(step, SelectKBest):
+        return [names[i] for i in step.selector_.get_support(indices=True)]
+    return None
+
+
 class RowNormalize(_Preprocessing):
     """Scale every row to unit norm: ``l1`` (divide by the sum of absolute values), ``l2`` or ``max``.
 

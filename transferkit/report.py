@@ -203,7 +203,9 @@ def plot_confusion(y_true, y_pred, classes=None, *, title: str = "target confusi
     if len(y_true) == 0:
         raise TransferkitError("no labelled rows: a confusion matrix needs the true classes.")
     labels = np.unique(np.r_[y_true, y_pred])
-    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    with warnings.catch_warnings():  # one class, rightly predicted: scikit-learn's note on a 1x1 matrix
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        cm = confusion_matrix(y_true, y_pred, labels=labels)
     norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
     fig, ax = plt.subplots(figsize=(0.55 * len(labels) + 2.5, 0.55 * len(labels) + 2))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
@@ -495,6 +497,8 @@ def _run_parts(folder: Path) -> tuple[str, list[str]]:
     method = cfg["method"] if isinstance(cfg["method"], dict) else {"name": cfg["method"]}
     title = f"{cfg['dataset']}: {cfg['task']} with {method.get('name')}"
     info = [{"item": "accuracy (%)", "value": _accuracy_text(rec["accuracy"])}]
+    if "balanced_accuracy" in rec:  # the mean of the target classes' recalls (a record since it has one)
+        info.append({"item": "balanced accuracy (%)", "value": _accuracy_text(rec["balanced_accuracy"])})
     per_target = rec.get("accuracy_per_target")
     if isinstance(per_target, dict) and len(per_target) > 1:
         info += [{"item": f"accuracy on {t} (%)", "value": _accuracy_text(a)} for t, a in per_target.items()]

@@ -12,6 +12,7 @@ A sweep is a YAML file::
     samples: 0                    # > 0: that many random settings per method instead of the full grid
     select: [entropy, snd, mixval]  # label-free scorers that pick each method's setting (or one: entropy)
     estimator: linear-svm-cv      # optional, as for `transferkit run`
+    preprocess: [impute, standardize]  # optional, as --preprocess (default: the data set's; [] for none)
     target_labels: 0              # optional
 
 ``dataset`` may also be your own data, as for ``transferkit run --dataset PATH``: a folder of images or a
@@ -86,6 +87,7 @@ class SweepSpec:
     estimator: str = registry.DEFAULT_ESTIMATOR
     target_labels: int = 0
     data_root: str | None = None
+    preprocess: list[str] | None = None  # None: the data set's standard steps
 
 
 def _fail(path, key: str, expected: str, got) -> TransferkitError:
@@ -130,7 +132,7 @@ def load_spec(path) -> SweepSpec:
     if not isinstance(raw, dict):
         raise TransferkitError(f"{path} must hold a mapping with at least 'dataset' and 'methods'.")
     known = {"dataset", "methods", "tasks", "seeds", "samples", "select", "estimator", "target_labels",
-             "data_root"}  # fmt: skip
+             "data_root", "preprocess"}  # fmt: skip
     unknown = set(raw) - known
     if unknown:
         raise TransferkitError(f"unknown keys in {path}: {sorted(unknown, key=str)}; valid: {sorted(known)}.")
@@ -195,11 +197,20 @@ def load_spec(path) -> SweepSpec:
     if not isinstance(estimator, str):
         raise _fail(path, "estimator", "an estimator such as 'logreg' or 'logreg:C=0.5'", estimator)
     registry.build("estimator", *registry.parse_spec(estimator))
+    preprocess = raw.get("preprocess")
+    if preprocess is not None:
+        preprocess = [preprocess] if isinstance(preprocess, str) else preprocess
+        if not isinstance(preprocess, list) or not all(isinstance(p, str) for p in preprocess):
+            raise _fail(path, "preprocess", "a list of steps such as [impute, standardize] ([] for none)",
+                        raw.get("preprocess"))  # fmt: skip
+        preprocess = [] if preprocess == ["none"] else preprocess
+        for step in preprocess:  # each built, so a misspelt step or setting fails now
+            registry.build("preprocessing", *registry.parse_spec(step))
     return SweepSpec(
         dataset=_resolve_dataset(raw["dataset"].strip(), path.parent), methods=methods, tasks=parsed,
         seeds=seeds, samples=_int(path, "samples", raw.get("samples", 0)), select=select,
         estimator=estimator, target_labels=_int(path, "target_labels", raw.get("target_labels", 0)),
-        data_root=data_root,
+        data_root=data_root, preprocess=preprocess,
     )  # fmt: skip
 
 
@@ -268,7 +279,8 @@ def run_settings(spec: SweepSpec, dataset=None) -> dict:
     est_params = registry.resolve_params(registry.entry("estimator", est_name), est_settings)
     settings = {"dataset": spec.dataset, "data": data_fingerprint(spec.dataset),
                 "estimator": {"name": est_name, "params": est_params},
-                "preprocess": list(default_preprocess(dataset, spec.dataset)),
+                "preprocess": list(default_preprocess(dataset, spec.dataset) if spec.preprocess is None
+                                   else spec.preprocess),
                 "target_labels": spec.target_labels}  # fmt: skip
     return json.loads(json.dumps(settings, sort_keys=True, default=str))  # as a trial file holds them
 

@@ -7,6 +7,8 @@ be used instead with ``text_column``, and a column named ``text`` is used so wit
 Labels may be integers or class names, and are kept as written: ``01`` and ``1`` are two classes
 and ``007`` stays ``007`` (classes are in numeric order when every label is a number, else in text
 order; a parquet column of integer codes that holds nulls, hence floats, gives ``1``, not ``1.0``).
+transferkit classifies: a label column of more than ``MAX_NUMERIC_CLASSES`` different numbers, some not
+whole, is an error (a regression target), and as many whole numbers with few rows each a warning.
 A missing label means
 unknown (-1), as for an unlabelled target domain: an empty cell, a null in parquet, or one of the
 usual missing-value markers ``NA``, ``N/A``, ``NaN``, ``nan``, ``null``, ``NULL``, ``None``, ``<NA>``
@@ -25,7 +27,8 @@ without a name (an empty header cell, or pandas' ``Unnamed: 0``) that would beco
 is nearly always the row index that ``DataFrame.to_csv`` writes unless ``index=False``. A parquet
 cell holding a list or an array is an error naming its column.
 
-A feature column without any number in it (``paris``, ``lyon``, ...) is a category: it becomes one
+A feature column without any number (written with digits: ``Infinity`` is a word) in it (``paris``,
+``lyon``, ...) is a category: it becomes one
 0/1 column per value, named ``city=lyon``, ``city=paris`` (values in text order, as written: ``Paris``
 and ``paris`` are two values), with a missing cell 0 in all of them; a column empty in every row
 gives no feature, with a warning. The values come from every row of the table, whichever its domain,
@@ -219,6 +222,34 @@ def _classes(known: set[str]) -> tuple[str, ...]:
     return tuple(sorted(known))
 
 
+MAX_NUMERIC_CLASSES = 50  # more different numbers than this in a label column look like a measurement
+
+
+def _check_not_continuous(path: Path, column: str, raw_labels: list[str], known: set[str]) -> None:
+    """A label column of measurements (a price, a temperature) is no set of classes: more than
+    ``MAX_NUMERIC_CLASSES`` different numbers of which some are not whole is an error, and as many
+    whole numbers with fewer than 5 labelled rows per class on average a warning."""
+    if len(known) <= MAX_NUMERIC_CLASSES or not all(_NUMBER.fullmatch(v) for v in known):
+        return
+    shown = ", ".join(sorted(known, key=float)[:3])
+    if not all(float(v).is_integer() for v in known):
+        raise TransferkitError(
+            f"{path.name}: the label column '{column}' holds {len(known)} different numbers ({shown}, ...), "
+            "not classes: it looks like a regression target, and transferkit classifies (each different "
+            "value would be a class of its own). Bin it into a few classes (e.g. low/medium/high) in the "
+            "label column, or move it to a feature column and give the label column the classes."
+        )
+    labelled = sum(v in known for v in raw_labels)
+    if labelled < 5 * len(known):
+        warnings.warn(
+            f"{path.name}: the label column '{column}' holds {len(known)} different numbers over {labelled} "
+            f"labelled rows ({shown}, ...), each a class of its own; if it is a measurement (a regression "
+            "target), bin it into a few classes first: transferkit classifies.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _is_decimal_comma(v: str) -> bool:
     try:
         float(v.strip().replace(",", ".", 1))
@@ -228,8 +259,9 @@ def _is_decimal_comma(v: str) -> bool:
 
 
 _STRAY_WORD = (
-    "the column's other cells are numbers. Correct the cell, or leave it empty if the value is unknown. "
-    "(A column without any number is read as a category, one 0/1 column per value.)"
+    "the column's other cells are numbers (or true/false, read as 1/0). Correct the cell, or leave it "
+    "empty if the value is unknown. (A column without any number is read as a category, one 0/1 column "
+    "per value.)"
 )
 
 
@@ -259,14 +291,15 @@ def _category_levels(path: Path, column: str, values: list) -> tuple[str, ...] |
             stacklevel=3,
         )
         return ()  # a category without any value here: no 0/1 column
-    for v in present:
+    for raw, v in zip(values, cells):
+        if v is None:
+            continue
+        # a number is written with digits (a parquet number is one): 'Infinity' or '1_000', which
+        # Python's float() reads, are words among words
+        if isinstance(raw, (int, float, np.number)) or _NUMBER.fullmatch(v):
+            return None
         if v.lower() in _BOOLS or _is_decimal_comma(v):
             return None
-        try:
-            float(v)
-        except ValueError:
-            continue
-        return None
     levels = tuple(sorted(set(present)))
     if len(levels) > MAX_CATEGORIES:
         shown = ", ".join(repr(v) for v in levels[:3])
@@ -338,6 +371,7 @@ def load_table(
         raw_labels = [str(int(float(v))) if v in known else v for v in raw_labels]
         known = {v for v in raw_labels if v not in _MISSING_LABELS}
     classes = _classes(known)  # the names as written: "01" and "1" are two classes
+    _check_not_continuous(path, label_column, raw_labels, known)
     if all(_NUMBER.fullmatch(v) for v in known) and {-1.0, 0.0} <= {float(v) for v in known}:
         n = sum(v in known and float(v) == -1 for v in raw_labels)
         warnings.warn(

@@ -126,14 +126,16 @@ def _warn_unscaled(X: np.ndarray, columns) -> None:
 
 def inputs(
     dataset, arrays, preprocess: tuple[str, ...] = (), fit_rows=None, seed: int = 0, labels=None,
-    fitted: list | None = None,
+    fitted: list | None = None, impute_columns=None,
 ):  # fmt: skip
     """The network's input rows: images as float32, texts as cached MiniLM embeddings, and feature
     vectors through the preprocessing steps ``preprocess`` (``"name:key=value"`` strings, as for the
     shallow methods), fitted on the rows ``fit_rows`` (a boolean mask or indices; default all rows)
     and applied to every row, each with its own domain. Steps that read labels see ``labels``
     (default ``arrays.y``, whose target labels are hidden; a semi-supervised run passes the few it
-    revealed, as the shallow composer does). A list passed as ``fitted`` receives the fitted steps."""
+    revealed, as the shallow composer does). A list passed as ``fitted`` receives the fitted steps.
+    ``impute_columns``: the columns an impute step marks with a 0/1 column (a fine-tuned network's, as
+    saved with it), instead of those with a hole in the rows it is fitted on."""
     if dataset.modality == "text":
         from transferkit.features import cache_dir, embed_by_domain
 
@@ -153,6 +155,8 @@ def inputs(
     Z = X.astype(np.float64)
     for step in build_steps(preprocess, seed)[0]:
         step.fit(Z[rows], y[rows], sd[rows])
+        if impute_columns is not None and getattr(step, "indicator", False) and hasattr(step, "fill_"):
+            step.indicator_columns_ = np.asarray(impute_columns, dtype=np.int64)
         Z = np.asarray(step.transform(Z, sd), dtype=np.float64)
         if fitted is not None:
             fitted.append(step)
@@ -191,7 +195,12 @@ def fit_deep(
         if tuple(saved["in_shape"]) != tuple(X.shape[1:]):
             raise TransferkitError(
                 f"the saved model in {init} takes inputs of shape {tuple(saved['in_shape'])}, but these rows "
-                f"are {tuple(X.shape[1:])}; fine-tune it on data of the same shape."
+                f"are {tuple(X.shape[1:])}; fine-tune it on data of the same shape"
+                + (
+                    f" and with the preprocessing it was trained after (--preprocess {' '.join(steps)})."
+                    if (steps := [r.get("step", "?") for r in saved.get("preprocess") or []])
+                    else "."
+                )
             )
         head_hidden = network_settings.get("head_hidden", saved.get("head_hidden"))
         # another kind of head than the saved one is a new head
@@ -292,17 +301,23 @@ def fit_predict_deep(
     "X": the inputs flattened}`` (the saved model, and the 2-D view before and after adaptation).
     """
     names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
-    init = network_settings.get("init")
+    init, impute_columns = network_settings.get("init"), None
     if init and takes_steps(dataset) and names is not None:  # a table's columns in the saved order
         from transferkit.nn.saved_model import read_spec
         from transferkit.predict import match_columns
 
-        trained = read_spec(init).get("feature_names")
+        saved = read_spec(init)
+        trained = saved.get("feature_names")
         if trained:
             arrays = dataclasses.replace(
                 arrays, X=match_columns({"feature_names": trained}, dataset, arrays.X)
             )
             names = trained
+        # the network's inputs: an impute step adds the 0/1 columns it added then, whichever columns
+        # have a hole in these rows (the first rows may be complete where the pretraining ones were not)
+        first = (saved.get("preprocess") or [{}])[0].get("state") or {}
+        if "impute" in first:
+            impute_columns = first["impute"]["indicator_columns"]
     from transferkit import registry
 
     steps = []
@@ -310,9 +325,9 @@ def fit_predict_deep(
     if not getattr(registry.entry("method", spec.method).load(), "uses_target", True):
         # domain generalization never sees the target, not even through the scaling or PCA it gets
         fit_rows = np.flatnonzero((np.asarray(arrays.sample_domain) >= 0) | (np.asarray(y) >= 0))
-    X = inputs(
-        dataset, arrays, preprocess, fit_rows=fit_rows, seed=spec.seed, labels=y, fitted=steps
-    )  # y: revealed target labels
+    # y: revealed target labels
+    X = inputs(dataset, arrays, preprocess, fit_rows=fit_rows, seed=spec.seed, labels=y, fitted=steps,
+               impute_columns=impute_columns)  # fmt: skip
     trainer, history, net_spec = fit_deep(spec, dataset, X, y, arrays.sample_domain, method_settings,
                                           trainer_settings, network_settings)  # fmt: skip
     # what `transferkit predict` needs to prepare new rows as these were
