@@ -168,6 +168,8 @@ def test_dg_refuses_bad_arguments_in_one_line(tmp_path, capsys, extra, message):
             "--episodes must be >= 1",
         ),
         ("multitask", ["--seeds", "0", "0", "--out", "/nonexistent"], "--seeds: 0 is named twice"),
+        ("label_shift", ["--seeds", "0"], "--seeds changed"),
+        ("label_shift", ["--seeds", "1", "1", "--out", "/nonexistent"], "--seeds: 1 is named twice"),
     ],
 )
 def test_scripts_without_resume_refuse_to_rewrite_committed_results_and_bad_values(
