@@ -60,6 +60,19 @@ def refuse_changed_defaults(
         )
 
 
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """``rows`` as a CSV file with the header ``columns``, written atomically."""
+    import io
+
+    from transferkit.io import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def read_rows(path: Path) -> list[dict]:
     if not path.exists():
         return []

@@ -18,15 +18,13 @@ Run:  python benchmarks/fewshot.py amazon-reviews-fewshot [--episodes 600] [--ou
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import check_at_least, refuse_changed_defaults
+from _common import check_at_least, refuse_changed_defaults, write_csv
 
 from transferkit.cli import OptionParser
 from transferkit.experiment import machine, versions
@@ -153,11 +151,7 @@ def main(argv=None) -> int:
     rows = SUITES[args.suite](args.episodes, seed=args.seed)
     total = time.perf_counter() - start
     out = Path(args.out)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    write_csv(out / "results.csv", rows, COLUMNS)
     lines = [
         f"# {args.suite}",
         "",

@@ -24,8 +24,6 @@ Run:  python benchmarks/label_shift.py [--seeds 0 1 2 3 4] [--out DIR]   (about 
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 import time
 from pathlib import Path
@@ -114,7 +112,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "label-shift"))
     args = ap.parse_args(argv)
-    from _common import check_list, refuse_changed_defaults
+    from _common import check_list, refuse_changed_defaults, write_csv
 
     check_list(ap, "--seeds", args.seeds, minimum=0)
     refuse_changed_defaults(ap, args)
@@ -165,11 +163,7 @@ def main(argv=None) -> None:
     seconds = time.perf_counter() - start
 
     out = Path(args.out)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    write_csv(out / "results.csv", rows, COLUMNS)
     command = "python benchmarks/label_shift.py" + (
         "" if args.seeds == ap.get_default("seeds") else " --seeds " + " ".join(map(str, args.seeds))
     )

@@ -20,15 +20,13 @@ Run:  OMP_NUM_THREADS=1 python benchmarks/multitask.py [--suites amazon digits] 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import check_at_least, check_list, refuse_changed_defaults
+from _common import check_at_least, check_list, refuse_changed_defaults, write_csv
 
 from transferkit.cli import OptionParser
 from transferkit.experiment import machine, versions
@@ -160,11 +158,7 @@ def main(argv=None) -> int:
     rows = [r for suite in args.suites for r in run_suite(suite, args)]
     total = time.perf_counter() - start
     out = Path(args.out)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    write_csv(out / "results.csv", rows, COLUMNS)
     command = (
         f"OMP_NUM_THREADS=1 python benchmarks/multitask.py --suites {' '.join(args.suites)} "
         f"--seeds {' '.join(map(str, args.seeds))} --digits-seeds {' '.join(map(str, args.digits_seeds))} "

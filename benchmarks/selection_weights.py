@@ -15,8 +15,6 @@ Run:  python benchmarks/selection_weights.py [--out DIR]   (about a minute on 2 
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from pathlib import Path
 
@@ -35,6 +33,8 @@ def _ess(w: np.ndarray) -> float:
 
 
 def main(argv=None) -> None:
+    from _common import write_csv
+
     ap = OptionParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "selection-weights"))
     args = ap.parse_args(argv)
@@ -82,11 +82,7 @@ def main(argv=None) -> None:
     seconds = time.perf_counter() - start
 
     out = Path(args.out)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    write_csv(out / "results.csv", rows, COLUMNS)
     lines = [
         "# selection-weights: IWCV's importance weights on Office-Caltech10, in-sample and cross-fitted",
         "",

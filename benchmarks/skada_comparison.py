@@ -17,14 +17,12 @@ Run:  python benchmarks/skada_comparison.py [--out benchmarks/results/skada-comp
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import check_list, refuse_changed_defaults
+from _common import check_list, refuse_changed_defaults, write_csv
 
 from transferkit.cli import OptionParser
 from transferkit.datasets import dataset_info, load_dataset
@@ -166,11 +164,7 @@ def main(argv=None) -> int:
                 objectives[f"{source}->{target}"] = kmm_objectives(X, sd)
     total = time.perf_counter() - start
     out = Path(args.out)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    write_csv(out / "results.csv", rows, COLUMNS)
     lines = [
         "# transferkit vs skada on Office-Caltech10 (SURF), same data, preprocessing and classifier",
         "",

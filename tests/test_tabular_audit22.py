@@ -22,7 +22,7 @@ STEPS = ["--preprocess", "impute", "standardize:per_domain=false"]
 
 def _table(path, seed: int = 0, holes: float = 0.25, source_holes: bool = True, n: int = 50):
     """Domains 'north' (source) and 'south' (target): a number x, a category city and an income with
-    holes (none in the source's income with ``source_holes=False``... all of them then: see callers)."""
+    holes (``holes`` of the cells; with ``source_holes=False`` every source income is empty)."""
     rng = np.random.default_rng(seed)
     lines = ["domain,label,x,city,income"]
     for dom, shift in (("north", 0.0), ("south", 0.5)):

@@ -488,15 +488,18 @@ def evaluate(
     """
     scores = {}
     for target, pred in predictions.items():
-        y = np.asarray(dataset.labels(target))
-        known = y >= 0
-        if revealed is not None and len(revealed.get(target, ())):
-            known[revealed[target]] = False
-        if not known.any():
-            scores[target] = float("nan")
-            continue
-        scores[target] = float(100.0 * np.mean(pred[known] == y[known]))
+        y, known = _scored_rows(dataset, target, revealed)
+        scores[target] = float(100.0 * np.mean(pred[known] == y[known])) if known.any() else float("nan")
     return scores
+
+
+def _scored_rows(dataset: DomainDataset, target: str, revealed) -> tuple[np.ndarray, np.ndarray]:
+    """A target's labels and which of its rows are scored: labelled, and not revealed to the method."""
+    y = np.asarray(dataset.labels(target))
+    known = y >= 0
+    if revealed is not None and len(revealed.get(target, ())):
+        known[revealed[target]] = False
+    return y, known
 
 
 def target_metrics(
@@ -512,10 +515,7 @@ def target_metrics(
     out: dict[str, dict | None] = {}
     names = [str(c) for c in dataset.classes]
     for target, pred in predictions.items():
-        y = np.asarray(dataset.labels(target))
-        known = y >= 0
-        if revealed is not None and len(revealed.get(target, ())):
-            known[revealed[target]] = False
+        y, known = _scored_rows(dataset, target, revealed)
         if not known.any():
             out[target] = None
             continue
