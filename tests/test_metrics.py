@@ -61,3 +61,21 @@ def test_a_run_prints_and_records_the_balanced_accuracy(tmp_path, capsys):
     assert "target accuracy %  balanced %" in out
     row = next(line.split() for line in out.splitlines() if line.startswith("source-only"))
     assert row[2:4] == [f"{rec['accuracy']:.2f}", f"{rec['balanced_accuracy']:.2f}"]
+
+
+def test_an_unlabelled_target_has_no_score_in_the_table_nor_in_the_record(tmp_path, capsys):
+    lines = ["x,domain,label", "1,a,yes", "2,a,no", "3,a,yes", "4,a,no", "1.5,b,", "2.5,b,"]
+    (tmp_path / "u.csv").write_text("\n".join(lines) + "\n")
+    argv = ["run", "--dataset", str(tmp_path / "u.csv"), "--source", "a", "--target", "b", "--method",
+            "source-only", "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 0
+    row = next(
+        line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("source-only")
+    )
+    assert row[2:4] == ["-", "-"]  # was 'nan'
+    rec = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert (
+        rec["accuracy"] is None
+        and rec["balanced_accuracy"] is None
+        and rec["metrics_per_target"] == {"b": None}
+    )

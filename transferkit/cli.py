@@ -8,6 +8,7 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -337,7 +338,8 @@ def cmd_run(args) -> int:
         records.append(rec)
         if args.out and main_process:  # now, beside the predictions this method just wrote: a run
             written.append(save_record(rec, _dir(spec)))  # killed later leaves no folder half old
-        scores = [f"{rec['accuracy']:.2f}", f"{rec['balanced_accuracy']:.2f}"]
+        # a target without labels has no score: '-' (result.json: null)
+        scores = ["-" if math.isnan(rec[k]) else f"{rec[k]:.2f}" for k in ("accuracy", "balanced_accuracy")]
         rows.append([spec.method, rec["selection"], *scores, f"{rec['seconds']:.2f}"])
         if rec.get("candidates"):
             best = max(rec["candidates"], key=lambda c: c["accuracy"])

@@ -511,7 +511,9 @@ def diagnose(
         summary.append(
             f"the class proportions seem to change (total variation {ls['total_variation']:.2f}); "
             "reweight classes by the estimated p_t(y)/p_s(y) (--method label-shift, or "
-            "label_shift()['weights'])."
+            "label_shift()['weights']) if each class keeps its look: the estimate assumes it, and a change "
+            "of the features within a class also shows here as a change of proportions (check with a few "
+            "target labels first)."
         )
     far = [k for k, v in per_class.items() if np.isfinite(v) and v > 1.0]
     if far:

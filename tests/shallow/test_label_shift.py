@@ -85,3 +85,14 @@ def test_errors_name_the_fix():
     # a registered estimator by name, as --set estimator=logreg passes it
     clf = registry.build("method", "label-shift", {"estimator": "logreg", "correction": "posterior"})
     assert clf.fit(X, y, sd).predict(X[sd < 0]).shape == ((sd < 0).sum(),)
+
+
+def test_diagnose_names_the_method_and_its_assumption_when_the_proportions_move():
+    from transferkit.diagnostics import diagnose
+
+    X, y, sd, _ = _shifted(4)
+    src = sd >= 0
+    report = diagnose(X[src], y[src], X[~src], n_permutations=20)
+    assert "label-shift" in report.recommendation
+    said = " ".join(report.summary)
+    assert "--method label-shift" in said and "if each class keeps its look" in said
