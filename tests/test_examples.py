@@ -82,14 +82,14 @@ EXPECTED = {
         r"fine-tune, L2-SP +[0-9]+\.[0-9]{2}",
     ],
     # transferkit run --dataset sensors.csv --source site_a --target site_b --method source-only coral
-    # (compared with the command line below)
+    #     --preprocess impute standardize:per_domain=false (compared with the command line below)
     "own_table.py": [
         r"wrote sensors\.csv, 600 rows; its first lines:",
-        r"  domain,vibration,temperature,current,pressure,label",
+        r"  domain,vibration,temperature,current,pressure,shift,label",
         r"domains \{'site_a': 300, 'site_b': 300\}, classes \['ok', 'worn'\], features \['vibration', "
-        r"'temperature', 'current', 'pressure'\]",
-        r"source-only +74\.33",
-        r"coral +79\.00",
+        r"'temperature', 'current', 'pressure', 'shift=day', 'shift=night'\]",
+        r"source-only +77\.33",
+        r"coral +81\.67",
     ],
     # no command-line equivalent: the library's own numbers, seeded
     "multitask_and_fewshot.py": [
@@ -212,7 +212,8 @@ def test_own_table_prints_what_the_command_line_prints_for_its_table(example_out
     spec.loader.exec_module(module)
     table = module.write_table(tmp_path)  # the example's own table, written where we can keep it
     code = main(["run", "--dataset", str(table), "--source", "site_a", "--target", "site_b",
-                 "--method", "source-only", "coral"])  # fmt: skip
+                 "--method", "source-only", "coral", "--preprocess", "impute",
+                 "standardize:per_domain=false"])  # fmt: skip
     assert code == 0
     cli = _lines(capsys.readouterr().out)
     methods = ("source-only", "coral")
