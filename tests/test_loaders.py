@@ -375,6 +375,10 @@ def test_a_column_of_words_is_a_category_with_one_0_1_column_per_value(tmp_path)
     )
     with pytest.raises(TransferkitError, match="column 'id' holds 101 different words.*too many"):
         load_dataset(tmp_path / "id.csv")
+    # percentages and prices are numbers written with a sign, not a category of that many words
+    _csv(tmp_path / "u.csv", [("domain", "label", "off", "x"), ("a", 0, "12%", 1), ("b", 1, "$3.50", 2)])
+    with pytest.raises(TransferkitError, match=r"column 'off' holds numbers written with a unit.*'12%'"):
+        load_dataset(tmp_path / "u.csv")
     # a 0/1 column's name taken by another column of the table
     _csv(tmp_path / "n.csv", [("domain", "label", "c", "c=x"), ("a", 0, "x", 1), ("b", 1, "y", 2)])
     with pytest.raises(TransferkitError, match="'c=x' of a category column has the name of another column"):

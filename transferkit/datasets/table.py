@@ -35,7 +35,7 @@ gives no feature, with a warning. The values come from every row of the table, w
 so source and target get the same columns; a model saved by a run reads a value it never saw as 0 in
 all of them too (with a warning). A column of more than ``MAX_CATEGORIES`` different words is an
 error (an identifier or a text, not a category), and so is a word among numbers (a typo, more likely
-than a category).
+than a category) and a column of numbers written with a percent or currency sign (``12%``, ``$3.50``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ _MISSING_LABELS = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "<NA>"
 _BOOLS = {"true": 1.0, "false": 0.0}  # in feature columns, any case: as parquet's booleans read
 DELIMITERS = (",", ";", "\t", "|")
 _UNNAMED = re.compile(r"\s*|Unnamed: \d+(_level_\d+)?")  # an empty header cell; pandas' name for one
+# a number with a percent sign or a currency sign ("12%", "$3.50", "-4 %", "€ 10"), read as neither
+_WITH_UNIT = re.compile(r"[$€£¥]?\s*[+-]?(\d[\d,]*\.?\d*|\.\d+)\s*%?|[+-]?[$€£¥]\s*(\d[\d,]*\.?\d*|\.\d+)")
 MAX_CATEGORIES = 100  # distinct values of one category column, each a 0/1 feature column
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # the names a table's label or domain column often has instead, for a hint when it is missing
@@ -300,6 +302,12 @@ def _category_levels(path: Path, column: str, values: list) -> tuple[str, ...] |
             return None
         if v.lower() in _BOOLS or _is_decimal_comma(v):
             return None
+    if all(_WITH_UNIT.fullmatch(v) for v in present):  # '12%', '$3.50': numbers, not categories
+        raise TransferkitError(
+            f"{path.name}: column '{column}' holds numbers written with a unit or a currency sign "
+            f"({present[0]!r}); write the numbers alone (12.5, not 12.5% or $12.5) so that they are read as "
+            "numbers, not as a category of that many words."
+        )
     levels = tuple(sorted(set(present)))
     if len(levels) > MAX_CATEGORIES:
         shown = ", ".join(repr(v) for v in levels[:3])
