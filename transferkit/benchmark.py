@@ -283,6 +283,7 @@ def run_suite(
     preprocess: tuple[str, ...] | None = None,
     params: dict[str, dict] | None = None,
     data_root: str | None = None,
+    columns: dict | None = None,
     target_labels: int = 0,
     select: list[str] | tuple[str, ...] = (),
     jobs: int | None = None,
@@ -295,6 +296,7 @@ def run_suite(
     ``search_space`` is then also run over its grid, and the setting each scorer picks is reported
     (``selection = select:<scorer>``) beside the best setting by target accuracy (``oracle``).
     ``jobs`` runs that many tasks at once in separate processes (default: one per CPU core).
+    ``columns``: how to read a table of your own (see :class:`transferkit.experiment.RunSpec`).
     """
     from joblib import Parallel, delayed
 
@@ -330,7 +332,7 @@ def run_suite(
             from transferkit.errors import unknown_name
 
             raise unknown_name("scorer", name, list_scorers())
-    dataset = load_dataset(suite, data_root)
+    dataset = load_dataset(suite, data_root, **RunSpec(columns=dict(columns or {})).columns)
     if not tasks and info is not None:
         tasks = info.tasks
     elif not tasks:  # your own data: every ordered pair of a labelled source and a target to score
@@ -355,7 +357,7 @@ def run_suite(
     start = time.perf_counter()
     base = RunSpec(
         dataset=suite, estimator=estimator, estimator_params=dict(estimator_params or {}),
-        preprocess=preprocess, data_root=data_root,
+        preprocess=preprocess, data_root=data_root, columns=dict(columns or {}),
     )  # fmt: skip
     # joblib's loky workers restart when their memory grows by 300 MB after their first job (a leak
     # guard). torch's import alone does that, so a worker whose first job was shallow restarted at its

@@ -121,7 +121,16 @@ def _spec_kwargs(args) -> dict:
         "estimator_params": est_settings,
         "preprocess": preprocess,
         "data_root": args.data_root,
+        "columns": _columns(args),
     }
+
+
+def _columns(args) -> dict:
+    """How to read a table of your own, from --domain-column, --label-column, --feature-columns,
+    --text-column and --categorical (only those given)."""
+    from transferkit.datasets.table import TABLE_READING
+
+    return {k: getattr(args, k) for k in TABLE_READING if getattr(args, k, None)}
 
 
 def _select_for_run(spec, dataset, preprocess, scorer: str, val_fraction: float = 0.2):
@@ -444,7 +453,9 @@ def cmd_diagnose(args) -> int:
 
     if not args.source or not args.target:
         raise TransferkitError("name the domains: --source S --target T (see `transferkit datasets`).")
-    spec = RunSpec(args.dataset, tuple(args.source), tuple(args.target), data_root=args.data_root)
+    spec = RunSpec(
+        args.dataset, tuple(args.source), tuple(args.target), data_root=args.data_root, columns=_columns(args)
+    )
     dataset = load(spec)
     dataset.check_domains(spec.sources + spec.targets)
     steps = (
@@ -477,6 +488,7 @@ def cmd_diagnose(args) -> int:
     if args.out:
         path = atomic_write_json(Path(args.out) / "diagnosis.json", {
             "dataset": args.dataset, "sources": list(spec.sources), "targets": list(spec.targets),
+            **({"columns": spec.columns} if spec.columns else {}),
             "preprocess": list(steps), "seed": args.seed, **report.to_dict(),
         }, standard=True)  # fmt: skip
         print(f"wrote {path}")
@@ -502,7 +514,8 @@ def cmd_predict(args) -> int:
 
     import numpy as np
 
-    from transferkit.datasets import load_dataset
+    from transferkit.datasets import TABLE_SUFFIXES, load_dataset
+    from transferkit.datasets.table import TABLE_READING
     from transferkit.io import atomic_write_text
     from transferkit.nn.saved_model import SPEC
     from transferkit.predict import predict_saved
@@ -523,7 +536,16 @@ def cmd_predict(args) -> int:
             f"--out {out} exists and is not a predictions file written by `transferkit predict`; name a "
             "new file (an earlier predictions file is replaced, nothing else is)."
         )
-    dataset = load_dataset(args.dataset, args.data_root, labels_optional=True)  # new data: labels optional
+    from transferkit.nn.saved_model import read_spec
+
+    # the new table is read as the model's own was (its domain, label and categorical columns), unless
+    # told otherwise; a folder of images or a built-in data set has no columns to name
+    reading = _columns(args)
+    if Path(args.dataset).suffix.lower() in TABLE_SUFFIXES and (model / SPEC).exists():
+        saved = read_spec(model).get("reading") or {}
+        reading = {**{k: v for k, v in saved.items() if k in TABLE_READING}, **reading}
+    # new data: labels optional
+    dataset = load_dataset(args.dataset, args.data_root, labels_optional=True, **reading)
     results = predict_saved(model, dataset, args.domains)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -636,6 +658,24 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _table_options(p: argparse.ArgumentParser) -> None:
+    """How to read a table of your own (a .csv/.tsv/.parquet file), when its columns are not named
+    domain and label or some of its number columns are codes."""
+    g = p.add_argument_group("a table of your own")
+    g.add_argument("--domain-column", metavar="COL", help="the column of each row's domain (default: domain)")
+    g.add_argument("--label-column", metavar="COL", help="the column of each row's class (default: label)")
+    g.add_argument(
+        "--feature-columns", nargs="+", action="extend", metavar="COL",
+        help="the feature columns (default: every other column)",
+    )  # fmt: skip
+    g.add_argument("--text-column", metavar="COL", help="read the table as texts from this column")
+    g.add_argument(
+        "--categorical", nargs="+", action="extend", metavar="COL",
+        help="number columns that are codes (a postcode, 1/2/3 for three colours): one 0/1 column per "
+        "value, as a column of words is read",
+    )  # fmt: skip
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--estimator",
@@ -714,6 +754,7 @@ def parser() -> argparse.ArgumentParser:
         "(" + ", ".join(_scorer_names()) + "); the oracle's choice is shown beside",
     )
     _run_options(p)
+    _table_options(p)
     _common(p)
     p.set_defaults(func=cmd_run)
 
@@ -750,6 +791,7 @@ def parser() -> argparse.ArgumentParser:
         "--tasks", nargs="+", action="extend", metavar="S->T", help="only these tasks (default: every pair)"
     )
     _run_options(p)
+    _table_options(p)
     _common(p)
     p.set_defaults(func=cmd_bench)
 
@@ -767,6 +809,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=int, default=200, help="permutations of the MMD test")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", help="folder for diagnosis.json")
+    _table_options(p)
     _common(p)
     p.set_defaults(func=cmd_diagnose)
 
@@ -779,6 +822,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help="the CSV to write: domain, row, prediction, confidence, label"
     )
+    _table_options(p)  # default: the columns the model's own table was read with
     _common(p)
     p.set_defaults(func=cmd_predict)
 
@@ -800,12 +844,15 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["run"]  # the main job
     args = ap.parse_args(argv)
-    for name in ("source", "target", "method", "methods", "tasks", "domains", "seeds", "select"):  # add up
+    added_up = ("source", "target", "method", "methods", "tasks", "domains", "seeds", "select",
+                "feature_columns", "categorical")  # fmt: skip
+    for name in added_up:
         values = getattr(args, name, None) or []
         twice = repeated(values)
         if twice:  # it would run (or count) twice
             print(
-                f"transferkit: error: --{name} names {twice[0]} more than once; name each once.",
+                f"transferkit: error: --{name.replace('_', '-')} names {twice[0]} more than once; name each "
+                "once.",
                 file=sys.stderr,
             )
             return 2

@@ -67,8 +67,19 @@ class RunSpec:
     data_root: str | None = None
     target_labels: int = 0
     """Labelled target samples per class revealed to the method (0: unsupervised adaptation)."""
+    columns: dict[str, Any] = field(default_factory=dict)
+    """How to read a table of your own: :func:`transferkit.datasets.load_table`'s ``domain_column``,
+    ``label_column``, ``feature_columns``, ``text_column`` and ``categorical`` (empty: its defaults)."""
 
     def __post_init__(self) -> None:
+        from transferkit.datasets.table import TABLE_READING
+
+        unknown = sorted(set(self.columns) - set(TABLE_READING))
+        if unknown:
+            raise TransferkitError(
+                f"columns: unknown key {unknown[0]!r}; the keys are {', '.join(TABLE_READING)}."
+            )
+        self.columns = {k: v for k, v in self.columns.items() if v not in (None, [], ())}
         if isinstance(self.sources, str):
             self.sources = (self.sources,)
         if isinstance(self.targets, str):
@@ -562,7 +573,7 @@ def machine() -> dict[str, Any]:
 def load(spec: RunSpec) -> DomainDataset:
     from transferkit.datasets import load_dataset
 
-    return load_dataset(spec.dataset, spec.data_root)
+    return load_dataset(spec.dataset, spec.data_root, **spec.columns)
 
 
 def run(
@@ -606,6 +617,7 @@ def run(
             "sources": list(spec.sources),
             "targets": list(spec.targets),
             "task": spec.task,
+            **({"columns": spec.columns} if spec.columns else {}),
             **config,
             "target_labels_per_class": spec.target_labels,
             "seed": spec.seed,

@@ -14,10 +14,13 @@ A sweep is a YAML file::
     estimator: linear-svm-cv      # optional, as for `transferkit run`
     preprocess: [impute, standardize]  # optional, as --preprocess (default: the data set's; [] for none)
     target_labels: 0              # optional
+    columns: {label_column: outcome, categorical: [zip]}  # optional, for a table of your own
 
 ``dataset`` may also be your own data, as for ``transferkit run --dataset PATH``: a folder of images or a
 ``.csv``/``.tsv``/``.parquet`` table (a relative path is read from the sweep file's folder, else from the
-working folder), with its ``tasks`` listed. Every key is checked, and every method setting and the
+working folder), with its ``tasks`` listed; ``columns`` then says how to read a table's columns, with
+the keys of ``transferkit run``'s options (``domain_column``, ``label_column``, ``feature_columns``,
+``text_column``, ``categorical``). Every key is checked, and every method setting and the
 estimator built, before any trial runs.
 
 ``transferkit sweep SPEC.yaml --out DIR`` expands it into trials (one per task x method x seed x
@@ -88,6 +91,7 @@ class SweepSpec:
     target_labels: int = 0
     data_root: str | None = None
     preprocess: list[str] | None = None  # None: the data set's standard steps
+    columns: dict[str, Any] = field(default_factory=dict)  # how to read a table of your own
 
 
 def _fail(path, key: str, expected: str, got) -> TransferkitError:
@@ -132,7 +136,7 @@ def load_spec(path) -> SweepSpec:
     if not isinstance(raw, dict):
         raise TransferkitError(f"{path} must hold a mapping with at least 'dataset' and 'methods'.")
     known = {"dataset", "methods", "tasks", "seeds", "samples", "select", "estimator", "target_labels",
-             "data_root", "preprocess"}  # fmt: skip
+             "data_root", "preprocess", "columns"}  # fmt: skip
     unknown = set(raw) - known
     if unknown:
         raise TransferkitError(f"unknown keys in {path}: {sorted(unknown, key=str)}; valid: {sorted(known)}.")
@@ -206,11 +210,20 @@ def load_spec(path) -> SweepSpec:
         preprocess = [] if preprocess == ["none"] else preprocess
         for step in preprocess:  # each built, so a misspelt step or setting fails now
             registry.build("preprocessing", *registry.parse_spec(step))
+    columns = raw.get("columns") or {}
+    from transferkit.datasets.table import TABLE_READING
+
+    if not isinstance(columns, dict) or not all(
+        k in TABLE_READING
+        and (isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(c, str) for c in v)))
+        for k, v in columns.items()
+    ):
+        raise _fail(path, "columns", f"a mapping of {', '.join(TABLE_READING)} to column names", columns)
     return SweepSpec(
         dataset=_resolve_dataset(raw["dataset"].strip(), path.parent), methods=methods, tasks=parsed,
         seeds=seeds, samples=_int(path, "samples", raw.get("samples", 0)), select=select,
         estimator=estimator, target_labels=_int(path, "target_labels", raw.get("target_labels", 0)),
-        data_root=data_root, preprocess=preprocess,
+        data_root=data_root, preprocess=preprocess, columns=columns,
     )  # fmt: skip
 
 
@@ -274,14 +287,15 @@ def run_settings(spec: SweepSpec, dataset=None) -> dict:
     from transferkit.experiment import default_preprocess
 
     if dataset is None:
-        dataset = load_dataset(spec.dataset, spec.data_root)
+        dataset = load_dataset(spec.dataset, spec.data_root, **spec.columns)
     est_name, est_settings = registry.parse_spec(spec.estimator)
     est_params = registry.resolve_params(registry.entry("estimator", est_name), est_settings)
     settings = {"dataset": spec.dataset, "data": data_fingerprint(spec.dataset),
                 "estimator": {"name": est_name, "params": est_params},
                 "preprocess": list(default_preprocess(dataset, spec.dataset) if spec.preprocess is None
                                    else spec.preprocess),
-                "target_labels": spec.target_labels}  # fmt: skip
+                "target_labels": spec.target_labels,
+                **({"columns": spec.columns} if spec.columns else {})}  # fmt: skip
     return json.loads(json.dumps(settings, sort_keys=True, default=str))  # as a trial file holds them
 
 
@@ -303,7 +317,8 @@ def expand(spec: SweepSpec, tasks: list[tuple[str, str]], settings: dict | None 
             t = {"dataset": spec.dataset, "task": f"{source}->{target}", "source": source, "target": target,
                  "method": method, "seed": seed, "params": params, "grid": bool(grid),
                  "select": spec.select, "estimator": spec.estimator, "target_labels": spec.target_labels,
-                 "data_root": spec.data_root, "settings": {**settings, "protocol": protocol}}  # fmt: skip
+                 "data_root": spec.data_root, "columns": spec.columns,
+                 "settings": {**settings, "protocol": protocol}}  # fmt: skip
             t["id"] = trial_id(t)
             t["settings_id"] = settings_id(t)
             trials.append(t)
@@ -322,10 +337,11 @@ def run_trial(trial: dict) -> dict:
 
     settings = trial.get("settings") or {}
     # the data's fingerprint too: a table edited between two sweeps in one process is read again
-    key = (trial["dataset"], trial["data_root"], settings.get("data"))
+    columns = trial.get("columns") or {}
+    key = (trial["dataset"], trial["data_root"], settings.get("data"), json.dumps(columns, sort_keys=True))
     if key not in _DATASETS:
         _DATASETS.clear()  # one data set at a time per process
-        _DATASETS[key] = load_dataset(trial["dataset"], trial["data_root"])
+        _DATASETS[key] = load_dataset(trial["dataset"], trial["data_root"], **columns)
     dataset = _DATASETS[key]
     preprocess = tuple(settings.get("preprocess", default_preprocess(dataset, trial["dataset"])))
     est_name, est_settings = registry.parse_spec(trial["estimator"])
@@ -333,7 +349,7 @@ def run_trial(trial: dict) -> dict:
         dataset=trial["dataset"], sources=(trial["source"],), targets=(trial["target"],),
         method=trial["method"], params={k: str(v) for k, v in trial["params"].items()},
         estimator=est_name, estimator_params=est_settings, preprocess=preprocess, seed=trial["seed"],
-        data_root=trial["data_root"], target_labels=trial["target_labels"],
+        data_root=trial["data_root"], target_labels=trial["target_labels"], columns=dict(columns),
     )  # fmt: skip
     start = time.perf_counter()
     if settings.get("protocol", "run") != "run":
@@ -425,7 +441,7 @@ def run_sweep(
             load_dataset(spec.dataset)  # an unknown name or a missing path: its error, with the closest ids
         # an absolute path, the same for every worker
         spec = replace(spec, dataset=str(Path(spec.dataset).expanduser().resolve()))
-    dataset = load_dataset(spec.dataset, spec.data_root)  # fails early if the data is missing
+    dataset = load_dataset(spec.dataset, spec.data_root, **spec.columns)  # fails early if the data is missing
     if spec.tasks:
         tasks = spec.tasks
     elif spec.dataset in list_datasets():

@@ -18,7 +18,7 @@ from pathlib import Path
 from transferkit.datasets.base import DatasetInfo
 from transferkit.datasets.files import DataFile, data_root, download_file, root_origin
 from transferkit.datasets.image_folder import load_image_folder
-from transferkit.datasets.table import load_table
+from transferkit.datasets.table import TABLE_READING, load_table
 from transferkit.domains import DomainDataset
 from transferkit.errors import TransferkitError, unknown_name
 from transferkit.progress import progress_bar
@@ -94,6 +94,16 @@ def load_dataset(
         Passed to :func:`load_image_folder` or :func:`load_table` for your own data.
     """
     name = str(dataset)
+    reading = sorted(k for k in kwargs if k in TABLE_READING)
+    if reading and Path(name).expanduser().suffix.lower() not in TABLE_SUFFIXES:
+        what = (
+            "a built-in data set" if name in _DATASETS else f"{name}, which is not a .csv/.tsv/.parquet table"
+        )
+        flags = ", ".join(f"{k} (--{k.replace('_', '-')})" for k in reading)
+        raise TransferkitError(
+            f"{flags}: how to read the columns of a table of your own; {what} has no columns to name. "
+            "Leave them out."
+        )
     if name in _DATASETS:
         info = dataset_info(name)
         return info.loader(data_root(root), root_origin(root))

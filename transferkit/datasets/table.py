@@ -36,6 +36,10 @@ so source and target get the same columns; a model saved by a run reads a value 
 all of them too (with a warning). A column of more than ``MAX_CATEGORIES`` different words is an
 error (an identifier or a text, not a category), and so is a word among numbers (a typo, more likely
 than a category) and a column of numbers written with a percent or currency sign (``12%``, ``$3.50``).
+Number columns that are codes (a postcode, ``1``/``2``/``3`` for three colours) are named with
+``categorical`` (``--categorical`` on the command line) to be read so too, each value as written.
+Columns of other names than ``domain`` and ``label`` are named with ``domain_column`` and
+``label_column`` (``--domain-column``, ``--label-column``).
 """
 
 from __future__ import annotations
@@ -190,10 +194,12 @@ def _missing_column(path: Path, column: str, cols: dict, role: str) -> Transferk
     alike = [
         c for c in cols if c.strip().lower() == column.lower() or c.strip().lower() in _OTHER_NAMES[role]
     ]
+    flag = f"--{role}-column"
     hint = (
-        f" Rename {' or '.join(repr(c) for c in alike)} to '{column}' in the header row."
+        f" Name it: {flag} {alike[0]} ({role}_column={alike[0]!r} in Python), or rename "
+        f"{' or '.join(repr(c) for c in alike)} to '{column}' in the header row."
         if alike
-        else did_you_mean(column, cols)
+        else did_you_mean(column, cols) + f" A column of another name is named with {flag} COL."
     )
     need = (
         "each row's class (an empty cell where it is unknown)"
@@ -268,14 +274,28 @@ _STRAY_WORD = (
 
 
 def _category_cell(v) -> str | None:
-    """A category column's cell as its value's text (surrounding spaces removed); None when missing."""
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    """A category column's cell as its value's text (surrounding spaces removed); None when missing.
+
+    A whole number stored as a float (a parquet integer column with a missing value holds floats) is
+    written without its ``.0``: the code ``75001``, not ``75001.0``."""
+    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
         return None
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
     text = str(v).strip()
     return None if text.lower() in _MISSING else text
 
 
-def _category_levels(path: Path, column: str, values: list) -> tuple[str, ...] | None:
+def _reads_as_number(raw, v: str) -> bool:
+    """Whether a cell makes its column a number column: a number written with digits (a parquet number
+    is one: 'Infinity' or '1_000', which Python's float() reads, are words), true/false, or a decimal
+    comma (whose error says how to save it)."""
+    if isinstance(raw, (int, float, np.number)) or _NUMBER.fullmatch(v):
+        return True
+    return v.lower() in _BOOLS or _is_decimal_comma(v)
+
+
+def _category_levels(path: Path, column: str, values: list, named: bool = False) -> tuple[str, ...] | None:
     """The sorted values of a category column, or None for a column of numbers; a column empty in
     every row is a category without values (no column, a warning).
 
@@ -283,7 +303,8 @@ def _category_levels(path: Path, column: str, values: list) -> tuple[str, ...] |
     is not missing; a column of numbers with a few words among them stays a number column (its first
     word is then the usual error), and so does a column of decimal-comma numbers (whose error says
     how to save them). More than ``MAX_CATEGORIES`` values is an error: such a column is nearly always
-    an identifier or a text, not a category."""
+    an identifier or a text, not a category. ``named``: the user named the column a category
+    (``categorical``), so its numbers are codes (``75001``, ``1``/``2``/``3``), each value as written."""
     cells = [_category_cell(v) for v in values]
     present = [v for v in cells if v is not None]
     if not present:
@@ -293,22 +314,23 @@ def _category_levels(path: Path, column: str, values: list) -> tuple[str, ...] |
             stacklevel=3,
         )
         return ()  # a category without any value here: no 0/1 column
-    for raw, v in zip(values, cells):
-        if v is None:
-            continue
-        # a number is written with digits (a parquet number is one): 'Infinity' or '1_000', which
-        # Python's float() reads, are words among words
-        if isinstance(raw, (int, float, np.number)) or _NUMBER.fullmatch(v):
-            return None
-        if v.lower() in _BOOLS or _is_decimal_comma(v):
-            return None
-    if all(_WITH_UNIT.fullmatch(v) for v in present):  # '12%', '$3.50': numbers, not categories
+    if not named and any(_reads_as_number(raw, v) for raw, v in zip(values, cells) if v is not None):
+        return None
+    if not named and all(_WITH_UNIT.fullmatch(v) for v in present):  # '12%', '$3.50': numbers
         raise TransferkitError(
             f"{path.name}: column '{column}' holds numbers written with a unit or a currency sign "
             f"({present[0]!r}); write the numbers alone (12.5, not 12.5% or $12.5) so that they are read as "
             "numbers, not as a category of that many words."
         )
     levels = tuple(sorted(set(present)))
+    if len(levels) > MAX_CATEGORIES and named:
+        shown = ", ".join(repr(v) for v in levels[:3])
+        raise TransferkitError(
+            f"{path.name}: column '{column}', named a category, holds {len(levels)} different values "
+            f"({shown}, ...), too many for one 0/1 column each (at most {MAX_CATEGORIES}). Group them into "
+            "fewer codes first (such as a postcode's first two digits), or leave the column out of "
+            "the categories to read it as a number."
+        )
     if len(levels) > MAX_CATEGORIES:
         shown = ", ".join(repr(v) for v in levels[:3])
         raise TransferkitError(
@@ -343,6 +365,11 @@ def _as_float(values: list, column: str, hint: str) -> np.ndarray:
     return out
 
 
+# load_table's defaults for how a table is read (its `reading`: the others are kept)
+TABLE_DEFAULTS = {"domain_column": "domain", "label_column": "label"}
+TABLE_READING = ("domain_column", "label_column", "feature_columns", "text_column", "categorical")
+
+
 def load_table(
     path,
     domain_column: str = "domain",
@@ -351,16 +378,32 @@ def load_table(
     text_column: str | None = None,
     name: str | None = None,
     labels_optional: bool = False,
+    categorical: list[str] | None = None,
 ) -> DomainDataset:
     """Load a CSV or parquet table into a :class:`DomainDataset`.
 
     With ``labels_optional=True`` a table without ``label_column`` loads with every row unlabelled
     and no classes (new data to classify with a saved model); otherwise that is an error, since a
-    run learns from the source's labels.
+    run learns from the source's labels. ``categorical`` names feature columns to read as categories
+    even though they hold numbers: codes such as a postcode or ``1``/``2``/``3`` for three colours,
+    whose order and distances mean nothing (each value as written: ``01`` and ``1`` are two values).
+
+    How the table was read (the arguments that differ from their defaults, ``name`` and
+    ``labels_optional`` aside) is kept in ``extras["reading"]``: a network trained on it saves them, and
+    ``transferkit predict`` reads new rows the same way.
     """
     path = Path(path)
     if not path.is_file():
         raise TransferkitError(f"table {path} does not exist.")
+    reading = {
+        k: v
+        for k, v in (
+            ("domain_column", domain_column), ("label_column", label_column),
+            ("feature_columns", list(feature_columns) if feature_columns else None),
+            ("text_column", text_column), ("categorical", list(categorical) if categorical else None),
+        )
+        if v is not None and v != TABLE_DEFAULTS.get(k)
+    }  # fmt: skip
     cols = _read_columns(path)
     if domain_column not in cols:
         raise _missing_column(path, domain_column, cols, "domain")
@@ -392,6 +435,25 @@ def load_table(
     labels = np.asarray([index.get(v, UNLABELLED) for v in raw_labels], dtype=np.int64)
     if text_column is None and feature_columns is None and "text" in cols:
         text_column = "text"
+    named = list(dict.fromkeys(categorical or []))
+    if named and text_column is not None:
+        raise TransferkitError(
+            f"{path.name} is read as texts (its '{text_column}' column); categorical columns apply to a "
+            "table of features."
+        )
+    for c in named:
+        if c not in cols:
+            raise unknown_name(f"column in {path.name}", c, cols)
+        if c in (domain_column, label_column):
+            role = "domain" if c == domain_column else "label"
+            raise TransferkitError(
+                f"{path.name}: column '{c}' is the {role} column; a categorical column is a feature column."
+            )
+        if feature_columns and c not in feature_columns:
+            raise TransferkitError(
+                f"{path.name}: categorical column '{c}' is not among the feature columns "
+                f"{list(feature_columns)}; add it to them."
+            )
     if text_column is not None:
         if text_column not in cols:
             raise unknown_name(f"column in {path.name}", text_column, cols)
@@ -421,7 +483,7 @@ def load_table(
 
         blocks, names, categories = [], [], {}
         for c in feature_columns:
-            levels = _category_levels(path, c, cols[c])
+            levels = _category_levels(path, c, cols[c], named=c in named)
             if levels is None:
                 blocks.append(_as_float(cols[c], c, _STRAY_WORD)[:, None])
                 names.append(c)
@@ -451,5 +513,7 @@ def load_table(
     # each domain's rows as numbered in the file (1 = the first row below the header), so that
     # anything written per domain can point back to the user's own row
     extras["table_rows"] = {d: np.flatnonzero(dom == d) + 1 for d in order}
+    if reading:
+        extras["reading"] = reading
     return DomainDataset(name or path.stem, X, y, classes, modality=modality,
                          description=f"table {path}", extras=extras)  # fmt: skip

@@ -332,6 +332,9 @@ def fit_predict_deep(
                                           trainer_settings, network_settings)  # fmt: skip
     # what `transferkit predict` needs to prepare new rows as these were
     net_spec = {**net_spec, "modality": dataset.modality}
+    reading = dataset.extras.get("reading") if isinstance(dataset.extras, dict) else None
+    if reading:  # how its table was read (named columns, categorical codes): predict reads new rows so
+        net_spec["reading"] = reading
     if takes_steps(dataset) and X.ndim == 2:
         from transferkit.preprocessing import export_steps
 

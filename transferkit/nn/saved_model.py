@@ -106,6 +106,8 @@ def read_spec(folder) -> dict[str, Any]:
         if classes is not None and not (isinstance(classes, list) and len(classes) == k)
         else "feature_names is not a list of column names"
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names))
+        else "reading does not say how a table was read"
+        if not _is_reading(spec.get("reading", {}))
         else _structure_problem(spec)
     )
     if problem:
@@ -171,6 +173,16 @@ def load_network(
         net.head = make_head(net.feature_dim, net.num_classes, net.head_hidden)
     net.new_parameters = ("head.*",)
     return net
+
+
+def _is_reading(reading) -> bool:
+    """Whether a saved ``reading`` is load_table's arguments: column names, or lists of them."""
+    from transferkit.datasets.table import TABLE_READING
+
+    def names(v) -> bool:
+        return isinstance(v, str) or (isinstance(v, list) and all(isinstance(n, str) for n in v))
+
+    return isinstance(reading, dict) and all(k in TABLE_READING and names(v) for k, v in reading.items())
 
 
 def _structure_problem(spec: dict) -> str:
