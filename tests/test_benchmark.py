@@ -1,5 +1,6 @@
 """`run_suite`: its parallel workers, its arguments and its summary."""
 
+import csv
 import warnings
 
 import pytest
@@ -56,7 +57,10 @@ def test_the_summary_marks_rows_trained_with_target_labels(tmp_path):
                      tasks=[("dslr", "webcam")], quiet=True, jobs=1)  # fmt: skip
     assert {r["method"]: r["target_labels"] for r in rows} == {"knn": 0, "fine-tuned-linear": 3}
     summary = (tmp_path / "summary.md").read_text()
-    assert "| method | selection | average | dslr->webcam | target labels per class |" in summary
+    assert "| method | selection | average | balanced | dslr->webcam | target labels per class |" in summary
+    csv_rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    for r, c in zip(rows, csv_rows):  # the balanced accuracy beside the accuracy, as each run's record has it
+        assert 0 < r["balanced_accuracy"] <= 100 and float(c["balanced_accuracy"]) == r["balanced_accuracy"]
     knn = next(line for line in summary.splitlines() if line.startswith("| knn |"))
     linear = next(line for line in summary.splitlines() if line.startswith("| fine-tuned-linear |"))
     assert knn.endswith(" 0 |") and linear.endswith(" 3 |")
@@ -73,6 +77,22 @@ def test_the_summary_never_averages_runs_given_different_numbers_of_target_label
     text = summarize([row(0, 40.0), row(5, 60.0)], suite="s", command="c", total_seconds=1.0)
     assert "| m | fixed-defaults | 40.00 | 40.00 | 0 |" in text
     assert "| m | fixed-defaults | 60.00 | 60.00 | 5 |" in text
+
+
+def test_the_summary_gives_the_balanced_accuracy_beside_the_accuracy_when_every_row_has_it():
+    from transferkit.benchmark import summarize
+
+    def row(task, seed, acc, bal=None):
+        return {"method": "m", "selection": "fixed-defaults", "task": task, "seed": seed, "target_labels": 0,
+                "accuracy": acc, **({"balanced_accuracy": bal} if bal is not None else {})}  # fmt: skip
+
+    rows = [row("a->b", 0, 90.0, 50.0), row("a->b", 1, 80.0, 60.0), row("b->a", 0, 70.0, 70.0),
+            row("b->a", 1, 70.0, 70.0)]  # fmt: skip
+    text = summarize(rows, suite="s", command="c", total_seconds=1.0)
+    assert "| method | selection | average | balanced | a->b | b->a |" in text
+    assert "| m | fixed-defaults | 77.50 | 62.50 | 85.00 | 70.00 |" in text  # (55 + 70) / 2
+    old = summarize([row("a->b", 0, 90.0)], suite="s", command="c", total_seconds=1.0)
+    assert "| method | selection | average | a->b |" in old  # rows of an older results.csv: none
 
 
 def test_a_cell_over_fewer_seeds_than_the_suite_says_so():

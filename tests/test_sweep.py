@@ -52,6 +52,20 @@ def test_serial_sweep_writes_the_results_format_and_resumes(tmp_path):
     assert "which scorer to trust" in (tmp_path / "out" / "summary.md").read_text()
     again = run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
     assert again["ran"] == 0 and _rows(tmp_path / "out" / "results.csv") == rows
+    # the balanced accuracy beside the accuracy, the chosen trial's in each row
+    assert all(0 < float(r["balanced_accuracy"]) <= 100 for r in rows)
+    by_params = {(t["method"], t["params"]): t["balanced_accuracy"] for t in trials}
+    assert all(r["balanced_accuracy"] == by_params[(r["method"], r["params"])] for r in rows)
+    assert "| balanced |" in (tmp_path / "out" / "summary.md").read_text()
+    # a trial written before the balanced accuracy was recorded is still reused (its cell is left empty)
+    for path in (tmp_path / "out" / "trials").glob("*.json"):
+        rec = json.loads(path.read_text())
+        del rec["balanced_accuracy"]
+        path.write_text(json.dumps(rec))
+    old = run_sweep(spec, tmp_path / "out", workers=1, quiet=True)
+    assert old["ran"] == 0
+    assert {r["balanced_accuracy"] for r in _rows(tmp_path / "out" / "results.csv")} == {""}
+    assert "| balanced |" not in (tmp_path / "out" / "summary.md").read_text()
 
 
 def test_ray_workers_run_trials_in_their_own_processes_with_the_same_results(tmp_path):

@@ -49,7 +49,7 @@ __all__ = ["COLUMNS", "default_methods", "run_suite", "summarize", "summarize_se
 
 COLUMNS = [
     "suite", "task", "source", "target", "method", "params", "estimator", "preprocess",
-    "seed", "selection", "target_labels", "accuracy", "seconds",
+    "seed", "selection", "target_labels", "accuracy", "balanced_accuracy", "seconds",
 ]  # fmt: skip
 DEFAULT_TARGET_LABELS = 3
 """Labelled target samples per class given to methods that need some, when the suite names none."""
@@ -126,8 +126,16 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
     def labels(r) -> int:  # labelled target samples per class the run was given (0: none)
         return int(r.get("target_labels") or 0)
 
+    # the balanced accuracy's average beside the accuracy's, when every row has one (rows written by
+    # an older transferkit have none)
+    balanced = all(r.get("balanced_accuracy") not in (None, "") for r in rows)
+    by_balanced = defaultdict(list)
     for r in rows:
         by[(r["method"], r["selection"], labels(r), r["task"])].append(float(r["accuracy"]))
+        if balanced:
+            by_balanced[(r["method"], r["selection"], labels(r), r["task"])].append(
+                float(r["balanced_accuracy"])
+            )
         if r["task"] not in tasks:
             tasks.append(r["task"])
     methods = []
@@ -152,13 +160,20 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
             "class (left out of the accuracy): semi-supervised, not label-free."
             if revealed
             else ""
+        )
+        + (
+            " `balanced`: the average of the balanced accuracy (the mean of the per-class recalls: it "
+            "falls below the accuracy where a model favours a target's largest classes)."
+            if balanced
+            else ""
         ),
         "",
         "| method | selection | average | "
+        + ("balanced | " if balanced else "")
         + " | ".join(tasks)
         + " |"
         + (" target labels per class |" if revealed else ""),
-        "|---|---|---|" + "---|" * (len(tasks) + bool(revealed)),
+        "|---|---|---|" + "---|" * (len(tasks) + bool(revealed) + balanced),
     ]
     for method, selection, k in methods:
         cells, means = [], []
@@ -172,6 +187,9 @@ def summarize(rows: list[dict], *, suite: str, command: str, total_seconds: floa
             else:
                 cells.append("")
         avg = f"{np.mean(means):.2f}" if len(means) == len(tasks) else "(incomplete)"
+        if balanced:
+            per_task = [np.mean(v) for t in tasks if (v := by_balanced.get((method, selection, k, t)))]
+            avg += f" | {np.mean(per_task):.2f}" if len(means) == len(tasks) else " | (incomplete)"
         lines.append(
             f"| {method} | {selection} | {avg} | "
             + " | ".join(cells)
@@ -242,7 +260,8 @@ def _job_rows_or_raise(
     }  # fmt: skip
     rows = [
         {**common, "params": json.dumps(method_params, sort_keys=True), "selection": rec["selection"],
-         "accuracy": round(rec["accuracy"], 4), "seconds": round(rec["seconds"], 4)}
+         "accuracy": round(rec["accuracy"], 4), "balanced_accuracy": round(rec["balanced_accuracy"], 4),
+         "seconds": round(rec["seconds"], 4)}
     ]  # fmt: skip
     space = {key: v for key, v in entry.search_space.items() if key not in method_params}
     if not getattr(entry.load(), "uses_target", True):  # domain generalization: no scorer of the target
@@ -266,7 +285,8 @@ def _job_rows_or_raise(
             rows.append(
                 {**common, "params": json.dumps({**method_params, **best["params"]}, sort_keys=True),
                  "selection": scorer if scorer == ORACLE else f"select:{scorer}",
-                 "accuracy": round(best["accuracy"], 4), "seconds": round(seconds, 4)}
+                 "accuracy": round(best["accuracy"], 4),
+                 "balanced_accuracy": round(best["balanced_accuracy"], 4), "seconds": round(seconds, 4)}
             )  # fmt: skip
     return rows, candidate_rows
 

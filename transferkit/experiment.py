@@ -381,7 +381,8 @@ def select_runs(
     accuracy: so a row of the result holds ``params``, ``scores`` (one per scorer), ``collapsed``
     (whether its target predictions collapsed onto one class, :func:`~transferkit.selection.target_collapse`:
     read off predictions and source labels, for :func:`~transferkit.selection.choose`) and
-    ``accuracy``. Unsupervised methods only (no revealed target labels).
+    ``accuracy`` and ``balanced_accuracy`` (as in a run's record: means over the labelled targets).
+    Unsupervised methods only (no revealed target labels).
     """
     from transferkit.selection import DomainShuffleSplit, get_scorer, reads_target, target_collapse
 
@@ -434,8 +435,9 @@ def select_runs(
                        "seconds": time.perf_counter() - start})  # fmt: skip
     out = []
     for item in fitted:  # the target labels are read only now, after every score is known
-        acc = evaluate(item.pop("preds"), dataset)
-        out.append({**item, "accuracy": float(np.mean(list(acc.values())))})
+        preds = item.pop("preds")
+        out.append({**item, "accuracy": float(np.mean(list(evaluate(preds, dataset).values()))),
+                    "balanced_accuracy": _balanced(target_metrics(preds, dataset))})  # fmt: skip
     return out
 
 
@@ -627,9 +629,7 @@ def run(
         "accuracy": _mean_of_scored(scores),
         "accuracy_per_target": scores,
         # the mean over the labelled targets of each one's balanced accuracy (see target_metrics)
-        "balanced_accuracy": _mean_of_scored(
-            {t: m["balanced_accuracy"] if m else float("nan") for t, m in metrics.items()}
-        ),
+        "balanced_accuracy": _balanced(metrics),
         "metrics_per_target": metrics,
         "n_source": int(sum(counts[s] for s in spec.sources)),
         "n_target": int(sum(counts[t] for t in spec.targets)),
@@ -643,6 +643,11 @@ def run(
         "command": command if command is not None else " ".join(sys.argv),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _balanced(metrics: dict[str, dict | None]) -> float:
+    """The mean over the labelled targets of each one's balanced accuracy (see target_metrics)."""
+    return _mean_of_scored({t: m["balanced_accuracy"] if m else float("nan") for t, m in metrics.items()})
 
 
 def _mean_of_scored(scores: dict[str, float]) -> float:

@@ -355,11 +355,13 @@ def run_trial(trial: dict) -> dict:
     if settings.get("protocol", "run") != "run":
         (scored,) = select_runs(spec, dataset, preprocess, [{}], list(trial["select"]), VAL_FRACTION)
         out = {"scores": scored["scores"], "collapsed": scored["collapsed"], "accuracy": scored["accuracy"],
-               "selection": "sweep"}  # fmt: skip
+               "balanced_accuracy": scored["balanced_accuracy"], "selection": "sweep"}  # fmt: skip
     else:
         rec = run(spec, dataset=dataset, command="transferkit sweep")
-        out = {"scores": {}, "collapsed": False, "accuracy": rec["accuracy"], "selection": rec["selection"]}
+        out = {"scores": {}, "collapsed": False, "accuracy": rec["accuracy"],
+               "balanced_accuracy": rec["balanced_accuracy"], "selection": rec["selection"]}  # fmt: skip
     out["accuracy"] = float(np.round(out["accuracy"], 4))
+    out["balanced_accuracy"] = float(np.round(out["balanced_accuracy"], 4))
     seconds = round(time.perf_counter() - start, 4)
     return {**trial, **out, "preprocess": " ".join(preprocess), "seconds": seconds, "pid": os.getpid()}
 
@@ -535,6 +537,7 @@ def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, 
                            "params": json.dumps(r["params"], sort_keys=True),
                            **{f"score:{k}": round(v, 6) for k, v in r["scores"].items() if k in spec.select},
                            "collapsed": int(r.get("collapsed", False)), "accuracy": r["accuracy"],
+                           "balanced_accuracy": r.get("balanced_accuracy", ""),
                            "seconds": r["seconds"]})  # fmt: skip
     for (task, method, seed), group in groups.items():
         first = group[0]
@@ -549,6 +552,7 @@ def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, 
                     label = _label(r["params"]) if label == FIXED else f"{label} {_label(r['params'])}"
                 rows.append({**common, "params": json.dumps(r["params"], sort_keys=True),
                              "selection": label, "accuracy": r["accuracy"],
+                             "balanced_accuracy": r.get("balanced_accuracy", ""),
                              "seconds": r["seconds"]})  # fmt: skip
             continue
         seconds_group = round(sum(r["seconds"] for r in group), 4)
@@ -559,7 +563,8 @@ def write_tables(spec: SweepSpec, records: list[dict], out: Path, command: str, 
                 best = choose(group, scorer)
             rows.append({**common, "params": json.dumps(best["params"], sort_keys=True),
                          "selection": scorer if scorer == ORACLE else f"select:{scorer}",
-                         "accuracy": best["accuracy"], "seconds": seconds_group})  # fmt: skip
+                         "accuracy": best["accuracy"], "balanced_accuracy": best.get("balanced_accuracy", ""),
+                         "seconds": seconds_group})  # fmt: skip
     if not rows:
         return
     atomic_write_text(out / "results.csv", _csv(rows))
