@@ -76,7 +76,10 @@ def test_csv_errors_name_the_problem(tmp_path):
     with pytest.raises(TransferkitError, match="column 'f1' row 1 holds 'x'"):
         load_dataset(tmp_path / "t.csv")
     _csv(tmp_path / "u.csv", [("site", "label", "f1"), ("a", 0, 1)])
-    with pytest.raises(TransferkitError, match="u.csv has no 'domain' column.*--domain-column site.*rename 'site' to 'domain'"):
+    with pytest.raises(
+        TransferkitError,
+        match="u.csv has no 'domain' column.*--domain-column site.*rename 'site' to 'domain'",
+    ):
         load_dataset(tmp_path / "u.csv")
 
 
@@ -393,7 +396,9 @@ def test_table_errors_say_how_to_fix_the_file_and_unlabelled_tables_load_for_pre
     ):
         load_dataset(tmp_path / "c.csv")
     _csv(tmp_path / "k.csv", [("domain", "class", "x"), ("a", "cat", 1), ("b", "dog", 2)])
-    with pytest.raises(TransferkitError, match="k.csv has no 'label' column.*--label-column class.*rename 'class' to 'label'"):
+    with pytest.raises(
+        TransferkitError, match="k.csv has no 'label' column.*--label-column class.*rename 'class' to 'label'"
+    ):
         load_dataset(tmp_path / "k.csv")
     _csv(tmp_path / "new.csv", [("domain", "x"), ("a", 1), ("b", 2)])
     with pytest.raises(TransferkitError, match="no 'label' column.*an empty cell where it is unknown"):

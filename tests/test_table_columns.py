@@ -217,3 +217,24 @@ def test_a_sweep_file_names_the_columns(tables, tmp_path):
     (tmp_path / "bad.yaml").write_text(text.replace("categorical: [colour]", "categorical: 3"))
     with pytest.raises(TransferkitError, match=r"'columns' must be a mapping of domain_column"):
         load_spec(tmp_path / "bad.yaml")
+
+
+def test_choosing_a_fine_tuned_networks_setting_reads_the_table_in_the_saved_column_order(tmp_path):
+    """select_runs with ``init=``: a table whose columns come in another order is matched by name, as
+    a plain run matches it (it was fed by position: the scores and accuracies of another network)."""
+    from transferkit.experiment import select_runs
+
+    rows = _rows()
+    first = _write(tmp_path / "first.csv", ["domain", "x", "colour", "label"], rows)
+    moved = _write(tmp_path / "moved.csv", ["colour", "label", "domain", "x"],
+                   [(c, y, d, x) for d, x, c, y in rows])  # fmt: skip
+    model = tmp_path / "model"
+    assert main(["run", "--dataset", str(first), "--source", "a", "--target", "b", "--method",
+                 "deep-source-only", "--set", "steps=20", "--quiet", "--out", str(model)]) == 0  # fmt: skip
+    steps = ("standardize:per_domain=false",)
+    scored = []
+    for path in (first, moved):
+        spec = RunSpec(str(path), ("a",), ("b",), "dann", {"init": str(model), "steps": 10}, seed=0)
+        scored.append(select_runs(spec, load_table(path), steps, [{}, {"weight": 0.3}], ["entropy"]))
+    for a, b in zip(*scored):
+        assert a["accuracy"] == b["accuracy"] and a["scores"] == pytest.approx(b["scores"])

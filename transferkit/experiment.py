@@ -397,8 +397,14 @@ def select_runs(
     entry = registry.entry("method", spec.method)
     deep = entry.role == "deep"
     if deep:  # the network's own inputs (images stay images); the trainer is scored as a classifier
-        from transferkit.deep.runner import fit_deep, inputs, split_settings
+        from transferkit.deep.runner import fit_deep, init_columns, inputs, split_settings
         from transferkit.nn.trainer import TrainerClassifier
+
+        init = registry.resolve_params(entry, spec.params).get("init")
+        if any(c.get("init", init) != init for c in candidates):
+            raise TransferkitError("the candidates of one selection start from one init; search init apart.")
+        # fine-tuning a saved network: a table's columns in its order, its impute columns
+        arrays, _, impute_columns = init_columns(dataset, arrays, init)
 
     y, sd = arrays.y, arrays.sample_domain
     sees_target = getattr(entry.load(), "uses_target", True)
@@ -411,7 +417,11 @@ def select_runs(
     if not sees_target:  # neither its preprocessing nor its scorer sees a target row
         train, val = train[sd[train] >= 0], val[sd[val] >= 0]
     # feature vectors go through the steps fitted on the training part only, as the shallow ones do
-    X = inputs(dataset, arrays, preprocess, fit_rows=train, seed=spec.seed) if deep else _flat(arrays.X)
+    X = (
+        inputs(dataset, arrays, preprocess, fit_rows=train, seed=spec.seed, impute_columns=impute_columns)
+        if deep
+        else _flat(arrays.X)
+    )
     scorer_objs = {name: get_scorer(name, random_state=spec.seed) for name in scorers}
     fitted = []
     for params in candidates:

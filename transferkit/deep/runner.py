@@ -290,6 +290,29 @@ def fit_deep(
     return trainer, history, net_spec
 
 
+def init_columns(dataset, arrays, init):
+    """A table's rows for a network fine-tuned from ``init`` (a saved model, or None): its columns in
+    the saved order (matched by name, see :func:`transferkit.predict.match_columns`), the column names,
+    and the columns its impute step marked with a 0/1 column then (None without one). Unchanged
+    without ``init`` or for images and texts."""
+    names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
+    if not (init and takes_steps(dataset) and names is not None):
+        return arrays, names, None
+    from transferkit.nn.saved_model import read_spec
+    from transferkit.predict import match_columns
+
+    saved = read_spec(init)
+    trained = saved.get("feature_names")
+    if trained:
+        arrays = dataclasses.replace(arrays, X=match_columns({"feature_names": trained}, dataset, arrays.X))
+        names = trained
+    # the network's inputs: an impute step adds the 0/1 columns it added then, whichever columns have a
+    # hole in these rows (the first rows may be complete where the pretraining ones were not)
+    first = (saved.get("preprocess") or [{}])[0].get("state") or {}
+    impute_columns = first["impute"]["indicator_columns"] if "impute" in first else None
+    return arrays, names, impute_columns
+
+
 def fit_predict_deep(
     spec, dataset, y, arrays, method_settings, trainer_settings, network_settings, preprocess=()
 ):
@@ -300,24 +323,7 @@ def fit_predict_deep(
     artifacts: ``{"network": (network, network_spec), "model": a view with features(X, sd),
     "X": the inputs flattened}`` (the saved model, and the 2-D view before and after adaptation).
     """
-    names = dataset.extras.get("feature_names") if isinstance(dataset.extras, dict) else None
-    init, impute_columns = network_settings.get("init"), None
-    if init and takes_steps(dataset) and names is not None:  # a table's columns in the saved order
-        from transferkit.nn.saved_model import read_spec
-        from transferkit.predict import match_columns
-
-        saved = read_spec(init)
-        trained = saved.get("feature_names")
-        if trained:
-            arrays = dataclasses.replace(
-                arrays, X=match_columns({"feature_names": trained}, dataset, arrays.X)
-            )
-            names = trained
-        # the network's inputs: an impute step adds the 0/1 columns it added then, whichever columns
-        # have a hole in these rows (the first rows may be complete where the pretraining ones were not)
-        first = (saved.get("preprocess") or [{}])[0].get("state") or {}
-        if "impute" in first:
-            impute_columns = first["impute"]["indicator_columns"]
+    arrays, names, impute_columns = init_columns(dataset, arrays, network_settings.get("init"))
     from transferkit import registry
 
     steps = []
