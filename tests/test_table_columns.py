@@ -116,6 +116,34 @@ def test_bad_categorical_columns_are_clear_errors(tables, kwargs, match):
         load_table(named, domain_column="site", label_column="outcome", **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (
+            {"feature_columns": ["x", "outcome"]},
+            r"'outcome' is the label column; it cannot also be a feature",
+        ),
+        ({"feature_columns": ["site", "x"]}, r"'site' is the domain column; it cannot also be a feature"),
+        ({"text_column": "outcome"}, r"'outcome' is the label column; it cannot also be a text column"),
+        ({"feature_columns": ["x", "x"]}, r"feature_columns names column 'x' twice"),
+        ({"categorical": ["colour", "colour"]}, r"categorical names column 'colour' twice"),
+    ],
+)
+def test_the_label_or_domain_as_a_feature_and_a_column_named_twice_are_errors(tables, kwargs, match):
+    """--feature-columns stars sentiment (the label among the features) read the answer: 100% accuracy."""
+    named, _ = tables
+    with pytest.raises(TransferkitError, match=match):
+        load_table(named, domain_column="site", label_column="outcome", **kwargs)
+
+
+def test_a_column_of_texts_among_features_says_how_to_name_it_as_texts(tmp_path):
+    rows = [("st"[i % 2], f"review number {i} of many words", ("no", "yes")[i % 2]) for i in range(150)]
+    path = _write(tmp_path / "reviews.csv", ["domain", "review", "label"], rows)
+    with pytest.raises(TransferkitError, match=r"named with --text-column review"):
+        load_table(path)
+    assert load_table(path, text_column="review").modality == "text"
+
+
 def test_a_categorical_column_of_too_many_codes_is_an_error_saying_how_to_group_them(tmp_path):
     rows = [("st"[i % 2], f"{i:05d}", ("no", "yes")[i % 2]) for i in range(150)]
     path = _write(tmp_path / "zips.csv", ["domain", "zip", "label"], rows)

@@ -337,7 +337,7 @@ def _category_levels(path: Path, column: str, values: list, named: bool = False)
             f"{path.name}: column '{column}' holds {len(levels)} different words ({shown}, ...), too many "
             f"to read as a category (at most {MAX_CATEGORIES}, one 0/1 column each). An identifier is no "
             "feature: delete the column, or encode it as numbers; a column of texts is read as texts when "
-            "it is called 'text'."
+            f"it is called 'text' or named with --text-column {column} (text_column in Python)."
         )
     return levels
 
@@ -435,7 +435,19 @@ def load_table(
     labels = np.asarray([index.get(v, UNLABELLED) for v in raw_labels], dtype=np.int64)
     if text_column is None and feature_columns is None and "text" in cols:
         text_column = "text"
-    named = list(dict.fromkeys(categorical or []))
+    for role, given in (("feature", feature_columns or []), ("text", [text_column] if text_column else [])):
+        for c in given:  # the label as a feature: every prediction right in training, and on the target
+            if c in (domain_column, label_column):
+                what = "domain" if c == domain_column else "label"
+                raise TransferkitError(
+                    f"{path.name}: column '{c}' is the {what} column; it cannot also be a {role} column (a "
+                    f"model would read the answer from it). Leave it out of the {role} columns."
+                )
+    for what, given in (("feature_columns", feature_columns or []), ("categorical", categorical or [])):
+        twice = sorted({c for c in given if list(given).count(c) > 1})
+        if twice:
+            raise TransferkitError(f"{path.name}: {what} names column '{twice[0]}' twice; name each once.")
+    named = list(categorical or [])
     if named and text_column is not None:
         raise TransferkitError(
             f"{path.name} is read as texts (its '{text_column}' column); categorical columns apply to a "
