@@ -266,3 +266,18 @@ def test_choosing_a_fine_tuned_networks_setting_reads_the_table_in_the_saved_col
         scored.append(select_runs(spec, load_table(path), steps, [{}, {"weight": 0.3}], ["entropy"]))
     for a, b in zip(*scored):
         assert a["accuracy"] == b["accuracy"] and a["scores"] == pytest.approx(b["scores"])
+
+
+def test_set_takes_several_settings_at_once_and_a_setting_given_twice_is_an_error(tables, tmp_path, capsys):
+    """`--set epochs=1 lr=0.1` was argparse's 'unrecognized arguments: lr=0.1'; `--set reg=1 --set reg=2`
+    ran with reg=2 without a word."""
+    named, _ = tables
+    base = ["run", "--dataset", str(named), "--source", "a", "--target", "b", *NAMED, "--quiet"]
+    out = tmp_path / "r"
+    assert (
+        main([*base, "--method", "deep-source-only", "--set", "epochs=1", "lr=0.05", "--out", str(out)]) == 0
+    )
+    params = json.loads((out / "result.json").read_text())["config"]
+    assert params["trainer"]["epochs"] == 1 and params["trainer"]["lr"] == 0.05
+    assert main([*base, "--method", "coral", "--set", "reg=1", "--set", "reg=2"]) == 2
+    assert "setting 'reg' is given twice (reg=1 and reg=2)" in capsys.readouterr().err

@@ -693,10 +693,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--set",
-        action="append",
+        nargs="+",
+        action="extend",
         metavar="KEY=VALUE",
         default=[],
-        help="a method setting, parsed by its type (repeatable)",
+        help="method settings, each parsed by its type: --set epochs=5 lr=0.1 (or --set once for each)",
     )
     p.add_argument(
         "--target-labels",

@@ -279,13 +279,19 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def parse_settings(pairs) -> dict[str, str]:
-    """Turn ``['a=1', 'b=x']`` into ``{'a': '1', 'b': 'x'}``; a pair without '=' is an error."""
+    """Turn ``['a=1', 'b=x']`` into ``{'a': '1', 'b': 'x'}``; a pair without '=' is an error, and so
+    is a key given twice (the last value would win without a word)."""
     out = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise TransferkitError(f"setting '{pair}' must look like key=value.")
-        out[key.strip()] = value.strip()
+        key = key.strip()
+        if key in out:
+            raise TransferkitError(
+                f"setting '{key}' is given twice ({key}={out[key]} and {pair.strip()}); give it once."
+            )
+        out[key] = value.strip()
     return out
 
 
