@@ -55,12 +55,16 @@ def sample_episodes(
     Every class must have at least ``k_shot + 1`` rows (a support and at least one query); a class
     with fewer ``n_query`` than asked contributes what it has beyond its supports.
     """
+    from transferkit.domains import _check_labels
+
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iufb":
         raise TransferkitError(
             f"labels must be a 1-d array of integer class indices (-1 for unknown), got dtype {labels.dtype} "
             f"and shape {labels.shape}; encode class names with sklearn.preprocessing.LabelEncoder."
         )
+    # 0.5 used to be a class of its own, and NaN or -2 an unknown label, silently (as evaluate_episodes)
+    labels = _check_labels(labels, len(labels))
     sizes = {"n_way": n_way, "k_shot": k_shot, "n_query": n_query, "n_episodes": n_episodes}
     for name, value in sizes.items():
         if not is_whole(value):
@@ -86,7 +90,12 @@ def sample_episodes(
             f"({k_shot} support + 1 query). Lower k_shot or drop the class."
         )
     rows_by_class = {c: np.flatnonzero(labels == c) for c in classes}
-    rng = np.random.default_rng(random_state)
+    try:
+        rng = np.random.default_rng(random_state)
+    except (TypeError, ValueError):
+        raise TransferkitError(
+            f"random_state must be a whole number >= 0 (or None for fresh randomness), got {random_state!r}."
+        ) from None
     episodes = []
     for _ in range(n_episodes):
         chosen = np.sort(rng.choice(classes, n_way, replace=False))
@@ -154,6 +163,16 @@ CLASSIFIERS: dict[str, Callable] = {
 NEEDS_CENTER = ("finetune", "simpleshot", "transductive")  # they centre on ``center``, then normalise
 
 
+def _check_classifier(name) -> None:
+    """``name`` is one of :data:`CLASSIFIERS` (a list or None used to fail inside the dict look-up)."""
+    if not isinstance(name, str):
+        raise TransferkitError(
+            f"the few-shot classifier must be a name, one of {', '.join(CLASSIFIERS)}; got {name!r}."
+        )
+    if name not in CLASSIFIERS:
+        raise unknown_name("few-shot classifier", name, CLASSIFIERS)
+
+
 def _check_center(name: str, center, width: int | None = None) -> None:
     """``name`` needs a ``center`` and has one; a given ``center`` is one finite row of ``width`` values."""
     if name in NEEDS_CENTER and center is None:
@@ -194,6 +213,8 @@ def _episode_rows(name: str, Z) -> np.ndarray:
             f"{name} must be 2-d (one feature row per sample), got shape {Z.shape}; a single row is "
             f"{name}.reshape(1, -1)."
         )
+    if 0 in Z.shape:  # no query: finetune failed inside scikit-learn; no feature: every row was class 0
+        raise TransferkitError(f"{name} must hold at least one row and one feature, got shape {Z.shape}.")
     finite = np.isfinite(Z)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
@@ -235,8 +256,7 @@ def classify_episode(name: str, Zs, ys, Zq, n_way: int, center=None) -> np.ndarr
     0..n_way-1 per support row (every class at least once), ``center`` (when given) one finite row of
     that width; anything else is a :class:`TransferkitError`.
     """
-    if name not in CLASSIFIERS:
-        raise unknown_name("few-shot classifier", name, CLASSIFIERS)
+    _check_classifier(name)
     _check_center(name, center)
     if not is_whole(n_way) or n_way < 2:
         raise TransferkitError(f"an episode needs at least 2 classes (n_way, a whole number), got {n_way!r}.")
@@ -264,8 +284,7 @@ def evaluate_episodes(
     """Mean accuracy (%) over episodes, its 95% confidence interval, and the time per 1000 episodes."""
     from transferkit.domains import _check_labels, check_features
 
-    if classifier not in CLASSIFIERS:
-        raise unknown_name("few-shot classifier", classifier, CLASSIFIERS)
+    _check_classifier(classifier)
     Z = np.asarray(check_features(features, name="features"), dtype=np.float64).reshape(len(features), -1)
     if len(Z) != len(labels):
         raise TransferkitError(f"{len(Z)} feature rows but {len(labels)} labels; they must match.")

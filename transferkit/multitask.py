@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferkit.errors import TransferkitError, check_whole, unknown_name
+from transferkit.errors import TransferkitError, check_whole, is_whole, unknown_name
 
 __all__ = [
     "WEIGHTINGS",
@@ -69,6 +69,10 @@ class MultiTaskNetwork(nn.Module):
         if not task_classes:
             raise TransferkitError("a multi-task network needs at least one task in task_classes.")
         for task, k in task_classes.items():
+            if not is_whole(k):  # 2.7 classes used to become 2, silently
+                raise TransferkitError(
+                    f"the number of classes of task '{task}' must be a whole number, got {k!r}."
+                )
             if int(k) < 2:
                 raise TransferkitError(f"task '{task}' has {k} class(es); a classification task needs >= 2.")
         self.trunk = trunk
@@ -407,6 +411,13 @@ def _check_data(X, targets) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str
     return X, ys, classes
 
 
+def _is_number(value) -> bool:
+    """A real number (Python's or numpy's), not a bool nor a string such as ``"0.1"``."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
 def _build_trunk(trunk, in_shape: tuple[int, ...], trunk_kwargs: Mapping | None):
     from transferkit.nn.model import lenet, mlp
 
@@ -416,6 +427,7 @@ def _build_trunk(trunk, in_shape: tuple[int, ...], trunk_kwargs: Mapping | None)
                 "trunk_kwargs configure a built-in trunk ('mlp', 'lenet'); a (module, feature size) trunk "
                 "is already built: leave trunk_kwargs out."
             )
+        check_whole("the feature size of a (module, feature size) trunk", trunk[1], 1)
         return trunk
     if trunk_kwargs is not None and not isinstance(trunk_kwargs, Mapping):
         raise TransferkitError(f"trunk_kwargs must be a dict, got a {type(trunk_kwargs).__name__}.")
@@ -436,6 +448,28 @@ def _build_trunk(trunk, in_shape: tuple[int, ...], trunk_kwargs: Mapping | None)
             f"trunk_kwargs {kwargs} do not fit the {trunk} trunk ({exc}); it takes "
             f"{', '.join(takes) if takes else 'no trunk_kwargs'}."
         ) from None
+
+
+@torch.no_grad()
+def _check_trunk(body: nn.Module, dim: int, rows: torch.Tensor) -> None:
+    """A trunk built by the caller takes the training rows and gives ``dim`` features per row (else the
+    first step fails deep inside torch with a matrix-size message)."""
+    was_training = body.training
+    body.eval()  # no BatchNorm statistic is updated and no dropout mask drawn
+    try:
+        out = body(rows)
+    except RuntimeError as exc:
+        raise TransferkitError(
+            f"the trunk cannot take the training rows of shape {tuple(rows.shape[1:])} ({exc}); build it for "
+            "rows of that shape."
+        ) from None
+    finally:
+        body.train(was_training)
+    if tuple(out.shape[1:]) != (dim,):
+        raise TransferkitError(
+            f"the trunk gives features of shape {tuple(out.shape[1:])} per row, but its feature size was "
+            f"given as {dim}; pass (module, {out.shape[1] if out.dim() == 2 else 'its output width'})."
+        )
 
 
 def _optimizer(params, weighting_params, optimizer: str, lr: float, momentum: float, weight_decay: float):
@@ -485,8 +519,12 @@ def fit_multitask(
     X, ys, classes = _check_data(X, targets)
     for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
         check_whole(name, value, 1)  # 1.7 epochs used to train one, silently
-    if not lr > 0:
-        raise TransferkitError(f"the learning rate lr must be > 0, got {lr}.")
+    check_whole("seed", seed, 0)
+    if not (_is_number(lr) and np.isfinite(lr) and lr > 0):
+        raise TransferkitError(f"the learning rate lr must be a finite number > 0, got {lr!r}.")
+    for name, value in {"momentum": momentum, "weight_decay": weight_decay}.items():
+        if not (_is_number(value) and np.isfinite(value) and value >= 0):
+            raise TransferkitError(f"{name} must be a finite number >= 0, got {value!r}.")
     tasks = list(ys)
     in_shape = tuple(int(s) for s in X.shape[1:])
     _check_eval_sets(eval_sets, in_shape, tasks)  # before training, not after the first epoch
@@ -511,10 +549,12 @@ def fit_multitask(
         raise TransferkitError(f"device {device!r}: this machine has no CUDA GPU; use device='cpu'.")
     model.to(dev)
     weigher.to(dev)
+    Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    if isinstance(trunk, tuple):  # built by the caller: check it fits the rows before training
+        _check_trunk(body, dim, Xt[:2].to(dev))
     opt = _optimizer(
         list(model.parameters()), list(weigher.parameters()), optimizer, lr, momentum, weight_decay
     )
-    Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
     Yt = {t: torch.as_tensor(y) for t, y in ys.items()}
     gen = torch.Generator().manual_seed(seed)
     history: list[dict] = []
@@ -565,6 +605,7 @@ def predict(model: MultiTaskNetwork, X, batch_size: int = 512) -> dict[str, np.n
     from transferkit.domains import check_features
 
     X = check_features(X)  # a 1-d row, NaN: clear errors
+    check_whole("batch_size", batch_size, 1)
     shape = getattr(model, "in_shape", None)
     if shape is not None and tuple(X.shape[1:]) != tuple(shape):
         raise TransferkitError(
@@ -598,10 +639,21 @@ def _eval_targets(targets, n: int, tasks: Sequence[str], where: str = "") -> dic
             raise TransferkitError(f"{where}the labels of task '{t}' must be 1-d, got shape {y.shape}.")
         if len(y) != n:
             raise TransferkitError(f"{where}X has {n} rows but task '{t}' has {len(y)} labels.")
-        if y.dtype.kind not in "iubf":
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        if y.dtype.kind not in "iub":  # NaN or 1.5 used to be scored as a wrong prediction, silently
+            got = (
+                "values that are not whole numbers (NaN or fractions)"
+                if y.dtype.kind == "f"
+                else f"dtype {y.dtype}"
+            )
             raise TransferkitError(
-                f"{where}the labels of task '{t}' must be integer class indices (as in training), got dtype "
-                f"{y.dtype}."
+                f"{where}the labels of task '{t}' must be integer class indices (as in training), got {got}."
+            )
+        if len(y) and y.min() < 0:  # -1 (unknown) used to be scored as a wrong prediction, silently
+            raise TransferkitError(
+                f"{where}task '{t}' has negative labels; every scored label must be known (class indices "
+                "0..K-1, as in training): leave the rows without a label for this task out of its scoring."
             )
         out[str(t)] = y
     return out

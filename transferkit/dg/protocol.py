@@ -35,6 +35,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -145,9 +146,11 @@ def _accuracy(trainer, X, y) -> float:
 
 
 def _check_domains(domains, held_out: str) -> None:
-    """Each domain an (inputs, integer labels) pair of the same row shape; training domains fully
-    labelled, the held-out one with at least one label (-1 marks a row that is not scored)."""
+    """Each domain an (inputs, integer labels) pair of the same row shape, with rows; training domains
+    fully labelled, with two classes at least between them, the held-out one with at least one label
+    (-1 marks a row that is not scored)."""
     shapes = {}
+    classes: set[int] = set()
     for name, pair in domains.items():
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
             raise TransferkitError(f"domain '{name}' must be an (inputs, labels) pair.")
@@ -157,8 +160,17 @@ def _check_domains(domains, held_out: str) -> None:
                 f"domain '{name}': labels must be one integer class index per row ({len(X)} rows), got "
                 f"shape {y.shape} and dtype {y.dtype}; encode class names as 0..K-1 first."
             )
+        if name != held_out and len(y) == 0:  # it failed inside numpy (the largest label of no label)
+            raise TransferkitError(f"training domain '{name}' has no rows; leave it out of domains.")
+        if (y < -1).any():  # -2 in the held-out domain was left unscored, silently, as -1 is
+            raise TransferkitError(
+                f"domain '{name}': labels must be class indices >= 0, or -1 for a row without a label; got "
+                f"{sorted({int(v) for v in y[y < -1]})[:5]}."
+            )
         shapes[name] = tuple(X.shape[1:])
         labelled = y >= 0
+        if name != held_out:
+            classes.update(np.unique(y).tolist())
         if name != held_out and not labelled.all():
             raise TransferkitError(
                 f"training domain '{name}' has {int((~labelled).sum())} rows without a label (-1); every "
@@ -169,6 +181,11 @@ def _check_domains(domains, held_out: str) -> None:
     if len(set(shapes.values())) > 1:
         raise TransferkitError(
             f"every domain's rows must have the same shape, got {shapes}; bring them to one shape first."
+        )
+    if len(classes) < 2:  # a network of one output scores 100% on a held-out domain of that class
+        raise TransferkitError(
+            f"the training domains hold only one class ({', '.join(map(str, sorted(classes)))}); a "
+            "classifier needs at least two classes to learn from."
         )
 
 
@@ -206,8 +223,14 @@ def leave_one_domain_out(
     candidates' scores, the index each rule chose and the result rows.
     """
     from transferkit import registry
+    from transferkit.errors import check_whole
     from transferkit.experiment import grid
 
+    if not isinstance(domains, Mapping):
+        raise TransferkitError(
+            f"domains must be a dict domain name -> (inputs, labels), got a {type(domains).__name__}."
+        )
+    check_whole("seed", seed, 0)
     entry = registry.entry("method", method)
     if entry.role != "deep":
         raise TransferkitError(f"method '{method}' is not a deep method; the DG protocol trains networks.")
@@ -223,14 +246,22 @@ def leave_one_domain_out(
             f"{len(training)} ({', '.join(training) or 'none'})."
         )
     _check_domains(domains, held_out)
-    if not 0 < val_fraction < 1:
-        raise TransferkitError(f"val_fraction must be in (0, 1), got {val_fraction}.")
-    if lodo_epochs is not None and lodo_epochs < 1:
-        raise TransferkitError(f"lodo_epochs must be >= 1, got {lodo_epochs}.")
+    if isinstance(val_fraction, bool) or not (isinstance(val_fraction, Real) and 0 < val_fraction < 1):
+        raise TransferkitError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}.")
+    if lodo_epochs is not None:
+        check_whole("lodo_epochs", lodo_epochs, 1)
+    if n_classes is not None:
+        check_whole("n_classes", n_classes, 2)
     fixed = registry.resolve_params(entry, dict(settings or {}))
     if candidates is None:
         space = {k: v for k, v in entry.search_space.items() if k not in fixed}
         candidates = grid(space) if space else [{}]
+    candidates = list(candidates)
+    if any(not isinstance(c, Mapping) for c in candidates):
+        raise TransferkitError(
+            "candidates must be a list of dicts setting name -> value (for example [{'lr': 0.01}]), got "
+            f"{[c for c in candidates if not isinstance(c, Mapping)][:1]}."
+        )
     candidates = [registry.resolve_params(entry, dict(c)) for c in candidates]
     if not candidates:
         raise TransferkitError("the protocol needs at least one candidate setting.")

@@ -127,7 +127,8 @@ class RandConv(DGMethod):
                 f"identity_prob={identity_prob!r}, consistency_weight={consistency_weight!r}, "
                 f"n_views={n_views!r}."
             ) from None
-        if not sizes or any(k < 1 or k % 2 == 0 for k in sizes):
+        whole = all(float(k) == s for k, s in zip(listed, sizes))  # 3.7 used to become 3, silently
+        if not sizes or not whole or any(k < 1 or k % 2 == 0 for k in sizes):
             raise TransferkitError(
                 f"kernel_sizes must be odd sizes >= 1 (so that a filtered image keeps its size), "
                 f"got {kernel_sizes}."
@@ -139,7 +140,9 @@ class RandConv(DGMethod):
             )
         if not float(consistency_weight) >= 0.0:
             raise TransferkitError(f"consistency_weight must be >= 0, got {consistency_weight}.")
-        if not n_views_number >= 1 or int(n_views_number) != n_views_number:
+        if isinstance(n_views, bool) or not (
+            1 <= n_views_number < math.inf and int(n_views_number) == n_views_number
+        ):
             raise TransferkitError(f"n_views must be a whole number >= 1, got {n_views}.")
         self.kernel_sizes = sizes
         self.identity_prob = float(identity_prob)

@@ -53,9 +53,13 @@ class SWA(ERM):
 
     def __init__(self, start: float = 0.5, target_weight: float = 1.0):
         super().__init__(target_weight=target_weight)
-        if not 0.0 <= float(start) < 1.0:
+        try:
+            number = float(start)
+        except (TypeError, ValueError):  # None or "x" failed inside float()
+            number = float("nan")
+        if not 0.0 <= number < 1.0:
             raise TransferkitError(
-                f"start must be in [0, 1): the share of the run before averaging begins; got {start}."
+                f"start must be in [0, 1): the share of the run before averaging begins; got {start!r}."
             )
         self.start = float(start)
 
