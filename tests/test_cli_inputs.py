@@ -381,7 +381,7 @@ def test_deep_settings_that_would_be_ignored_or_overwrite_a_model_are_refused(tm
     assert "hidden sets the width of the mlp backbone; the lenet backbone" in capsys.readouterr().err
     again = tmp_path / "again"
     assert _run(data, "--method", "deep-source-only", "--set", "steps=5", "--out", str(again)) == 0
-    with pytest.warns(UserWarning, match="held a network from an earlier run in this folder; it is replaced"):
+    with pytest.warns(UserWarning, match="held a model from an earlier run in this folder; it is replaced"):
         _run(data, "--method", "deep-source-only", "--set", "steps=5", "--out", str(again))
 
 

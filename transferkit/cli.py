@@ -537,13 +537,16 @@ def cmd_predict(args) -> int:
             "new file (an earlier predictions file is replaced, nothing else is)."
         )
     from transferkit.nn.saved_model import read_spec
+    from transferkit.shallow.saved import is_saved_classifier, read_classifier_spec
 
     # the new table is read as the model's own was (its domain, label and categorical columns), unless
     # told otherwise; a folder of images or a built-in data set has no columns to name
     reading = _columns(args)
-    if Path(args.dataset).suffix.lower() in TABLE_SUFFIXES and (model / SPEC).exists():
-        saved = read_spec(model).get("reading") or {}
-        reading = {**{k: v for k, v in saved.items() if k in TABLE_READING}, **reading}
+    if Path(args.dataset).suffix.lower() in TABLE_SUFFIXES:
+        shallow = is_saved_classifier(args.model)
+        if shallow or (model / SPEC).exists():
+            saved = (read_classifier_spec(args.model) if shallow else read_spec(model)).get("reading") or {}
+            reading = {**{k: v for k, v in saved.items() if k in TABLE_READING}, **reading}
     # new data: labels optional
     dataset = load_dataset(args.dataset, args.data_root, labels_optional=True, **reading)
     results = predict_saved(model, dataset, args.domains)
@@ -559,8 +562,9 @@ def cmd_predict(args) -> int:
         rows = table_rows[name] if table_rows else np.arange(len(given))
         for i, (k, p) in enumerate(zip(r.predictions, r.probabilities.max(1))):
             label = str(dataset.classes[given[i]]) if given[i] >= 0 else ""
+            confidence = "" if np.isnan(p) else f"{p:.4f}"  # "": a classifier without probabilities
             w.writerow(
-                [name, int(rows[i]), r.classes[k], f"{p:.4f}", label] + ([files[name][i]] if files else [])
+                [name, int(rows[i]), r.classes[k], confidence, label] + ([files[name][i]] if files else [])
             )
     atomic_write_text(out, buf.getvalue())
     for name, r in results.items():
@@ -815,9 +819,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser(
-        "predict", help="classify a data set with a network saved by `transferkit run --out DIR`"
+        "predict", help="classify a data set with a model saved by `transferkit run --out DIR`"
     )
-    p.add_argument("model", help="DIR/model (or the run's DIR) of a deep run")
+    p.add_argument(
+        "model", help="the run's DIR (or DIR/model): a deep run's network or a shallow run's classifier"
+    )
     p.add_argument("--dataset", required=True, help="data set id, or a folder / table of your own data")
     p.add_argument("--domains", nargs="+", action="extend", help="the domains to classify (default: all)")
     p.add_argument(

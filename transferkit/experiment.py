@@ -270,8 +270,10 @@ def fit_predict(
         if sd < 0:
             rows = arrays.sample_domain == sd
             preds[name] = clf.predict(X[rows], arrays.sample_domain[rows])
-    if keep is not None:  # for the run's pictures: the fitted model and the rows it saw
-        keep.update(model=clf, X=X, sample_domain=arrays.sample_domain, domain_names=arrays.domain_names)
+    if keep is not None:  # for the run's pictures: the fitted model and the rows it saw; and to save it
+        keep.update(model=clf, X=X, sample_domain=arrays.sample_domain, domain_names=arrays.domain_names,
+                    classifier={"method": spec.method, "estimator": spec.estimator,
+                                "preprocess": list(preprocess)})  # fmt: skip
     return preds, revealed
 
 
@@ -310,20 +312,39 @@ def save_artifacts(
             for i, (p, t, g) in enumerate(zip(pred, labels, given))
         )
     atomic_write_text(out / "predictions.csv", buf.getvalue())
-    if keep.get("network") is not None:  # a deep run's trained network, for init=DIR/model
-        from transferkit.nn.saved_model import save_network
+    from transferkit.nn.saved_model import SPEC as NETWORK_SPEC
+    from transferkit.nn.saved_model import WEIGHTS
+    from transferkit.shallow import saved
 
+    saves = keep.get("network") is not None or keep.get("classifier") is not None
+    if saves:  # a deep run's trained network (for init=DIR/model), a shallow run's fitted composer
         if (out / "model").exists():
             import warnings
 
             warnings.warn(
-                f"{out / 'model'} held a network from an earlier run in this folder; it is replaced by this "
+                f"{out / 'model'} held a model from an earlier run in this folder; it is replaced by this "
                 "run's (use a new --out to keep both).",
                 UserWarning,
                 stacklevel=2,
             )
+        # the other kind's files go, so that predict never finds two models in one folder
+        other = (saved.MODEL, saved.SPEC) if keep.get("network") is not None else (NETWORK_SPEC, WEIGHTS)
+        for name in other:
+            (out / "model" / name).unlink(missing_ok=True)
+    if keep.get("network") is not None:
+        from transferkit.nn.saved_model import save_network
 
         save_network(keep["network"][0], out / "model", keep["network"][1])
+    elif keep.get("classifier") is not None:
+        extras = dataset.extras if isinstance(dataset.extras, dict) else {}
+        names = extras.get("feature_names")
+        saved.save_classifier(keep["model"], out / "model", {
+            **keep["classifier"], "classes": [str(c) for c in dataset.classes], "modality": dataset.modality,
+            "domains": {str(name): int(code) for code, name in keep["domain_names"].items()},
+            **({"feature_names": list(map(str, names))} if names is not None else {}),
+            **({"reading": extras["reading"]} if extras.get("reading") else {}),
+            "versions": versions(),
+        })  # fmt: skip
     elif (out / "model").exists():  # a network is a user's work: said, never deleted
         import warnings
 

@@ -1,10 +1,11 @@
-"""Predicting with a saved network: new rows prepared as the training rows were, then classified.
+"""Predicting with a saved model: new rows prepared as the training rows were, then classified.
 
-``transferkit run --out DIR`` saves every deep run's network under ``DIR/model``; :func:`predict_saved`
-(and ``transferkit predict DIR/model --dataset D``) applies it to any data set of the same kind:
-images as they are, texts through the same sentence embeddings, tables through the run's own fitted
-preprocessing (saved with the network) after their columns are matched to the training columns by
-name. Labels, where the new data have them, are matched to the model's classes by name and scored.
+``transferkit run --out DIR`` saves every deep run's network under ``DIR/model``, and every shallow
+run's fitted composer (:mod:`transferkit.shallow.saved`); :func:`predict_saved` (and ``transferkit
+predict DIR --dataset D``) applies either to any data set of the same kind: images as they are, texts
+through the same sentence embeddings (or the composer's own text steps), tables through the run's own
+fitted preprocessing after their columns are matched to the training columns by name. Labels, where
+the new data have them, are matched to the model's classes by name and scored.
 
 >>> import tempfile, numpy as np
 >>> from transferkit.domains import DomainDataset
@@ -107,28 +108,17 @@ def match_columns(spec: dict, dataset, X: np.ndarray) -> np.ndarray:
     return np.column_stack([X[:, names.index(n)] if n in names else zeros for n in trained])
 
 
-def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> dict[str, DomainPredictions]:
-    """Classify the rows of ``domains`` (default: all) of ``dataset`` with the network saved in
-    ``model_dir``; returns a :class:`DomainPredictions` per domain. No row trains anything here."""
-    import torch
-
-    from transferkit.deep.runner import inputs, takes_steps
-    from transferkit.nn.saved_model import load_network, read_spec
-    from transferkit.preprocessing import replay_steps
-
-    spec = read_spec(model_dir)
+def _check_modality(spec: dict, dataset, model_dir) -> None:
     modality = spec.get("modality")
     if modality and modality != dataset.modality:
         raise TransferkitError(
             f"the model in {model_dir} was trained on {modality} data; these data are {dataset.modality}."
         )
-    classes = [str(c) for c in spec.get("classes") or range(int(spec["num_classes"]))]
-    names = dataset.check_domains(list(domains) if domains else list(dataset.domains))
-    network = load_network(model_dir).eval()
-    # the data's labels as the model's class indices (by name); a class the model lacks is -1
-    to_model = np.asarray(
-        [classes.index(str(c)) if str(c) in classes else -1 for c in dataset.classes] + [-1]
-    )
+
+
+def _to_model(dataset, classes: list[str]) -> np.ndarray:
+    """The data's labels as the model's class indices (by name; a class the model lacks is -1), with a
+    last entry -1 for an unknown label; a warning names the classes the model lacks."""
     unknown = sorted({str(c) for c in dataset.classes} - set(classes))
     if unknown:
         import warnings
@@ -137,8 +127,49 @@ def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> di
             f"the labels {unknown} are not among the model's classes {classes}: their rows are predicted "
             "but not scored.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+    return np.asarray([classes.index(str(c)) if str(c) in classes else -1 for c in dataset.classes] + [-1])
+
+
+def _scored_labels(arrays, to_model: np.ndarray) -> np.ndarray:
+    y = np.asarray(arrays.y)
+    return np.where(y >= 0, to_model[np.where(y >= 0, y, -1)], -1)
+
+
+def _matched(spec: dict, dataset, X: np.ndarray, model_dir, name: str) -> np.ndarray:
+    """A table's columns in the model's order (by name), checked against the saved width."""
+    X = match_columns(spec, dataset, X)
+    trained = spec.get("feature_names")
+    if trained is not None and X.shape[1] != len(trained):  # data without column names
+        shown = ", ".join(trained[:5]) + (", ..." if len(trained) > 5 else "")
+        raise TransferkitError(
+            f"the model in {model_dir} was trained on {len(trained)} columns ({shown}); domain "
+            f"'{name}' has {X.shape[1]}."
+        )
+    return X
+
+
+def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> dict[str, DomainPredictions]:
+    """Classify the rows of ``domains`` (default: all) of ``dataset`` with the model saved in
+    ``model_dir`` (a deep run's network, or a shallow run's fitted composer); returns a
+    :class:`DomainPredictions` per domain. No row trains anything here."""
+    from transferkit.shallow.saved import is_saved_classifier
+
+    if is_saved_classifier(model_dir):
+        return _predict_classifier(model_dir, dataset, domains)
+    import torch
+
+    from transferkit.deep.runner import inputs, takes_steps
+    from transferkit.nn.saved_model import load_network, read_spec
+    from transferkit.preprocessing import replay_steps
+
+    spec = read_spec(model_dir)
+    _check_modality(spec, dataset, model_dir)
+    classes = [str(c) for c in spec.get("classes") or range(int(spec["num_classes"]))]
+    names = dataset.check_domains(list(domains) if domains else list(dataset.domains))
+    network = load_network(model_dir).eval()
+    to_model = _to_model(dataset, classes)
     results = {}
     for name in names:
         # the domain's own labels, for scoring only; NaN allowed when the saved steps fill it first
@@ -155,14 +186,7 @@ def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> di
                     f"the model in {model_dir} was saved without its preprocessing (by an earlier version); "
                     "train it again to predict tables with it."
                 )
-            X = match_columns(spec, dataset, X)
-            trained = spec.get("feature_names")
-            if trained is not None and X.shape[1] != len(trained):  # data without column names
-                shown = ", ".join(trained[:5]) + (", ..." if len(trained) > 5 else "")
-                raise TransferkitError(
-                    f"the model in {model_dir} was trained on {len(trained)} columns ({shown}); domain "
-                    f"'{name}' has {X.shape[1]}."
-                )
+            X = _matched(spec, dataset, X, model_dir, name)
             try:
                 X = replay_steps(spec["preprocess"], X, np.full(len(X), name, dtype=object))
             except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
@@ -182,7 +206,46 @@ def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> di
                 logits = network(torch.as_tensor(X[start : start + batch_size]))
                 probs.append(torch.softmax(logits.float(), 1).numpy())
         P = np.concatenate(probs) if probs else np.zeros((0, len(classes)), np.float32)
-        y = np.asarray(arrays.y)
-        labels = np.where(y >= 0, to_model[np.where(y >= 0, y, -1)], -1)
-        results[name] = DomainPredictions(classes, P.argmax(1), P, labels)
+        results[name] = DomainPredictions(classes, P.argmax(1), P, _scored_labels(arrays, to_model))
+    return results
+
+
+def _predict_classifier(model_dir, dataset, domains) -> dict[str, DomainPredictions]:
+    """:func:`predict_saved` for a shallow run's fitted composer (its preprocessing steps inside it).
+
+    Each domain's rows carry the code the domain had in training (a source's, or a target's), so that
+    per-domain steps use its statistics; a domain the model never saw gets a target code of its own,
+    and its per-domain steps use its own rows' statistics (with their warning). Probabilities come from
+    the final classifier's ``predict_proba``; one without it (a linear SVM) gives none (NaN)."""
+    from transferkit.shallow.saved import load_classifier, read_classifier_spec
+
+    spec = read_classifier_spec(model_dir)
+    _check_modality(spec, dataset, model_dir)
+    classes = [str(c) for c in spec["classes"]]
+    names = dataset.check_domains(list(domains) if domains else list(dataset.domains))
+    clf = load_classifier(model_dir)
+    to_model = _to_model(dataset, classes)
+    codes = dict(spec["domains"])
+    results = {}
+    for name in names:
+        if name not in codes:
+            codes[name] = min([-1, *codes.values()]) - 1  # a new target
+        arrays = dataset.to_arrays([name], allow_missing=clf._imputes())
+        X = np.asarray(arrays.X)
+        X = X.reshape(len(X), -1) if X.ndim > 2 else X
+        if spec.get("feature_names") is not None and X.dtype != object:
+            X = _matched(spec, dataset, X, model_dir, name)
+        sd = np.full(len(X), codes[name], dtype=np.int64)
+        try:
+            pred = np.asarray(clf.predict(X, sd), dtype=np.int64)
+            P = np.full((len(X), len(classes)), np.nan)
+            if hasattr(clf, "predict_proba"):
+                P[:] = 0.0
+                P[:, np.asarray(clf.classes_, dtype=np.int64)] = clf.predict_proba(X, sd)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise TransferkitError(
+                f"the model in {model_dir} ({spec.get('method', 'a shallow method')}) cannot classify domain "
+                f"'{name}' ({type(exc).__name__}: {exc})."
+            ) from None
+        results[name] = DomainPredictions(classes, pred, P, _scored_labels(arrays, to_model))
     return results

@@ -79,8 +79,9 @@ def read_spec(folder) -> dict[str, Any]:
     folder = model_folder(folder)
     if not (folder / SPEC).exists() or not (folder / WEIGHTS).exists():
         raise TransferkitError(
-            f"no saved model in {folder}: it needs {SPEC} and {WEIGHTS} (written by `transferkit run ... "
-            "--out DIR` for a deep method, under DIR/model)."
+            f"no saved model in {folder}: a network needs {SPEC} and {WEIGHTS} (`transferkit run ... --out "
+            "DIR` writes them under DIR/model for a deep method; for a shallow one classifier.skops, which "
+            "predict reads too; the target-only oracle saves no model)."
         )
     try:
         spec = json.loads((folder / SPEC).read_text())
