@@ -79,11 +79,35 @@ def test_new_rows_with_reordered_columns_and_an_unseen_domain_are_classified(tmp
     assert 100 * first["b"].accuracy == pytest.approx(
         json.loads((out / "result.json").read_text())["accuracy"]
     )
-    text = (tmp_path / "t.csv").read_text().replace("\nb,", "\nc,")  # the target's rows as a new domain
+
+
+def test_a_new_domain_is_classified_as_the_target_was_or_as_the_domain_named(tmp_path):
+    """Subspace alignment maps the target's rows with the target's subspace: a new domain's rows
+    (here the target's own rows under another name) gave other predictions, or (shared-lda) an error."""
+    data = _table(tmp_path / "t.csv")
+    out = tmp_path / "run"
+    assert _run(data, out, "--method", "subspace-alignment", "--estimator", "logreg") == 0
+    first = predict_saved(out, load_table(data))
+    text = data.read_text().replace("\nb,", "\nc,")  # the target's rows as a new domain
     (tmp_path / "c.csv").write_text(text)
-    new = predict_saved(out, load_table(tmp_path / "c.csv"), domains=["c"])
-    # the run's preprocessing is the source's standardization for every domain: the same predictions
+    with pytest.warns(UserWarning, match=r"not trained on domain\(s\) \['c'\].*as the target 'b''s were"):
+        new = predict_saved(out, load_table(tmp_path / "c.csv"), domains=["c"])
     np.testing.assert_array_equal(new["c"].predictions, first["b"].predictions)
+    as_source = predict_saved(out, load_table(tmp_path / "c.csv"), domains=["c"], as_domain="a")
+    source_view = predict_saved(out, load_table(data), domains=["b"], as_domain="a")
+    np.testing.assert_array_equal(as_source["c"].predictions, source_view["b"].predictions)
+    with pytest.raises(
+        TransferkitError, match=r"as_domain 'z' is not a domain the model was trained on \(a, b\)"
+    ):
+        predict_saved(out, load_table(data), as_domain="z")
+    # two targets: which one's rows new ones are like is the user's to say
+    three = tmp_path / "three.csv"
+    three.write_text(data.read_text() + "\n".join(ln.replace("c,", "d,", 1) for ln in text.splitlines()[61:]))
+    two = tmp_path / "two"
+    assert main(["run", "--dataset", str(three), "--source", "a", "--target", "b", "d", "--quiet", "--method",
+                 "coral", "--out", str(two)]) == 0  # fmt: skip
+    with pytest.raises(TransferkitError, match=r"adapted to 2 targets \(b, d\); say which one.*--as-domain"):
+        predict_saved(two, load_table(tmp_path / "c.csv"), domains=["c"])
 
 
 def test_holes_are_filled_by_the_saved_impute_step(tmp_path):

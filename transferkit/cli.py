@@ -549,7 +549,7 @@ def cmd_predict(args) -> int:
             reading = {**{k: v for k, v in saved.items() if k in TABLE_READING}, **reading}
     # new data: labels optional
     dataset = load_dataset(args.dataset, args.data_root, labels_optional=True, **reading)
-    results = predict_saved(model, dataset, args.domains)
+    results = predict_saved(model, dataset, args.domains, as_domain=args.as_domain)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     extras = dataset.extras if isinstance(dataset.extras, dict) else {}
@@ -826,6 +826,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", required=True, help="data set id, or a folder / table of your own data")
     p.add_argument("--domains", nargs="+", action="extend", help="the domains to classify (default: all)")
+    p.add_argument(
+        "--as-domain", metavar="NAME",
+        help="classify every row as the rows of this training domain were (default: each domain as itself; "
+        "a new one as the target's, for a shallow model)",
+    )  # fmt: skip
     p.add_argument(
         "--out", required=True, help="the CSV to write: domain, row, prediction, confidence, label"
     )

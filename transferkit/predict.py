@@ -150,14 +150,22 @@ def _matched(spec: dict, dataset, X: np.ndarray, model_dir, name: str) -> np.nda
     return X
 
 
-def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> dict[str, DomainPredictions]:
+def predict_saved(
+    model_dir, dataset, domains=None, batch_size: int = 512, as_domain: str | None = None
+) -> dict[str, DomainPredictions]:
     """Classify the rows of ``domains`` (default: all) of ``dataset`` with the model saved in
     ``model_dir`` (a deep run's network, or a shallow run's fitted composer); returns a
-    :class:`DomainPredictions` per domain. No row trains anything here."""
+    :class:`DomainPredictions` per domain. No row trains anything here.
+
+    ``as_domain``: classify every row as the rows of that training domain were (its per-domain
+    statistics; for a shallow method also its side of the adaptation), whatever the rows' own domain.
+    Without it a domain the model was trained on is classified as such; a shallow model classifies a
+    new domain as its one target (a warning says so; with several targets, name one), a network
+    standardizes a new domain's rows per domain with their own statistics."""
     from transferkit.shallow.saved import is_saved_classifier
 
     if is_saved_classifier(model_dir):
-        return _predict_classifier(model_dir, dataset, domains)
+        return _predict_classifier(model_dir, dataset, domains, as_domain)
     import torch
 
     from transferkit.deep.runner import inputs, takes_steps
@@ -188,7 +196,7 @@ def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> di
                 )
             X = _matched(spec, dataset, X, model_dir, name)
             try:
-                X = replay_steps(spec["preprocess"], X, np.full(len(X), name, dtype=object))
+                X = replay_steps(spec["preprocess"], X, np.full(len(X), as_domain or name, dtype=object))
             except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
                 raise TransferkitError(
                     f"the preprocessing saved with the model in {model_dir} is damaged or does not fit "
@@ -210,13 +218,13 @@ def predict_saved(model_dir, dataset, domains=None, batch_size: int = 512) -> di
     return results
 
 
-def _predict_classifier(model_dir, dataset, domains) -> dict[str, DomainPredictions]:
+def _predict_classifier(model_dir, dataset, domains, as_domain=None) -> dict[str, DomainPredictions]:
     """:func:`predict_saved` for a shallow run's fitted composer (its preprocessing steps inside it).
 
     Each domain's rows carry the code the domain had in training (a source's, or a target's), so that
-    per-domain steps use its statistics; a domain the model never saw gets a target code of its own,
-    and its per-domain steps use its own rows' statistics (with their warning). Probabilities come from
-    the final classifier's ``predict_proba``; one without it (a linear SVM) gives none (NaN)."""
+    per-domain steps and the method use its side of the adaptation; a domain the model never saw is
+    classified as the one target was (a warning says so), or as ``as_domain``'s rows. Probabilities
+    come from the final classifier's ``predict_proba``; one without it (a linear SVM) gives none (NaN)."""
     from transferkit.shallow.saved import load_classifier, read_classifier_spec
 
     spec = read_classifier_spec(model_dir)
@@ -226,16 +234,36 @@ def _predict_classifier(model_dir, dataset, domains) -> dict[str, DomainPredicti
     clf = load_classifier(model_dir)
     to_model = _to_model(dataset, classes)
     codes = dict(spec["domains"])
+    targets = [d for d, c in codes.items() if c < 0]
+    if as_domain is not None and as_domain not in codes:
+        raise TransferkitError(
+            f"as_domain '{as_domain}' is not a domain the model was trained on ({', '.join(codes)})."
+        )
+    new = [n for n in names if n not in codes]
+    if new and as_domain is None:  # the method adapted to its target: new rows are read as the target's
+        if len(targets) != 1:
+            raise TransferkitError(
+                f"the model was not trained on domain(s) {new} and adapted to {len(targets)} targets "
+                f"({', '.join(targets)}); say which one's rows they are like with --as-domain NAME "
+                "(as_domain= in Python)."
+            )
+        import warnings
+
+        warnings.warn(
+            f"the model was not trained on domain(s) {new}: their rows are classified as the target "
+            f"'{targets[0]}''s were (another training domain with --as-domain NAME).",
+            UserWarning,
+            stacklevel=3,
+        )
     results = {}
     for name in names:
-        if name not in codes:
-            codes[name] = min([-1, *codes.values()]) - 1  # a new target
+        code = codes[as_domain or (name if name in codes else targets[0])]
         arrays = dataset.to_arrays([name], allow_missing=clf._imputes())
         X = np.asarray(arrays.X)
         X = X.reshape(len(X), -1) if X.ndim > 2 else X
         if spec.get("feature_names") is not None and X.dtype != object:
             X = _matched(spec, dataset, X, model_dir, name)
-        sd = np.full(len(X), codes[name], dtype=np.int64)
+        sd = np.full(len(X), code, dtype=np.int64)
         try:
             pred = np.asarray(clf.predict(X, sd), dtype=np.int64)
             P = np.full((len(X), len(classes)), np.nan)
