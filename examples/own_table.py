@@ -26,6 +26,10 @@ label cells empty). The same two rows come out of the command line:
     transferkit run --dataset sensors.csv --source site_a --target site_b --method source-only coral \
         --preprocess impute standardize:per_domain=false
 
+Last, the fitted CORAL model is saved and loaded again (:mod:`transferkit.shallow.saved`: skops, no
+pickle), as ``run --out DIR`` saves it under ``DIR/coral/model`` for ``transferkit predict DIR/coral
+--dataset new_readings.csv --out p.csv`` to classify new readings.
+
 Run from the repository root: ``python examples/own_table.py`` (about 2 s).
 """
 
@@ -42,6 +46,7 @@ from transferkit.estimators import LinearSVMCV
 from transferkit.preprocessing import Impute, Standardize
 from transferkit.shallow import DAClassifier
 from transferkit.shallow.coral import CORAL
+from transferkit.shallow.saved import load_classifier, save_classifier
 
 COLUMNS = ("vibration", "temperature", "current", "pressure")
 # typical level and spread of each sensor (mm/s, degrees C, A, bar)
@@ -107,6 +112,11 @@ def main() -> None:
         clf.fit(arr.X, arr.y, arr.sample_domain)
         pred = clf.predict(arr.X[arr.target])
         print(f"{name:<12} {100 * np.mean(pred == y_target):.2f}")
+
+    with tempfile.TemporaryDirectory() as tmp:  # the last model (CORAL), saved and loaded again
+        save_classifier(clf, tmp, {"classes": list(ds.classes), "domains": {"site_a": 0, "site_b": -1}})
+        again = load_classifier(tmp).predict(arr.X[arr.target])
+    print(f"CORAL saved and loaded again: the same predictions: {bool((again == pred).all())}")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ EXPECTED = {
         r"'temperature', 'current', 'pressure', 'shift=day', 'shift=night'\]",
         r"source-only +77\.33",
         r"coral +81\.67",
+        r"CORAL saved and loaded again: the same predictions: True",
     ],
     # no command-line equivalent: the library's own numbers, seeded
     "multitask_and_fewshot.py": [
