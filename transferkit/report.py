@@ -62,12 +62,19 @@ def _plt():
     return plt
 
 
+def _plain(text) -> str:
+    """``text`` as matplotlib shows it literally: a pair of ``$`` (class ``$0-$10``, domain ``t_$1$``)
+    would otherwise be set as mathematics (``0-10``, a subscript)."""
+    return str(text).replace("$", r"\$")
+
+
 def _class_name(classes, i: int) -> str:
-    """The name of class ``i``: ``classes`` is a sequence by index or a mapping index -> name."""
+    """The name of class ``i`` for a picture: ``classes`` is a sequence by index or a mapping index ->
+    name."""
     if isinstance(classes, dict):
-        return str(classes.get(i, i))
+        return _plain(classes.get(i, i))
     if classes is not None and 0 <= i < len(classes):
-        return str(classes[i])
+        return _plain(classes[i])
     return str(i)
 
 
@@ -122,7 +129,7 @@ def plot_embedding(before, after, domain, label, *, classes=None, title: str = "
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title or "source and target features (PCA to 2-D)")
+    fig.suptitle(_plain(title or "source and target features (PCA to 2-D)"))
     fig.tight_layout()
     return fig
 
@@ -186,7 +193,7 @@ def plot_curves(history: list[dict], *, best_epoch: int | None = None, title: st
             ax.legend(fontsize=8)
     for ax in axes.ravel()[n:]:
         ax.remove()
-    fig.suptitle(title)
+    fig.suptitle(_plain(title))
     fig.tight_layout()
     return fig
 
@@ -219,7 +226,7 @@ def plot_confusion(y_true, y_pred, classes=None, *, title: str = "target confusi
                         color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(_plain(title))
     fig.tight_layout()
     return fig
 
@@ -273,7 +280,8 @@ def plot_methods(rows: list[dict], *, title: str = "target accuracy per task (me
     Every bar is the mean over seeds of the ``accuracy`` of one method, selection and task, as in
     ``summary.md``'s table; selections are never averaged together. ``fixed-defaults`` and
     ``select:<scorer>`` bars are what a user gets without target labels; ``oracle`` bars read target
-    labels, are hatched and say so in the legend. A method with several fixed settings (a sweep's
+    labels, are hatched and say so in the legend; past 20 bars a colour comes back with a pattern
+    (dots, then crosses), so that no two series look alike. A method with several fixed settings (a sweep's
     grid without ``select``) gets one bar per setting, the setting in the legend (see :func:`_series`).
     ``rows``: the rows of ``results.csv`` (``task``, ``method``, ``selection``, ``accuracy``, and
     ``params`` and ``seed`` where present).
@@ -292,12 +300,14 @@ def plot_methods(rows: list[dict], *, title: str = "target accuracy per task (me
     for i, label in enumerate(series):
         vals = [float(np.mean(acc[label, t])) if (label, t) in acc else np.nan for t in tasks]
         oracle = label.endswith("(reads target labels)")
-        ax.bar(np.arange(len(tasks)) + i * width - 0.4 + width / 2, vals, width, label=label,
-               color=cmap(i % 20), hatch="//" if oracle else None, edgecolor="0.25" if oracle else None,
+        # 20 colours: the 21st series on (the 21 methods of a default bench) adds a pattern to its colour
+        hatch = ("//" if oracle else "") + ("", "..", "xx", "oo")[i // 20 % 4]
+        ax.bar(np.arange(len(tasks)) + i * width - 0.4 + width / 2, vals, width, label=_plain(label),
+               color=cmap(i % 20), hatch=hatch or None, edgecolor="0.25" if hatch else None,
                alpha=0.6 if oracle else 1.0)  # fmt: skip
-    ax.set_xticks(range(len(tasks)), tasks, rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(range(len(tasks)), [_plain(t) for t in tasks], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("target accuracy (%)")
-    ax.set_title(title)
+    ax.set_title(_plain(title))
     ax.legend(fontsize=7, ncol=max(1, len(series) // 20 + 1), bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     return fig
@@ -306,7 +316,7 @@ def plot_methods(rows: list[dict], *, title: str = "target accuracy per task (me
 def _png(fig) -> str:
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")  # a legend beside the axes is kept whole
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -486,6 +496,21 @@ def _run_record(folder: Path) -> dict:
     return rec
 
 
+def _steps_text(steps) -> str:
+    """A record's preprocessing as ``--preprocess`` takes it, with the settings (``standardize`` alone
+    is per-domain standardization; a table's default is ``standardize:per_domain=false``)."""
+    out = []
+    for step in [steps] if isinstance(steps, str) else steps or []:
+        if not isinstance(step, dict):
+            out.append(str(step))
+            continue
+        params = step.get("params") if isinstance(step.get("params"), dict) else {}
+        settings = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v, default=str)}"
+                            for k, v in params.items())  # fmt: skip
+        out.append(f"{step.get('name', step)}" + (f":{settings}" if settings else ""))
+    return " ".join(out)
+
+
 def _accuracy_text(value) -> str:
     x = _number(value)
     return "no target labels" if value is None else f"{x:.2f}" if x is not None else str(value)
@@ -506,9 +531,7 @@ def _run_parts(folder: Path) -> tuple[str, list[str]]:
         {"item": "selection", "value": rec.get("selection", "")},
         {"item": "method settings", "value": json.dumps(method.get("params", {}), default=str)},
         {"item": "estimator", "value": json.dumps(cfg.get("estimator"), default=str)},
-        {"item": "preprocessing",
-         "value": " ".join(str(p.get("name", p)) if isinstance(p, dict) else str(p)
-                           for p in cfg.get("preprocess") or [])},
+        {"item": "preprocessing", "value": _steps_text(cfg.get("preprocess"))},
         {"item": "seed", "value": cfg["seed"]},
         {"item": "seconds", "value": rec.get("seconds", "")},
         {"item": "command", "value": rec.get("command", "")},
