@@ -50,7 +50,9 @@ class LabelShift(ClassifierMixin, BaseEstimator):
     ----------
     estimator : classifier, optional
         The black box and the final classifier: a scikit-learn classifier or a registered estimator
-        name (default: logistic regression, ``C=0.1``, on standardized features: diagnose's).
+        name (default: logistic regression on standardized features, its C chosen by the source's
+        out-of-fold log-loss: :func:`transferkit.diagnostics.calibrated_logreg`, diagnose's; a fixed small
+        C gave probabilities flat enough for ``posterior`` to over-correct).
     correction : {"reweight", "posterior"}
         How the estimated weights correct the classifier.
     random_state : int or None
@@ -96,13 +98,11 @@ class LabelShift(ClassifierMixin, BaseEstimator):
         self.correction = correction
         self.random_state = random_state
 
-    def _base(self):
+    def _base(self, Xs, ys):
         if self.estimator is None:
-            from sklearn.linear_model import LogisticRegression
-            from sklearn.pipeline import make_pipeline
-            from sklearn.preprocessing import StandardScaler
+            from transferkit.diagnostics import calibrated_logreg
 
-            return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+            return calibrated_logreg(Xs, ys, self.random_state)
         return base_classifier(self.estimator, type(self).__name__)
 
     def fit(self, X, y, sample_domain=None):
@@ -116,7 +116,7 @@ class LabelShift(ClassifierMixin, BaseEstimator):
             )
         src, tgt = source_mask(sd), target_mask(sd)
         Xs, ys = X[src], y[src]  # the target's labels are never read
-        base = self._base()
+        base = self._base(Xs, ys)
         if self.correction == "reweight" and not _takes_weights(base):
             raise TransferkitError(
                 f"label-shift's correction 'reweight' fits the estimator with sample weights, which "
