@@ -212,8 +212,10 @@ def fill_missing(X, fill, indicator_columns) -> np.ndarray:
 def names_after(step, names):
     """The names of the columns a fitted ``step`` gives from columns named ``names``: the same for a
     step that keeps its columns, ``income (missing)`` for the 0/1 column :class:`Impute` adds for
-    ``income``, the kept ones of a selection; ``None`` when the columns are new (PCA, texts) or
-    ``names`` is ``None``."""
+    ``income``, the kept ones of a selection, the words of :class:`Tfidf` (quoted: ``'great'``);
+    ``None`` when the columns are new (PCA, sentence embeddings) or ``names`` is ``None``."""
+    if isinstance(step, Tfidf) and hasattr(step, "vectorizer_"):  # a text has no column names: its words
+        return [f"'{w}'" for w in step.vectorizer_.get_feature_names_out()]
     if names is None:
         return None
     names = [str(n) for n in names]
