@@ -531,6 +531,11 @@ def _run_parts(folder: Path) -> tuple[str, list[str]]:
         {"item": "selection", "value": rec.get("selection", "")},
         {"item": "method settings", "value": json.dumps(method.get("params", {}), default=str)},
         {"item": "estimator", "value": json.dumps(cfg.get("estimator"), default=str)},
+        # a deep run's training (epochs, learning rate, ...) and network settings, as the run resolved them
+        *({"item": key, "value": json.dumps(cfg[key], default=str)} for key in ("trainer", "network")
+          if cfg.get(key)),
+        *([{"item": "table columns", "value": json.dumps(cfg["columns"], default=str)}] if cfg.get("columns")
+          else []),
         {"item": "preprocessing", "value": _steps_text(cfg.get("preprocess"))},
         {"item": "seed", "value": cfg["seed"]},
         {"item": "seconds", "value": rec.get("seconds", "")},
