@@ -219,3 +219,11 @@ def test_swa_and_randconv_settings_are_clear_errors():
         with pytest.raises(TransferkitError, match="n_views must be a whole number >= 1"):
             RandConv(n_views=n_views)
     assert RandConv(kernel_sizes=(1, 3.0)).kernel_sizes == (1, 3)
+
+
+@pytest.mark.parametrize("bad", ["x", None, True, -1.0, float("nan")])
+def test_a_deep_methods_target_weight_that_is_not_a_number_is_a_clear_error(bad):
+    from transferkit.dg.erm import ERM
+
+    with pytest.raises(TransferkitError, match=r"target_weight must be a finite number >= 0"):
+        ERM(target_weight=bad)  # "x" and None failed inside float()

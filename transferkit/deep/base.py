@@ -90,8 +90,12 @@ class DeepMethod(nn.Module):
 
     def __init__(self, target_weight: float = 1.0):
         super().__init__()
-        if not (math.isfinite(float(target_weight)) and target_weight >= 0):
-            raise TransferkitError(f"target_weight must be a finite number >= 0, got {target_weight}.")
+        try:  # "x" or None failed inside float()
+            number = float(target_weight)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(target_weight, bool) or not (math.isfinite(number) and number >= 0):
+            raise TransferkitError(f"target_weight must be a finite number >= 0, got {target_weight!r}.")
         self.target_weight = target_weight
 
     #: whether :meth:`finish` replaces the trained weights (weight averaging): then no scorer may
