@@ -227,3 +227,10 @@ def test_a_deep_methods_target_weight_that_is_not_a_number_is_a_clear_error(bad)
 
     with pytest.raises(TransferkitError, match=r"target_weight must be a finite number >= 0"):
         ERM(target_weight=bad)  # "x" and None failed inside float()
+
+
+def test_multitask_labels_that_are_codes_not_indices_are_a_clear_error():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    codes = np.where(np.arange(20) % 2, 10**9, 7)  # a head of 10**9 outputs ran out of memory in torch
+    with pytest.raises(TransferkitError, match=r"labels up to 1000000000 for 2 classes.*0\.\.K-1"):
+        fit_multitask(X, {"a": codes}, epochs=1)

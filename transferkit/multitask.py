@@ -407,8 +407,19 @@ def _check_data(X, targets) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str
             raise TransferkitError(
                 f"task '{task}' has only one class ({int(y[0])}) in the training data; a task needs >= 2."
             )
+        present = np.unique(y).size
+        if y.max() >= MAX_HEAD and y.max() >= 2 * present:  # codes, not indices: a head of y.max() outputs
+            raise TransferkitError(
+                f"task '{task}' has labels up to {int(y.max())} for {present} classes: a head of "
+                f"{int(y.max()) + 1} outputs. Encode the labels as class indices 0..K-1 first "
+                "(sklearn.preprocessing.LabelEncoder)."
+            )
         classes[task] = int(y.max()) + 1
     return X, ys, classes
+
+
+MAX_HEAD = 10_000
+"""Labels from this value on, for at most half as many classes, are codes rather than class indices."""
 
 
 def _is_number(value) -> bool:
