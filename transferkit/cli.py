@@ -539,14 +539,22 @@ def cmd_predict(args) -> int:
     from transferkit.nn.saved_model import read_spec
     from transferkit.shallow.saved import is_saved_classifier, read_classifier_spec
 
+    shallow = is_saved_classifier(args.model)
+    if not shallow and not (model / SPEC).exists():  # before the data, whose columns it says how to read
+        runs = sorted(p.parent.name for p in Path(args.model).glob("*/model") if is_saved_classifier(p.parent)
+                      or (p / SPEC).exists())  # fmt: skip
+        if runs:
+            raise TransferkitError(
+                f"{args.model} holds the runs of several methods, each with its model: name one, e.g. "
+                f"transferkit predict {Path(args.model) / runs[0]} (of {', '.join(runs)})."
+            )
+    model_spec = read_classifier_spec(args.model) if shallow else read_spec(model)
     # the new table is read as the model's own was (its domain, label and categorical columns), unless
     # told otherwise; a folder of images or a built-in data set has no columns to name
     reading = _columns(args)
     if Path(args.dataset).suffix.lower() in TABLE_SUFFIXES:
-        shallow = is_saved_classifier(args.model)
-        if shallow or (model / SPEC).exists():
-            saved = (read_classifier_spec(args.model) if shallow else read_spec(model)).get("reading") or {}
-            reading = {**{k: v for k, v in saved.items() if k in TABLE_READING}, **reading}
+        saved = model_spec.get("reading") or {}
+        reading = {**{k: v for k, v in saved.items() if k in TABLE_READING}, **reading}
     # new data: labels optional
     dataset = load_dataset(args.dataset, args.data_root, labels_optional=True, **reading)
     results = predict_saved(model, dataset, args.domains, as_domain=args.as_domain)

@@ -348,9 +348,11 @@ def save_artifacts(
     elif (out / "model").exists():  # a network is a user's work: said, never deleted
         import warnings
 
+        shallow = (out / "model" / saved.SPEC).exists()  # an earlier shallow run's, which predict reads
         warnings.warn(
-            f"{out / 'model'} is a network from an earlier run in this folder, not this run's; move or "
-            "delete it (or use a new --out) so that init=DIR/model does not pick up the wrong one.",
+            f"{out / 'model'} is a {'fitted classifier' if shallow else 'network'} from an earlier run in "
+            "this folder, not this run's; move or delete it (or use a new --out) so that "
+            f"{'transferkit predict DIR' if shallow else 'init=DIR/model'} does not pick up the wrong one.",
             stacklevel=2,
         )
     model = keep.get("model")

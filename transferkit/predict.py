@@ -225,13 +225,19 @@ def _predict_classifier(model_dir, dataset, domains, as_domain=None) -> dict[str
     per-domain steps and the method use its side of the adaptation; a domain the model never saw is
     classified as the one target was (a warning says so), or as ``as_domain``'s rows. Probabilities
     come from the final classifier's ``predict_proba``; one without it (a linear SVM) gives none (NaN)."""
-    from transferkit.shallow.saved import load_classifier, read_classifier_spec
+    from transferkit.shallow.saved import SPEC, load_classifier, read_classifier_spec
 
     spec = read_classifier_spec(model_dir)
     _check_modality(spec, dataset, model_dir)
     classes = [str(c) for c in spec["classes"]]
     names = dataset.check_domains(list(domains) if domains else list(dataset.domains))
     clf = load_classifier(model_dir)
+    known = np.asarray(getattr(clf, "classes_", []))
+    if len(known) and not (known.dtype.kind in "iu" and 0 <= known.min() and known.max() < len(classes)):
+        raise TransferkitError(
+            f"the model in {model_dir} predicts {len(known)} classes but its {SPEC} names {len(classes)} "
+            f"({', '.join(classes)}); it is damaged: save the model again."
+        )
     to_model = _to_model(dataset, classes)
     codes = dict(spec["domains"])
     targets = [d for d, c in codes.items() if c < 0]

@@ -37,7 +37,9 @@ all of them too (with a warning). A column of more than ``MAX_CATEGORIES`` diffe
 error (an identifier or a text, not a category), and so is a word among numbers (a typo, more likely
 than a category) and a column of numbers written with a percent or currency sign (``12%``, ``$3.50``).
 Number columns that are codes (a postcode, ``1``/``2``/``3`` for three colours) are named with
-``categorical`` (``--categorical`` on the command line) to be read so too, each value as written.
+``categorical`` (``--categorical`` on the command line) to be read so too, each value as written
+(except codes all written as floats, ``1.0``, ``2.0``, as pandas writes an integer column with a hole:
+those are ``1``, ``2``, as in parquet).
 Columns of other names than ``domain`` and ``label`` are named with ``domain_column`` and
 ``label_column`` (``--domain-column``, ``--label-column``).
 """
@@ -286,6 +288,18 @@ def _category_cell(v) -> str | None:
     return None if text.lower() in _MISSING else text
 
 
+def _category_cells(values: list) -> list[str | None]:
+    """A category column's cells (:func:`_category_cell`); codes that are all whole numbers written as
+    floats (``1.0``, ``2.0``: how pandas writes an integer column with a missing value to a CSV) are read
+    as the integers, as a parquet float column of them is and as the labels are, so that the same codes
+    saved without a hole (``1``, ``2``) are the same values for ``predict``."""
+    cells = [_category_cell(v) for v in values]
+    present = [v for v in cells if v is not None]
+    if present and all(re.fullmatch(r"-?\d+\.0+", v) for v in present):
+        return [None if v is None else str(int(float(v))) for v in cells]
+    return cells
+
+
 def _reads_as_number(raw, v: str) -> bool:
     """Whether a cell makes its column a number column: a number written with digits (a parquet number
     is one: 'Infinity' or '1_000', which Python's float() reads, are words), true/false, or a decimal
@@ -305,7 +319,7 @@ def _category_levels(path: Path, column: str, values: list, named: bool = False)
     how to save them). More than ``MAX_CATEGORIES`` values is an error: such a column is nearly always
     an identifier or a text, not a category. ``named``: the user named the column a category
     (``categorical``), so its numbers are codes (``75001``, ``1``/``2``/``3``), each value as written."""
-    cells = [_category_cell(v) for v in values]
+    cells = _category_cells(values)
     present = [v for v in cells if v is not None]
     if not present:
         warnings.warn(
@@ -395,6 +409,9 @@ def load_table(
     path = Path(path)
     if not path.is_file():
         raise TransferkitError(f"table {path} does not exist.")
+    # one column named alone (a sweep file's `categorical: zip`) is that column, not its letters
+    feature_columns = [feature_columns] if isinstance(feature_columns, str) else feature_columns
+    categorical = [categorical] if isinstance(categorical, str) else categorical
     reading = {
         k: v
         for k, v in (
@@ -500,7 +517,7 @@ def load_table(
                 blocks.append(_as_float(cols[c], c, _STRAY_WORD)[:, None])
                 names.append(c)
             else:  # one 0/1 column per value; a missing cell is none of them
-                cells = [_category_cell(v) for v in cols[c]]
+                cells = _category_cells(cols[c])
                 blocks.append(np.asarray([[float(v == level) for level in levels] for v in cells]))
                 names += [f"{c}={level}" for level in levels]
                 categories[c] = levels

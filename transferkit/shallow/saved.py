@@ -4,8 +4,9 @@
 their network there, :mod:`transferkit.nn.saved_model`), and ``transferkit predict DIR`` classifies new
 rows with it. The composer (:class:`~transferkit.shallow.base.DAClassifier`: the run's fitted
 preprocessing steps, the adaptation method and the final classifier) is written with skops, which
-stores objects without pickle and loads only the types it is told to trust: transferkit's own,
-scikit-learn's, SciPy's, NumPy's and POT's. A file holding any other type is refused. The JSON file says
+stores objects without pickle and loads only the types it is told to trust: the classes of
+transferkit, scikit-learn, SciPy, NumPy and POT (of their functions only ``TRUSTED_FUNCTIONS``: an
+object may call a function it holds). A file holding any other type is refused. The JSON file says
 what the composer needs to classify new rows as the training rows were: the classes by name, the
 columns of a table, how the table was read, the domains by name with the code each had, the modality,
 and the checksum of the ``.skops`` file it goes with (both are written atomically, the JSON last, so a
@@ -46,6 +47,25 @@ __all__ = [
 MODEL, SPEC = "classifier.skops", "classifier.json"
 # the packages whose types a saved composer may hold (skops refuses any other)
 TRUSTED_PACKAGES = ("transferkit", "sklearn", "scipy", "numpy", "ot")
+# of their functions, only these: a loaded object may call any function it holds with arguments of the
+# file's choosing (scikit-learn's FunctionTransformer does), and numpy.testing's runstring runs its text
+TRUSTED_FUNCTIONS = ("ot.da.distribution_estimation_uniform",)
+
+
+def _trusted(name: str) -> bool:
+    """Whether a type a skops file names may be loaded: a class of ``TRUSTED_PACKAGES``, or one of
+    ``TRUSTED_FUNCTIONS``."""
+    module, _, attr = name.rpartition(".")
+    if name in TRUSTED_FUNCTIONS:
+        return True
+    if module.split(".")[0] not in TRUSTED_PACKAGES or "__main__" in module.split("."):
+        return False  # importing a package's __main__ runs it
+    import importlib
+
+    try:
+        return isinstance(getattr(importlib.import_module(module), attr), type)
+    except Exception:  # no such module or name
+        return False
 
 
 def save_classifier(clf, folder, spec: dict[str, Any]) -> Path:
@@ -135,11 +155,12 @@ def load_classifier(folder):
         raise TransferkitError(
             f"{folder / MODEL} is damaged ({type(exc).__name__}); save the model again."
         ) from None
-    refused = [t for t in untrusted if t.split(".")[0] not in TRUSTED_PACKAGES]
+    refused = [t for t in untrusted if not _trusted(t)]
     if refused:
         raise TransferkitError(
             f"{folder / MODEL} holds objects of types transferkit does not load ({', '.join(refused[:3])}); "
-            f"only types of {', '.join(TRUSTED_PACKAGES)} are loaded. Load a model you saved yourself."
+            f"only classes of {', '.join(TRUSTED_PACKAGES)} are loaded (no functions but "
+            f"{', '.join(TRUSTED_FUNCTIONS)}). Load a model you saved yourself."
         )
     try:
         return sio.loads(data, trusted=untrusted)
