@@ -194,3 +194,22 @@ def test_the_target_only_oracle_saves_no_model_and_predict_says_so(tmp_path, cap
     assert not (out / "model").exists()
     assert main(["predict", str(out), "--dataset", str(data), "--out", str(tmp_path / "p.csv")]) == 2
     assert "the target-only oracle saves no model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["coral", "deep-source-only"])
+def test_predict_reads_only_the_models_columns_of_a_new_table(tmp_path, method, capsys):
+    """An identifier (more than 100 words: an error when read) or a notes column in the new rows stopped
+    predict; they are no feature of the model and are not read."""
+    data = _table(tmp_path / "t.csv")
+    out = tmp_path / "run"
+    assert _run(data, out, "--method", method, *(["--set", "steps=5"] if method != "coral" else [])) == 0
+    lines = data.read_text().splitlines()
+    extra = ["id,notes," + lines[0]] + [f"P{i:04d},seen on day {i} x,{ln}" for i, ln in enumerate(lines[1:])]
+    (tmp_path / "new.csv").write_text("\n".join(extra) + "\n")
+    assert (
+        main(["predict", str(out), "--dataset", str(tmp_path / "new.csv"), "--out", str(tmp_path / "p1.csv")])
+        == 0
+    )
+    assert "not read (not the model's columns): id, notes" in capsys.readouterr().err
+    assert main(["predict", str(out), "--dataset", str(data), "--out", str(tmp_path / "p2.csv")]) == 0
+    assert (tmp_path / "p1.csv").read_text() == (tmp_path / "p2.csv").read_text()

@@ -555,6 +555,18 @@ def cmd_predict(args) -> int:
     if Path(args.dataset).suffix.lower() in TABLE_SUFFIXES:
         saved = model_spec.get("reading") or {}
         reading = {**{k: v for k, v in saved.items() if k in TABLE_READING}, **reading}
+        trained = model_spec.get("feature_names")
+        if trained and "feature_columns" not in reading and "text_column" not in reading and data.is_file():
+            # only the model's columns are read: an identifier or a notes column of the new table is no
+            # feature of the model, and reading it could only fail (too many words, a stray word)
+            from transferkit.datasets.table import columns_for
+
+            used, others = columns_for(data, trained, reading.get("domain_column", "domain"),
+                                       reading.get("label_column", "label"))  # fmt: skip
+            if used is not None:
+                reading["feature_columns"] = used
+                if others:
+                    print(f"not read (not the model's columns): {', '.join(others)}", file=sys.stderr)
     # new data: labels optional
     dataset = load_dataset(args.dataset, args.data_root, labels_optional=True, **reading)
     results = predict_saved(model, dataset, args.domains, as_domain=args.as_domain)

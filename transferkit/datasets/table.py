@@ -126,6 +126,19 @@ def _check_names(path: Path, names: list[str]) -> None:
         )
 
 
+def columns_for(path, feature_names, domain_column: str = "domain", label_column: str = "label"):
+    """The columns of the table at ``path`` that give a model's features ``feature_names`` (a column by
+    its name, a category column by its 0/1 columns ``city=lyon``), in the table's order, and the others
+    (an identifier, notes, a column the model never had), which need not be read at all. ``None`` for
+    the first when no column matches (the table's own errors then say what is wrong)."""
+    cols = list(_read_columns(Path(path)))
+    trained = [str(n) for n in feature_names]
+    rest = [c for c in cols if c not in (domain_column, label_column)]
+    used = [c for c in rest if c in trained or any(t.startswith(f"{c}=") for t in trained)]
+    others = [c for c in rest if c not in used]
+    return (used or None), others
+
+
 def _read_columns(path: Path) -> dict[str, list]:
     if path.suffix.lower() in {".parquet", ".pq"}:
         return _read_parquet(path)
