@@ -213,3 +213,14 @@ def test_predict_reads_only_the_models_columns_of_a_new_table(tmp_path, method, 
     assert "not read (not the model's columns): id, notes" in capsys.readouterr().err
     assert main(["predict", str(out), "--dataset", str(data), "--out", str(tmp_path / "p2.csv")]) == 0
     assert (tmp_path / "p1.csv").read_text() == (tmp_path / "p2.csv").read_text()
+
+
+def test_a_hole_for_a_model_trained_without_impute_says_the_model_cannot_fill_it(tmp_path, capsys):
+    data = _table(tmp_path / "t.csv")
+    out = tmp_path / "run"
+    assert _run(data, out, "--method", "coral") == 0
+    holes = _table(tmp_path / "holes.csv", holes=True)
+    assert main(["predict", str(out), "--dataset", str(holes), "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "NaN (a missing value)" in err and "was trained without an impute step" in err
+    assert "(run's option)" in err and "sweep file" not in err

@@ -137,6 +137,23 @@ def _scored_labels(arrays, to_model: np.ndarray) -> np.ndarray:
     return np.where(y >= 0, to_model[np.where(y >= 0, y, -1)], -1)
 
 
+def _rows_of(dataset, name: str, imputes: bool, model_dir):
+    """A domain's rows for a saved model; a missing value is an error that says the model cannot fill it
+    (no impute step was fitted with it), instead of the run's advice to add one."""
+    try:
+        return dataset.to_arrays([name], allow_missing=imputes)
+    except TransferkitError as exc:
+        text = str(exc)
+        if imputes or "NaN (a missing value)" not in text:
+            raise
+        raise TransferkitError(
+            text.split("; fill in", 1)[0]
+            + f"; the model in {model_dir} was trained without an impute step, so "
+            "it has no values to fill them with: fill in or drop those cells, or train it again with "
+            "--preprocess impute standardize:per_domain=false (run's option) to predict rows with holes."
+        ) from None
+
+
 def _matched(spec: dict, dataset, X: np.ndarray, model_dir, name: str) -> np.ndarray:
     """A table's columns in the model's order (by name), checked against the saved width."""
     X = match_columns(spec, dataset, X)
@@ -183,7 +200,7 @@ def predict_saved(
         # the domain's own labels, for scoring only; NaN allowed when the saved steps fill it first
         steps = spec.get("preprocess") or []
         imputes = bool(steps) and "impute" in (steps[0].get("state") or {})
-        arrays = dataset.to_arrays([name], allow_missing=imputes and takes_steps(dataset))
+        arrays = _rows_of(dataset, name, imputes and takes_steps(dataset), model_dir)
         if takes_steps(dataset):  # a table: its columns matched by name, then the run's fitted steps
             X = np.asarray(arrays.X, dtype=np.float32)
         else:
@@ -264,7 +281,7 @@ def _predict_classifier(model_dir, dataset, domains, as_domain=None) -> dict[str
     results = {}
     for name in names:
         code = codes[as_domain or (name if name in codes else targets[0])]
-        arrays = dataset.to_arrays([name], allow_missing=clf._imputes())
+        arrays = _rows_of(dataset, name, clf._imputes(), model_dir)
         X = np.asarray(arrays.X)
         X = X.reshape(len(X), -1) if X.ndim > 2 else X
         if spec.get("feature_names") is not None and X.dtype != object:
