@@ -99,7 +99,8 @@ def test_predict_on_a_folder_without_a_model_says_so_before_reading_the_table(tm
     out = tmp_path / "runs"
     assert _run(data, out, "--method", "coral", "source-only", "--domain-column", "site") == 0
     assert main(["predict", str(out), "--dataset", str(data), "--out", str(tmp_path / "p.csv")]) == 2
-    assert "runs holds the runs of several methods, each with its model: name one" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no saved model in" in err and "the run folders in it (coral, source-only) hold one each" in err
     assert (
         main(["predict", str(tmp_path / "typo"), "--dataset", str(data), "--out", str(tmp_path / "p.csv")])
         == 2

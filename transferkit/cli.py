@@ -545,8 +545,9 @@ def cmd_predict(args) -> int:
                       or (p / SPEC).exists())  # fmt: skip
         if runs:
             raise TransferkitError(
-                f"{args.model} holds the runs of several methods, each with its model: name one, e.g. "
-                f"transferkit predict {Path(args.model) / runs[0]} (of {', '.join(runs)})."
+                f"no saved model in {args.model} itself; the run folder{'s' if len(runs) > 1 else ''} in it "
+                f"({', '.join(runs)}) hold one each (a run of several methods): name one, e.g. transferkit "
+                f"predict {Path(args.model) / runs[0]}."
             )
     model_spec = read_classifier_spec(args.model) if shallow else read_spec(model)
     # the new table is read as the model's own was (its domain, label and categorical columns), unless
