@@ -116,3 +116,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, *, standard: bool = Fal
         return atomic_write_text(path, json.dumps(obj, indent=2, default=_default) + "\n")
     text = json.dumps(_finite(json.loads(json.dumps(obj, default=_default))), indent=2, allow_nan=False)
     return atomic_write_text(path, text + "\n")
+
+
+def read_model_json(path: str | os.PathLike) -> Any:
+    """A saved model's JSON description; one that is not valid JSON is the one-line error that says to
+    save the model again."""
+    from transferkit.errors import TransferkitError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TransferkitError(f"{path} is not valid JSON ({exc}); save the model again.") from None

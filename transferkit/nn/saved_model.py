@@ -19,7 +19,6 @@ True
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +82,9 @@ def read_spec(folder) -> dict[str, Any]:
             "DIR` writes them under DIR/model for a deep method; for a shallow one classifier.skops, which "
             "predict reads too; the target-only oracle saves no model)."
         )
-    try:
-        spec = json.loads((folder / SPEC).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TransferkitError(f"{folder / SPEC} is not valid JSON ({exc}); save the model again.") from None
+    from transferkit.io import read_model_json
+
+    spec = read_model_json(folder / SPEC)
     if not isinstance(spec, dict) or not {"backbone", "num_classes", "in_shape"} <= set(spec):
         raise TransferkitError(
             f"{folder / SPEC} does not describe a network (it needs backbone, num_classes and in_shape); "

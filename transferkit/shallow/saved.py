@@ -29,7 +29,6 @@ True
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +108,9 @@ def read_classifier_spec(folder) -> dict[str, Any]:
             f"no saved classifier in {folder}: it needs {SPEC} and {MODEL} (written by `transferkit run ... "
             "--out DIR` for a shallow method, under DIR/model)."
         )
-    try:
-        spec = json.loads((folder / SPEC).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TransferkitError(f"{folder / SPEC} is not valid JSON ({exc}); save the model again.") from None
+    from transferkit.io import read_model_json
+
+    spec = read_model_json(folder / SPEC)
     from transferkit.nn.saved_model import _is_reading
 
     names = spec.get("feature_names") if isinstance(spec, dict) else None
