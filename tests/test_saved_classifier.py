@@ -224,3 +224,20 @@ def test_a_hole_for_a_model_trained_without_impute_says_the_model_cannot_fill_it
     err = capsys.readouterr().err
     assert "NaN (a missing value)" in err and "was trained without an impute step" in err
     assert "(run's option)" in err and "sweep file" not in err
+
+
+def test_a_model_that_cannot_be_saved_costs_only_its_file(tmp_path, monkeypatch):
+    from transferkit.shallow import saved
+
+    def refuse(*args, **kwargs):
+        raise TypeError("an object skops cannot store")
+
+    monkeypatch.setattr(saved, "save_classifier", refuse)
+    data = _table(tmp_path / "t.csv")
+    out = tmp_path / "run"
+    with pytest.warns(
+        UserWarning, match="the fitted model could not be saved .*an object skops cannot store"
+    ):
+        assert _run(data, out, "--method", "coral") == 0
+    assert (out / "result.json").exists() and (out / "predictions.csv").exists()
+    assert not (out / "model").exists()

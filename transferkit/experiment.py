@@ -338,13 +338,24 @@ def save_artifacts(
     elif keep.get("classifier") is not None:
         extras = dataset.extras if isinstance(dataset.extras, dict) else {}
         names = extras.get("feature_names")
-        saved.save_classifier(keep["model"], out / "model", {
-            **keep["classifier"], "classes": [str(c) for c in dataset.classes], "modality": dataset.modality,
-            "domains": {str(name): int(code) for code, name in keep["domain_names"].items()},
-            **({"feature_names": list(map(str, names))} if names is not None else {}),
-            **({"reading": extras["reading"]} if extras.get("reading") else {}),
-            "versions": versions(),
-        })  # fmt: skip
+        try:
+            saved.save_classifier(keep["model"], out / "model", {
+                **keep["classifier"], "classes": [str(c) for c in dataset.classes],
+                "modality": dataset.modality,
+                "domains": {str(name): int(code) for code, name in keep["domain_names"].items()},
+                **({"feature_names": list(map(str, names))} if names is not None else {}),
+                **({"reading": extras["reading"]} if extras.get("reading") else {}),
+                "versions": versions(),
+            })  # fmt: skip
+        except Exception as exc:  # an object skops cannot store (a classifier of one's own): the run stands
+            import warnings
+
+            warnings.warn(
+                f"the fitted model could not be saved under {out / 'model'} ({type(exc).__name__}: {exc}); "
+                "the run's predictions and result are written, but `transferkit predict` cannot use it.",
+                UserWarning,
+                stacklevel=2,
+            )
     elif (out / "model").exists():  # a network is a user's work: said, never deleted
         import warnings
 
