@@ -32,7 +32,8 @@ methods fits and why:
 
 The verdict: the domains **differ** when the MMD test is significant (p < 0.05), whatever the proxy
 A-distance. With a proxy A-distance above 0.2 as well, the advice follows the support overlap and the
-alignment test (reweighting, feature alignment, or non-linear methods). With a proxy A-distance of
+alignment test (reweighting, feature alignment, or non-linear methods; reweighting never from a proxy
+A-distance of 1.8, where a linear classifier separates the domains). With a proxy A-distance of
 0.2 or less, the shift is one a linear domain classifier cannot see (e.g. a change of covariance with
 the means kept): the importance weights of that classifier say nothing, so reweighting is not advised;
 feature alignment is advised when the alignment test removes more than half of the MMD, non-linear
@@ -265,6 +266,12 @@ def calibrated_logreg(X, y, random_state=0):
     folds = list(StratifiedKFold(min(3, smallest), shuffle=True, random_state=random_state).split(X, y))
     losses = [-np.mean(np.log(_out_of_fold(X, y, folds, c)[np.arange(len(y)), y])) for c in LOGREG_CS]
     return _logreg(LOGREG_CS[int(np.argmin(losses))])
+
+
+SEPARABLE = 1.8
+"""A proxy A-distance from which reweighting is never advised: the linear SVM puts under 5% of the rows on
+the wrong side, so the supports barely overlap (a domain classifier's probabilities from a few dozen rows
+can still leave most target rows uncertain)."""
 
 
 def _domain_probabilities(Xs, Xt, random_state):
@@ -501,7 +508,9 @@ def diagnose(
             f"the domains differ (proxy A-distance {pad:.2f}, MMD p = {p_value:.2g}): a source-only model "
             "is likely to lose accuracy on the target."
         )
-        if ess >= 0.1 and overlap >= 0.5:
+        # a linear SVM that separates the domains (A-distance >= SEPARABLE: under 5% of the rows on the
+        # wrong side) overrules the probabilistic classifier's overlap, which a few dozen rows keep flat
+        if ess >= 0.1 and overlap >= 0.5 and pad < SEPARABLE:
             rec = "reweighting (kmm, kliep, density-ratio, nearest-neighbor-weighting)"
             summary.append(
                 f"{100 * overlap:.0f}% of the target rows lie where the source also is, and the "
@@ -511,11 +520,19 @@ def diagnose(
             )
         elif drop > 0.5:
             rec = "feature alignment (coral, subspace-alignment, tca, ot-mapping)"
+            if pad >= SEPARABLE:
+                summary.append(
+                    f"a linear classifier separates the domains (proxy A-distance {pad:.2f}): their supports "
+                    "barely overlap, so reweighting source rows cannot reach the target."
+                )
             summary.append(aligned_sentence)
         else:
             rec = "non-linear alignment or self-training (ot-mapping, jda, self-training); not reweighting"
             why = (
-                f"the supports barely overlap ({100 * overlap:.0f}% of the target rows inside the "
+                f"a linear classifier separates the domains (proxy A-distance {pad:.2f}): their supports "
+                "barely overlap, whatever the share of target rows the domain classifier leaves uncertain"
+                if pad >= SEPARABLE
+                else f"the supports barely overlap ({100 * overlap:.0f}% of the target rows inside the "
                 f"source's, effective sample size {100 * ess:.1f}%)"
                 if overlap < 0.5
                 else f"the importance weights are degenerate (effective sample size {100 * ess:.1f}% of "
