@@ -281,3 +281,9 @@ def test_set_takes_several_settings_at_once_and_a_setting_given_twice_is_an_erro
     assert params["trainer"]["epochs"] == 1 and params["trainer"]["lr"] == 0.05
     assert main([*base, "--method", "coral", "--set", "reg=1", "--set", "reg=2"]) == 2
     assert "setting 'reg' is given twice (reg=1 and reg=2)" in capsys.readouterr().err
+
+
+def test_one_column_as_both_domain_and_label_is_an_error(tables):
+    named, _ = tables
+    with pytest.raises(TransferkitError, match=r"'site' is named as both the domain and the label column"):
+        load_table(named, domain_column="site", label_column="site")

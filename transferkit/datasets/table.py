@@ -434,6 +434,11 @@ def load_table(
         )
         if v is not None and v != TABLE_DEFAULTS.get(k)
     }  # fmt: skip
+    if domain_column == label_column:
+        raise TransferkitError(
+            f"{path.name}: '{domain_column}' is named as both the domain and the label column; the domain "
+            "says where a row comes from, the label what it is: name two columns."
+        )
     cols = _read_columns(path)
     if domain_column not in cols:
         raise _missing_column(path, domain_column, cols, "domain")
