@@ -587,7 +587,10 @@ def cmd_predict(args) -> int:
             w.writerow(
                 [name, int(rows[i]), r.classes[k], confidence, label] + ([files[name][i]] if files else [])
             )
-    atomic_write_text(out, buf.getvalue())
+    # a folder or file name that is not UTF-8 (an old archive's) is written with its bytes as \xNN
+    atomic_write_text(
+        out, buf.getvalue().encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    )
     for name, r in results.items():
         acc = (
             ""
