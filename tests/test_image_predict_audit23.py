@@ -31,3 +31,22 @@ def test_predict_writes_a_file_name_that_is_not_utf8(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
     assert [r["file"] for r in rows] == ["c/dog/chien.png", "c/dog/chien\\xe9.png"]
     assert [r["label"] for r in rows] == ["dog", "dog"]
+
+
+def test_an_empty_class_folder_is_not_named_among_the_labels_the_model_lacks(tmp_path):
+    import warnings
+
+    from conftest import image_folder
+
+    from transferkit.datasets import load_dataset
+    from transferkit.predict import predict_saved
+
+    folder = image_folder(tmp_path / "imgs", per_class=4)
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", str(folder), "--source", "a", "--target", "b", "--method", "source-only",
+                 "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    (folder / "b" / "empty").mkdir()  # a class folder without images: it labels no row
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predict_saved(out, load_dataset(folder), domains=["b"])
+    assert not [w for w in caught if "not among the model's classes" in str(w.message)]

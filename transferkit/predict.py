@@ -118,8 +118,13 @@ def _check_modality(spec: dict, dataset, model_dir) -> None:
 
 def _to_model(dataset, classes: list[str]) -> np.ndarray:
     """The data's labels as the model's class indices (by name; a class the model lacks is -1), with a
-    last entry -1 for an unknown label; a warning names the classes the model lacks."""
-    unknown = sorted({str(c) for c in dataset.classes} - set(classes))
+    last entry -1 for an unknown label; a warning names the classes the model lacks that label a row (an
+    empty class folder labels none)."""
+    used = set()
+    for d in dataset.domains:
+        y = np.asarray(dataset.labels(d))
+        used.update(int(i) for i in np.unique(y[y >= 0]))
+    unknown = sorted({str(c) for i, c in enumerate(dataset.classes) if i in used} - set(classes))
     if unknown:
         import warnings
 
