@@ -41,3 +41,20 @@ def test_a_class_of_one_row_keeps_the_old_default_and_bbse_uses_the_choice():
     keep = (y != 0) | (np.arange(len(y)) % 5 == 0)  # the target: class 0 five times rarer
     classes, source, target = bbse(X, y, X[keep])
     assert np.allclose(source, 1 / 3) and target[0] < 0.12 and abs(target[1] - target[2]) < 0.05
+
+
+def test_a_source_too_small_for_two_halves_and_columns_that_are_not_a_dict_are_clear_errors():
+    import pytest
+
+    from transferkit.errors import TransferkitError
+    from transferkit.experiment import RunSpec
+    from transferkit.shallow.label_shift import LabelShift
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    sd = np.r_[np.zeros(10, int), -np.ones(10, int)]
+    y = np.r_[[0] * 9 + [1], -np.ones(10, int)]  # one row of class 1: a ValueError inside scikit-learn
+    with pytest.raises(TransferkitError, match="that half holds one class"):
+        LabelShift().fit(X, y, sd)
+    with pytest.raises(TransferkitError, match="columns must be a dict"):
+        RunSpec(columns="label_column=outcome")
+    assert RunSpec(columns=None).columns == {}

@@ -194,6 +194,11 @@ def bbse(Xs, ys, Xt, *, estimator=None, random_state: int | None = 0):
     # stratified when every class can give a row to each half (a class of one row cannot)
     stratify = y_idx if np.bincount(y_idx).min() >= 2 else None
     tr, ho = train_test_split(np.arange(len(ys)), test_size=0.5, stratify=stratify, random_state=random_state)
+    if len(np.unique(y_idx[tr])) < 2:  # the black box would fail inside scikit-learn on one class
+        raise TransferkitError(
+            f"label-shift estimation trains on half of the {len(ys)} source rows, and that half holds one "
+            "class: each class needs at least 2 source rows (one per half)."
+        )
     est = clone(estimator) if estimator is not None else calibrated_logreg(Xs[tr], y_idx[tr], random_state)
     est.fit(Xs[tr], y_idx[tr])
     pred_ho = np.asarray(est.predict(Xs[ho]), dtype=np.int64)

@@ -74,6 +74,12 @@ class RunSpec:
     def __post_init__(self) -> None:
         from transferkit.datasets.table import TABLE_READING
 
+        self.columns = {} if self.columns is None else self.columns
+        if not isinstance(self.columns, dict):  # a string was read as its letters, None failed in set()
+            raise TransferkitError(
+                f"columns must be a dict such as {{'label_column': 'outcome'}} (keys: "
+                f"{', '.join(TABLE_READING)}), got {self.columns!r}."
+            )
         unknown = sorted(set(self.columns) - set(TABLE_READING))
         if unknown:
             raise TransferkitError(
