@@ -136,3 +136,53 @@ def test_a_warning_of_the_cross_validation_is_shown_once_not_once_per_fit():
         LinearSVMCV().fit(X, y)
     messages = [str(w.message) for w in caught]
     assert len(messages) == len(set(messages)) >= 1
+
+
+def test_the_gram_matrix_cross_validation_is_scikit_learns_grid_search_exactly(monkeypatch):
+    # the CV gives libsvm blocks of one precomputed X X' (much faster on many features); it must score
+    # every C as GridSearchCV(SVC(kernel="linear")) does on the features: the held-out accuracy weighted by
+    # the rows' sample weights, rows of weight 0 left out of the fits (given a precomputed kernel,
+    # scikit-learn would otherwise read the support vectors' columns at the wrong places)
+    import transferkit.estimators as estimators
+
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], 40)
+    X = rng.normal(size=(120, 30)) + 0.6 * y[:, None] * rng.normal(size=30)
+    w = rng.uniform(0.2, 3.0, 120)
+    w[rng.choice(120, 25, replace=False)] = 0.0  # as nearest-neighbour weighting or KMM leave some rows
+    for weights in (None, w):
+        gram = LinearSVMCV(CS, max_iter=None).fit(X, y, sample_weight=weights)
+        ref = _reference(X, y, sample_weight=weights)
+        assert gram.cv_scores_ == dict(zip(CS, ref.cv_results_["mean_test_score"]))
+        assert gram.best_C_ == ref.best_params_["C"]
+        monkeypatch.setattr(estimators, "_GRAM_ROWS", 0)  # more rows than the Gram matrix is built for
+        features = LinearSVMCV(CS, max_iter=None).fit(X, y, sample_weight=weights)
+        monkeypatch.undo()
+        assert features.cv_scores_ == gram.cv_scores_
+        np.testing.assert_array_equal(features.decision_function(X), gram.decision_function(X))
+    # the weights count in the held-out score too: unweighted, the scores differ
+    plain = []
+    for tr, te in StratifiedKFold(2, shuffle=True, random_state=0).split(X, y):
+        tr = tr[w[tr] > 0]
+        plain.append(
+            np.mean(SVC(kernel="linear").fit(X[tr], y[tr], sample_weight=w[tr]).predict(X[te]) == y[te])
+        )
+    assert LinearSVMCV(CS, max_iter=None).fit(X, y, sample_weight=w).cv_scores_[1.0] != np.mean(plain)
+
+
+def test_a_fold_whose_fit_fails_scores_nan_as_in_the_grid_search():
+    # a fold with one weighted class cannot be fitted: that fold's C scores NaN, is ranked last, and a
+    # warning says so (GridSearchCV's error_score=nan); when every fit fails, it is an error
+    y = np.repeat([0, 1], 20)
+    X = np.c_[y + np.random.default_rng(0).normal(scale=0.3, size=40), np.zeros(40)]
+    folds = [(np.r_[0:10, 20:30], np.r_[10:20, 30:40]), (np.r_[10:20, 30:40], np.r_[0:10, 20:30])]
+    w = np.ones(40)
+    w[20:30] = 0.0  # the first fold's training rows of class 1 all weigh 0
+    from sklearn.exceptions import FitFailedWarning
+
+    with pytest.warns(FitFailedWarning, match="1 of the 2 fits"):
+        clf = LinearSVMCV((1.0,), cv=folds).fit(X, y, sample_weight=w)
+    assert np.isnan(clf.cv_scores_[1.0]) and clf.best_C_ == 1.0
+    w[10:20] = 0.0  # and the second fold's training rows of class 0: no fold can be fitted
+    with pytest.raises(ValueError, match="All the 2 fits"):
+        LinearSVMCV((1.0,), cv=folds).fit(X, y, sample_weight=w)

@@ -50,6 +50,60 @@ class _WeightedSVC(SVC):
         return super().fit(X, y, sample_weight=sample_weight)
 
 
+# the cross-validation computes the rows' Gram matrix X X' once (BLAS) and gives libsvm its blocks (a
+# precomputed kernel) when there are at most this many rows (n x n float64: 288 MB at 6000): libsvm's own
+# linear kernel is a plain loop over the features for every pair of rows, four to five times slower on
+# Office-Caltech10's 800 SURF features, to the same solution (same iterations, dual coefficients within
+# 1e-17). More rows fall back to scikit-learn's GridSearchCV on the features.
+_GRAM_ROWS = 6000
+
+
+def _gram_cv_scores(X, y, sample_weight, Cs, splitter, budget):
+    """Each ``C``'s mean accuracy over the folds of ``splitter``, as GridSearchCV(SVC(kernel="linear"))
+    scores them (accuracy on the held-out fold, weighted by its rows' sample weights: an importance-weighted
+    cross-validation for a reweighting method; a fit that fails scores NaN with a warning), from blocks of
+    one precomputed Gram matrix."""
+    from sklearn.exceptions import FitFailedWarning
+    from sklearn.model_selection import check_cv
+
+    folds = list(check_cv(splitter, y, classifier=True).split(X, y))
+    X = np.asarray(X, dtype=np.float64)  # as libsvm reads the rows
+    gram = X @ X.T
+    scores = np.full((len(Cs), len(folds)), np.nan)
+    failures = []
+    for j, (train, test) in enumerate(folds):
+        w = None
+        if sample_weight is not None:
+            # libsvm leaves out rows of weight <= 0 itself; given a precomputed kernel, scikit-learn would
+            # then read the support vectors' columns at the wrong places, so they are left out here
+            train = train[sample_weight[train] > 0]
+            w = sample_weight[train]
+        block, held_out = gram[np.ix_(train, train)], gram[np.ix_(test, train)]
+        for i, C in enumerate(Cs):
+            try:
+                svm = _WeightedSVC(kernel="precomputed", C=C, max_iter=budget).fit(
+                    block, y[train], sample_weight=w
+                )
+                hits = svm.predict(held_out) == y[test]
+                scores[i, j] = np.average(
+                    hits, weights=None if sample_weight is None else sample_weight[test]
+                )
+            except Exception as exc:  # as GridSearchCV's error_score=nan: the C scores NaN, said below
+                failures.append(f"{type(exc).__name__}: {exc}")
+    if len(failures) == scores.size:
+        raise ValueError(
+            f"All the {scores.size} fits of LinearSVMCV's cross-validation failed: {failures[0]}"
+        )
+    if failures:
+        warnings.warn(
+            f"{len(failures)} of the {scores.size} fits of LinearSVMCV's cross-validation failed and score "
+            f"NaN; the first: {failures[0]}",
+            FitFailedWarning,
+            stacklevel=3,
+        )
+    return scores.mean(axis=1)
+
+
 class LinearSVMCV(ClassifierMixin, BaseEstimator):
     """Linear-kernel SVM with ``C`` chosen by stratified k-fold cross-validation on the source.
 
@@ -60,6 +114,9 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
     cv : int, splitter or iterable
         Number of folds (2, as in that code; stratified, shuffled with ``random_state`` and at most the
         smallest class's size), or any scikit-learn splitter or list of (train, test) index pairs.
+        With at most 6000 rows the folds' SVMs read blocks of one precomputed Gram matrix ``X X'``
+        (the same scores as libsvm's linear kernel, several times faster on many features); each
+        ``C`` scores its held-out folds' accuracy weighted by ``sample_weight``, as ``GridSearchCV``.
     random_state : int
         Seed of the fold split.
     scale : bool
@@ -142,14 +199,18 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
                     UserWarning,
                     stacklevel=2,
                 )
-        search = GridSearchCV(_WeightedSVC(kernel="linear", max_iter=budget), {"C": list(self.Cs)},
-                              cv=splitter, refit=False)  # fmt: skip
         fit_params = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)}
         # the weights are passed explicitly; a global metadata-routing switch (some libraries turn it
         # on at import) must not change how they reach the SVM
         with config_context(enable_metadata_routing=False), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            search.fit(X, y, **fit_params)
+            if len(X) <= _GRAM_ROWS:
+                scores = _gram_cv_scores(X, y, sample_weight, Cs, splitter, budget)
+            else:
+                search = GridSearchCV(_WeightedSVC(kernel="linear", max_iter=budget), {"C": list(self.Cs)},
+                                      cv=splitter, refit=False)  # fmt: skip
+                search.fit(X, y, **fit_params)
+                scores = search.cv_results_["mean_test_score"]
         capped = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
         shown = set()
         for w in caught:  # anything else is the user's to see, once (not once per CV fit)
@@ -158,8 +219,10 @@ class LinearSVMCV(ClassifierMixin, BaseEstimator):
                 shown.add(key)
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         self.n_capped_ = len(capped)
-        self.cv_scores_ = dict(zip(map(float, self.Cs), search.cv_results_["mean_test_score"].tolist()))
-        self.best_C_ = float(search.best_params_["C"])
+        self.cv_scores_ = dict(zip(map(float, self.Cs), np.asarray(scores, dtype=np.float64).tolist()))
+        # GridSearchCV's choice: the first best mean score, a C whose fits all failed ranked last
+        ranked = np.where(np.isnan(scores), -np.inf, scores)
+        self.best_C_ = Cs[int(np.argmax(ranked))]
         # the final fit runs to convergence whatever the CV's budget was
         self.svm_ = _WeightedSVC(kernel="linear", C=self.best_C_).fit(X, y, **fit_params)
         self.classes_ = self.svm_.classes_
