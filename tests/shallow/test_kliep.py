@@ -117,3 +117,22 @@ def test_width_is_chosen_by_cross_validation():
     assert best != 0.01  # a nearly flat kernel cannot fit the sharp edge of the target region
     one = KLIEP(gammas=(0.5,)).fit(X, None, sd)  # a single width: no cross-validation
     assert one.cv_scores_ == {} and one.gamma_ == pytest.approx(0.5 * median_gamma(X, random_state=0))
+
+
+def test_the_simplex_projection_is_pots_to_the_last_bit():
+    # KLIEP projects with its own copy of the sort-and-threshold rule (POT's backend dispatch was most of a
+    # step's time); it must give POT's numbers exactly, so that no committed KLIEP weight moves
+    from ot.utils import proj_simplex
+
+    from transferkit.shallow.kliep import _project_to_simplex
+
+    rng = np.random.default_rng(0)
+    for i in range(2000):
+        v = rng.normal(size=int(rng.integers(1, 120))) * rng.uniform(1e-3, 10.0)
+        if i % 2:  # near the simplex already, as KLIEP's iterates are
+            v = np.abs(v) / np.abs(v).sum() + 1e-3 * rng.normal(size=len(v))
+        p = _project_to_simplex(v)
+        assert np.array_equal(p, proj_simplex(v))
+        assert p.min() >= 0 and abs(p.sum() - 1.0) < 1e-12
+    # the projection of a point far off the simplex: the nearest vertex
+    assert _project_to_simplex(np.array([10.0, 0.0, -3.0])).tolist() == [1.0, 0.0, 0.0]

@@ -23,18 +23,27 @@ def kliep_objective(A: np.ndarray, a: np.ndarray) -> float:
         return float(np.mean(np.log(A @ a)))
 
 
+def _project_to_simplex(v: np.ndarray) -> np.ndarray:
+    """Euclidean projection of a vector onto the probability simplex (the sort-and-threshold rule of
+    Held, Wolfe and Crowder, 1974; Duchi et al., ICML 2008). The same operations, in the same order,
+    as POT's ``ot.utils.proj_simplex`` (identical results), without its backend dispatch, which was
+    most of a KLIEP step's time on 100 centres."""
+    u = np.sort(v)[::-1]
+    cumulative = np.cumsum(u) - 1.0
+    rho = np.count_nonzero(u - cumulative / np.arange(1, len(v) + 1) > 0)
+    return np.maximum(v - cumulative[rho - 1] / rho, 0.0)
+
+
 def solve_kliep(A: np.ndarray, max_iter: int = 1000, tol: float = 1e-7) -> tuple[np.ndarray, int]:
     r"""Maximise :math:`\frac1n\sum_j \log (A a)_j` over the probability simplex.
 
     Projected gradient ascent (the paper's algorithm) in the variables :math:`a_l = b_l\alpha_l`,
     which turn the constraint :math:`b^\top\alpha = 1, \alpha \ge 0` into the simplex, so that the
-    projection is exact (POT's ``proj_simplex``) and the problem is free of the kernel's scale. The
+    projection is exact (:func:`_project_to_simplex`) and the problem is free of the kernel's scale. The
     step along the gradient (scaled to unit max-norm) is found by backtracking (Armijo rule along
     the projection arc) and may grow again after a success. Stops when a step gains less than
     ``tol``. Returns the maximiser and the number of iterations.
     """
-    from ot.utils import proj_simplex
-
     n, m = A.shape
     a = np.full(m, 1.0 / m)
     f = kliep_objective(A, a)
@@ -43,7 +52,7 @@ def solve_kliep(A: np.ndarray, max_iter: int = 1000, tol: float = 1e-7) -> tuple
         grad = A.T @ (1.0 / (A @ a)) / n
         direction = grad / np.abs(grad).max()
         for _ in range(60):
-            cand = proj_simplex(a + step * direction)
+            cand = _project_to_simplex(a + step * direction)
             f_cand = kliep_objective(A, cand)
             if np.isfinite(f_cand) and f_cand >= f + 1e-4 * grad @ (cand - a):
                 break
