@@ -369,7 +369,15 @@ class ShiftReport:
             "most drifting features: "
             + ", ".join(f"{d['feature']} (KS {d['ks']:.2f})" for d in self.drifting_features[:5]),
             "per-class distance (source class mean to target rows predicted as it, in source spreads): "
-            + ", ".join(f"{k} {v:.2f}" for k, v in self.per_class_distance.items()),
+            + ", ".join(  # a class no target row is predicted as has no distance (NaN; null in JSON)
+                f"{k} {v:.2f}" if v is not None and np.isfinite(v) else f"{k} -"
+                for k, v in self.per_class_distance.items()
+            )
+            + (
+                " (-: no target row predicted as it)"
+                if any(v is None or not np.isfinite(v) for v in self.per_class_distance.values())
+                else ""
+            ),
             "",
             f"recommendation: {self.recommendation}",
         ]

@@ -269,6 +269,17 @@ def fit_predict(
             UserWarning,
             stacklevel=2,
         )
+    own_classifier = clf.adapter is None  # a method that classifies (JDA, MEDA, ...): no final classifier
+    if own_classifier and (spec.estimator != registry.DEFAULT_ESTIMATOR or spec.estimator_params):
+        import warnings
+
+        warnings.warn(
+            f"method '{spec.method}' classifies with its own estimator: --estimator {spec.estimator} is not "
+            "used (set the method's own with --set estimator=NAME where `transferkit methods "
+            f"{spec.method}` lists one).",
+            UserWarning,
+            stacklevel=2,
+        )
     X = _flat(arrays.X)
     clf.fit(X, y, arrays.sample_domain)
     preds = {}
@@ -277,8 +288,9 @@ def fit_predict(
             rows = arrays.sample_domain == sd
             preds[name] = clf.predict(X[rows], arrays.sample_domain[rows])
     if keep is not None:  # for the run's pictures: the fitted model and the rows it saw; and to save it
+        estimator = None if own_classifier else spec.estimator
         keep.update(model=clf, X=X, sample_domain=arrays.sample_domain, domain_names=arrays.domain_names,
-                    classifier={"method": spec.method, "estimator": spec.estimator,
+                    classifier={"method": spec.method, "estimator": estimator,
                                 "preprocess": list(preprocess)})  # fmt: skip
     return preds, revealed
 
@@ -288,9 +300,11 @@ def save_artifacts(
 ):
     """Write what a report needs: per-row predictions and a 2-D view of the features.
 
-    ``predictions.csv``: target, row, prediction, label (class indices; -1: no label) and the class
-    names, predicted_class and label_class (empty without a label), and ``revealed`` (1 for a row
-    whose label the method was given: left out of the accuracy, ``revealed`` by target name).
+    ``predictions.csv``: target, row (as ``transferkit predict`` writes it: a table's row number in
+    its file, 1 = the first below the header; else the position in the domain), prediction, label
+    (class indices; -1: no label) and the class names, predicted_class and label_class (empty without
+    a label), ``revealed`` (1 for a row whose label the method was given: left out of the accuracy,
+    ``revealed`` by target name) and, for images, the ``file``.
     ``embedding.npz``: a PCA to 2 dimensions of the preprocessed features before adaptation and of
     the adapted ones (what the classifier sees), for at most ``max_rows`` rows, with their domain
     and class (source label; the target's true label, read here for evaluation only, as for the
@@ -307,17 +321,27 @@ def save_artifacts(
     out = Path(out_dir)
     buf = _io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["target", "row", "prediction", "label", "predicted_class", "label_class", "revealed"])
+    extras = dataset.extras if isinstance(dataset.extras, dict) else {}
+    files, table_rows = extras.get("files"), extras.get("table_rows")
+    writer.writerow(["target", "row", "prediction", "label", "predicted_class", "label_class", "revealed"]
+                    + (["file"] if files else []))  # fmt: skip
     names = [str(c) for c in dataset.classes]
     for target, pred in predictions.items():
         labels = np.asarray(dataset.labels(target))
         given = np.zeros(len(labels), bool)
         given[np.asarray((revealed or {}).get(target, []), dtype=np.int64)] = True
+        # `row` as `transferkit predict` writes it: a table's row number in the file (1 = the first
+        # below the header), else the position in the domain (an image's file beside it)
+        rows = table_rows[target] if table_rows else np.arange(len(labels))
         writer.writerows(
-            [target, i, int(p), int(t), names[int(p)], names[int(t)] if t >= 0 else "", int(g)]
+            [target, int(rows[i]), int(p), int(t), names[int(p)], names[int(t)] if t >= 0 else "", int(g)]
+            + ([files[target][i]] if files else [])
             for i, (p, t, g) in enumerate(zip(pred, labels, given))
         )
-    atomic_write_text(out / "predictions.csv", buf.getvalue())
+    atomic_write_text(
+        out / "predictions.csv",
+        buf.getvalue().encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
+    )
     from transferkit.nn.saved_model import SPEC as NETWORK_SPEC
     from transferkit.nn.saved_model import WEIGHTS
     from transferkit.shallow import saved
