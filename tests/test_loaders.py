@@ -212,7 +212,8 @@ def test_nan_in_a_table_is_reported_by_domain_row_and_column(tmp_path):
     ds = load_dataset(tmp_path / "t.csv")
     with pytest.raises(
         TransferkitError,
-        match=r"domain 'b' of 't' has NaN \(a missing value\) in 2 row\(s\), first in its row 2, "
+        # the row as the file numbers it (1 = the first below the header), as predictions.csv and predict
+        match=r"domain 'b' of 't' has NaN \(a missing value\) in 2 row\(s\), first in row 4 of the file, "
         r"column 'dose'",
     ):
         ds.to_arrays(["a"], ["b"])

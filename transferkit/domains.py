@@ -462,18 +462,25 @@ class DomainDataset:
         names = self.extras.get("feature_names") if isinstance(self.extras, dict) else None
         column = f"column '{names[col]}'" if names and len(names) == flat.shape[1] else f"feature {col}"
         count = int(bad.any(axis=1).sum())
+        # a table's row as its file numbers it (1 = the first below the header), as predictions.csv and
+        # `transferkit predict` write it; else the position among the domain's rows
+        table_rows = self.extras.get("table_rows") if isinstance(self.extras, dict) else None
+        if isinstance(table_rows, dict) and domain in table_rows and len(table_rows[domain]) == len(X):
+            where = f"row {int(table_rows[domain][row])} of the file"
+        else:
+            where = f"its row {row + 1}"
         if np.isnan(flat[row, col]):
             raise TransferkitError(
                 f"domain '{domain}' of '{self.name}' has NaN (a missing value) in {count} row(s), first in "
-                f"its row {row + 1}, {column}; fill in or drop those values, or let the run fill them with "
+                f"{where}, {column}; fill in or drop those values, or let the run fill them with "
                 "an impute step before the others: --preprocess impute standardize:per_domain=false (in a "
                 "sweep file preprocess: [impute, standardize:per_domain=false]: the default steps of a "
                 "table of your own after it; impute fills a cell with the source's "
                 "column median and adds a 0/1 column marking the filled cells)."
             )
         raise TransferkitError(
-            f"domain '{domain}' of '{self.name}' has an infinity in {count} row(s), first in its row "
-            f"{row + 1}, {column}; replace or drop those values."
+            f"domain '{domain}' of '{self.name}' has an infinity in {count} row(s), first in "
+            f"{where}, {column}; replace or drop those values."
         )
 
     def to_arrays(
