@@ -299,6 +299,10 @@ def cmd_run(args) -> int:
     dataset.check_values(list(sources) + list(targets), allow_missing=imputes_first(preprocess))
     if imputes_first(preprocess):  # and a column the source never fills
         dataset.check_imputable(list(sources))
+    if any(not registry.entry("method", m).requires_target_labels for m in methods):
+        from transferkit.experiment import check_labelled_sources
+
+        check_labelled_sources(dataset, sources)  # and a source row without a label, naming its domain
     command = args.command or args.invocation
     rows, records = [], []
 
@@ -351,10 +355,12 @@ def cmd_run(args) -> int:
         scores = ["-" if math.isnan(rec[k]) else f"{rec[k]:.2f}" for k in ("accuracy", "balanced_accuracy")]
         rows.append([spec.method, rec["selection"], *scores, f"{rec['seconds']:.2f}"])
         if rec.get("candidates"):
-            best = max(rec["candidates"], key=lambda c: c["accuracy"])
-            chosen = {k: spec.params[k] for k in best["params"]}
+            scored = [c for c in rec["candidates"] if not math.isnan(c["accuracy"])]
+            chosen = {k: spec.params[k] for k in rec["candidates"][0]["params"]}
             rows.append([f"  chose {chosen}", "", "", "", ""])
-            rows.append([f"  oracle {best['params']}", "oracle", f"{best['accuracy']:.2f}*", "", ""])
+            if scored:  # without target labels there is no oracle to show
+                best = max(scored, key=lambda c: c["accuracy"])
+                rows.append([f"  oracle {best['params']}", "oracle", f"{best['accuracy']:.2f}*", "", ""])
     if not main_process:  # the first process reports and writes for all
         return 0
     counts = dataset.counts()
@@ -801,7 +807,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "suite",
         help="suite id (a data set id), or the path of your own table or image folder (its tasks: every "
-        "ordered pair of domains whose target has labels, unless --tasks names them)",
+        "ordered pair of a fully labelled source domain and a target with labels, unless --tasks names them)",
     )
     p.add_argument("--methods", nargs="+", action="extend", help="default: every registered method")
     p.add_argument("--seeds", nargs="+", action=_AddUp, type=_seed, default=[0])

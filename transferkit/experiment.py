@@ -144,10 +144,24 @@ def imputes_first(preprocess) -> bool:
     return bool(steps) and registry.parse_spec(steps[0])[0] == "impute"
 
 
+def check_labelled_sources(dataset: DomainDataset, sources) -> None:
+    """Every row of every source domain has a label, or an error naming the domain (the arrays' own
+    check counts the unlabelled rows of all the sources together, without saying whose they are)."""
+    for name in sources:
+        unlabelled = int((np.asarray(dataset.labels(name)) < 0).sum())
+        if unlabelled:
+            raise TransferkitError(
+                f"source '{name}' has {unlabelled} of its {dataset.counts()[name]} rows without a label, and "
+                "every source row needs one: make it a target (its labelled rows are then scored), or label "
+                "or drop those rows."
+            )
+
+
 def stack(dataset: DomainDataset, sources, targets, preprocess):
     """``dataset.to_arrays(sources, targets)`` for a run whose steps are ``preprocess``: NaN allowed
     when the first step imputes it, and then a column without any known source value an error naming
-    it (there is nothing to fill it with)."""
+    it (there is nothing to fill it with). A source row without a label is an error naming its domain."""
+    check_labelled_sources(dataset, sources)
     arrays = dataset.to_arrays(sources, targets, allow_missing=imputes_first(preprocess))
     if imputes_first(preprocess):
         dataset.check_imputable(sources)
@@ -510,7 +524,8 @@ def select_runs(
     out = []
     for item in fitted:  # the target labels are read only now, after every score is known
         preds = item.pop("preds")
-        out.append({**item, "accuracy": float(np.mean(list(evaluate(preds, dataset).values()))),
+        # a target without labels has no accuracy: the labelled targets are averaged, as in run()
+        out.append({**item, "accuracy": _mean_of_scored(evaluate(preds, dataset)),
                     "balanced_accuracy": _balanced(target_metrics(preds, dataset))})  # fmt: skip
     return out
 
@@ -548,10 +563,13 @@ def _oracle_predict(spec: RunSpec, dataset: DomainDataset, preprocess) -> dict[s
     return preds
 
 
-def _warn_unseen_classes(dataset: DomainDataset, spec: RunSpec) -> None:
+def _warn_unseen_classes(dataset: DomainDataset, spec: RunSpec, revealed=None) -> None:
     """Warn when a target holds classes that no source has: a classifier trained on the sources
-    cannot predict them, so every such row counts as an error in the accuracy."""
+    cannot predict them, so every such row counts as an error in the accuracy. A class among the
+    target labels revealed to a method that learns from them (``revealed``) is not unseen."""
     seen = {int(c) for s in spec.sources for c in np.asarray(dataset.labels(s)) if c >= 0}
+    for t, rows in (revealed or {}).items():
+        seen |= {int(c) for c in np.asarray(dataset.labels(t))[np.asarray(rows, dtype=np.int64)]}
     for t in spec.targets:
         new = sorted({int(c) for c in np.asarray(dataset.labels(t)) if c >= 0} - seen)
         if new:
@@ -564,6 +582,16 @@ def _warn_unseen_classes(dataset: DomainDataset, spec: RunSpec) -> None:
                 UserWarning,
                 stacklevel=3,
             )
+
+
+def _learns_revealed(spec: RunSpec, preprocess) -> bool:
+    """Whether the run's method learns from the target labels it is given (``--target-labels K``)."""
+    entry = registry.entry("method", spec.method)
+    if spec.target_labels < 1 or entry.requires_target_labels:
+        return False
+    if entry.role == "deep":
+        return bool(getattr(entry.load(), "uses_target_labels", True))
+    return build_classifier(spec, preprocess)[0]._uses_target_labels()
 
 
 def evaluate(
@@ -685,7 +713,8 @@ def run(
         save_artifacts(kept, predictions, dataset, artifacts, revealed=revealed)
     scores = evaluate(predictions, dataset, revealed)
     metrics = target_metrics(predictions, dataset, revealed)
-    _warn_unseen_classes(dataset, spec)  # after the fit: labels read here only to explain the scores
+    # after the fit: labels read here only to explain the scores (revealed ones count where learnt from)
+    _warn_unseen_classes(dataset, spec, revealed if _learns_revealed(spec, preprocess) else None)
     counts = dataset.counts()
     return {
         "config": {
