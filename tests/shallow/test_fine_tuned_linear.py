@@ -127,8 +127,27 @@ def test_bad_input_gives_a_clear_error():
         FineTunedLinear(eta0=0.0).fit(X, y, sd)
     unknown = y.copy()
     unknown[np.flatnonzero(y[50:] >= 0)[0] + 50] = 7
-    with pytest.raises(TransferkitError, match="label sets"):
+    with pytest.raises(TransferkitError, match="that no source row has"):
         FineTunedLinear().fit(X, unknown, sd)
     model = FineTunedLinear().fit(X, y, sd)
     with pytest.raises(TransferkitError, match="features"):
         model.predict(np.c_[Xt, Xt])
+
+
+def test_a_class_only_the_target_has_is_named_with_the_way_out():
+    # both methods start from the source model's classes; the error said "the label sets must match"
+    # without naming the class (an audit with a site lacking a class)
+    from transferkit.shallow.regularized_transfer import RegularizedTransferLR
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = np.r_[np.repeat([0, 1], 20), [0, 1, 2, 2, 2] * 4]
+    sd = np.r_[np.zeros(40, int), -np.ones(20, int)]
+    for est, owner in (
+        (FineTunedLinear(), "FineTunedLinear"),
+        (RegularizedTransferLR(), "RegularizedTransferLR"),
+    ):
+        with pytest.raises(
+            TransferkitError, match=rf"class\(es\) \[2\] that no source row has: {owner}.*tradaboost"
+        ):
+            est.fit(X, y, sd)

@@ -193,7 +193,7 @@ def test_bad_input_gives_a_clear_error():
         RegularizedTransferLR(alpha=-1.0).fit(X, y, sd)
     unknown = y.copy()
     unknown[np.flatnonzero(y[50:] >= 0)[0] + 50] = 7
-    with pytest.raises(TransferkitError, match="label sets"):
+    with pytest.raises(TransferkitError, match="that no source row has"):
         RegularizedTransferLR().fit(X, unknown, sd)
     model = RegularizedTransferLR().fit(X, y, sd)
     with pytest.raises(TransferkitError, match="features"):

@@ -8,7 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from transferkit.domains import check_domain_data, remember_columns, source_mask, target_mask
 from transferkit.errors import TransferkitError
-from transferkit.shallow.regularized_transfer import check_predict_input
+from transferkit.shallow.regularized_transfer import check_predict_input, check_target_classes
 
 
 class FineTunedLinear(ClassifierMixin, BaseEstimator):
@@ -123,8 +123,7 @@ class FineTunedLinear(ClassifierMixin, BaseEstimator):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X[src], y[src])
         self.source_coef_, self.source_intercept_ = model.coef_.copy(), model.intercept_.copy()
-        if not np.isin(y[tgt], model.classes_).all():
-            raise TransferkitError("the target has labels the source does not; the label sets must match.")
+        check_target_classes(y[tgt], model.classes_, "FineTunedLinear")
         # plain constant-step SGD from the source weights; rows are shuffled here, once per epoch
         model.set_params(learning_rate="constant", eta0=self.eta0, alpha=0.0, shuffle=False)
         rng = np.random.default_rng(self.random_state)

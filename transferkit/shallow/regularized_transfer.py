@@ -42,6 +42,18 @@ def _soft_threshold(V, center, t):
     return center + np.sign(D) * np.maximum(np.abs(D) - t, 0.0)
 
 
+def check_target_classes(y_target, source_classes, owner: str) -> None:
+    """A model that starts from the source's classes cannot learn a class only the target's labelled rows
+    have: an error naming those classes and the way out."""
+    new = [c.item() if isinstance(c, np.generic) else c for c in np.setdiff1d(y_target, source_classes)]
+    if new:
+        raise TransferkitError(
+            f"the labelled target rows hold class(es) {new} that no source row has: {owner} starts from the "
+            "source model's classes, so it cannot learn them. Drop those rows, or use a method that learns "
+            "new classes from the target's labels (tradaboost)."
+        )
+
+
 def check_predict_input(est, X, sample_domain):
     """Validate rows to predict for a domain-aware classifier whose model is one for every domain."""
     check_columns(est, X)
@@ -210,8 +222,7 @@ class RegularizedTransferLR(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         source = LogisticRegression(C=self.source_C, max_iter=2000).fit(X[src], y[src])
         self.classes_ = source.classes_
-        if not np.isin(y[tgt], self.classes_).all():
-            raise TransferkitError("the target has labels the source does not; the label sets must match.")
+        check_target_classes(y[tgt], self.classes_, "RegularizedTransferLR")
         k = len(self.classes_)
         # binary: the sigmoid model w.x + b as a softmax over (-w/2, w/2), the same probabilities
         W0 = source.coef_ if k > 2 else np.r_[-source.coef_ / 2, source.coef_ / 2]
