@@ -43,15 +43,19 @@ def test_iwcv_selects_on_a_table_whose_holes_the_run_imputes(tmp_path):
     assert json.loads((out / "result.json").read_text())["selection"] == "select:iwcv"
 
 
-def test_iwcvs_filling_leaves_inputs_without_holes_as_they_are():
+def test_iwcvs_filling_is_the_impute_steps_and_leaves_inputs_without_holes_as_they_are():
+    from transferkit.preprocessing import Impute
     from transferkit.selection import _filled
 
-    Z = np.arange(12, dtype=float).reshape(4, 3)
-    assert _filled(Z) is not None and np.array_equal(_filled(Z), Z)
-    Z[1, 2], Z[:, 0] = np.nan, np.nan
-    filled = _filled(Z)
-    assert filled.shape == (4, 5) and np.isfinite(filled).all()
-    assert filled[1, 2] == np.median([2.0, 8.0, 11.0]) and np.array_equal(filled[:, 4], [0, 1, 0, 0])
+    Z = np.arange(15, dtype=float).reshape(5, 3)
+    is_source = np.array([True, True, True, False, False])
+    assert np.array_equal(_filled(Z, is_source), Z)
+    Z[1, 2], Z[4, 0] = np.nan, np.nan
+    filled = _filled(Z, is_source)
+    # the source rows' median (2 and 8 of rows 0 and 2), not all rows', and one 0/1 column per holed column
+    assert filled.shape == (5, 5) and filled[1, 2] == 5.0 and filled[4, 0] == 3.0
+    assert np.array_equal(filled[:, 3:], [[0, 0], [0, 1], [0, 0], [0, 0], [1, 0]])
+    assert np.array_equal(filled, Impute().fit_transform(Z, None, np.where(is_source, 0, -1)))
 
 
 def test_a_runs_predictions_name_each_table_row_as_predict_does(tmp_path):

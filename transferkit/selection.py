@@ -157,24 +157,16 @@ def _density_ratio(Z: np.ndarray, is_target: np.ndarray, C: float | None, random
     return (best / (1 - best)) * (n_s / n_t)
 
 
-def _filled(Z: np.ndarray) -> np.ndarray:
-    """Input features for the domain classifier: a missing cell (NaN, in a table run whose first step is
-    ``impute``) is filled with its column's median over these rows, and a 0/1 column per column with a
-    hole marks them (where the holes are can itself differ between the domains), as ``impute`` does.
-    Rows without a hole come back unchanged."""
+def _filled(Z: np.ndarray, is_source: np.ndarray) -> np.ndarray:
+    """Input features for the domain classifier: a table's rows with holes (NaN, in a run whose first step
+    is ``impute``) filled as that step fills them (:class:`~transferkit.preprocessing.Impute`: the source
+    rows' medians, and a 0/1 column per column with a hole). Rows without a hole come back unchanged."""
     Z = np.asarray(Z, dtype=np.float64)
-    holes = np.isnan(Z)
-    if not holes.any():
+    if not np.isnan(Z).any():
         return Z
-    import warnings
+    from transferkit.preprocessing import Impute
 
-    cols = holes.any(axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a column without any value: filled with 0
-        median = np.nan_to_num(np.nanmedian(Z[:, cols], axis=0))
-    Z = Z.copy()
-    Z[:, cols] = np.where(holes[:, cols], median, Z[:, cols])
-    return np.hstack([Z, holes[:, cols].astype(np.float64)])
+    return Impute().fit_transform(Z, None, np.where(is_source, 0, -1))
 
 
 def _check_domains_readable(estimator) -> None:
@@ -266,7 +258,7 @@ class IWCVScorer(_Scorer):
             raise TransferkitError("the 'iwcv' scorer needs target rows to estimate the weights.")
         rows = src | tgt
         flat = X.reshape(len(X), -1)
-        w = self._weights(_filled(flat[rows]), tgt[rows])[src[rows]]
+        w = self._weights(_filled(flat[rows], src[rows]), tgt[rows])[src[rows]]
         correct = _call(estimator, "predict", X[src], sd[src]) == y[src]
         return float(np.sum(w * correct) / np.sum(w))
 
